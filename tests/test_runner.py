@@ -78,7 +78,8 @@ def test_invalid_params_fail_before_any_notebook(project):
 
 
 def test_cli_nonsense_model_kind(project):
-    r = subprocess.run([sys.executable, '-m', 'mlops_nb.cli', 'run', '-C', str(project), '--set', 'model.kind=nonsense'],
+    r = subprocess.run([sys.executable, '-c', 'import sys; from mlops_nb.cli import main; sys.exit(main())',
+                        'run', '-C', str(project), '--set', 'model.kind=nonsense'],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert 'model.kind' in r.stderr and 'hgb' in r.stderr and 'logistic' in r.stderr
