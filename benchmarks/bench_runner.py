@@ -36,10 +36,11 @@ def in_process(params, project: Path) -> float:
     save_model(model, run.path / 'model.skops')
     m = {k: evaluate_model(model, df[prep.features], df[p.data.target]) for k, df in (('valid', prep.valid), ('test', prep.test))}
     test = prep.test.assign(score=model.predict_proba(prep.test[prep.features])[:, 1])
-    run.save_split(test_scored=test)
+    valid = prep.valid.assign(score=model.predict_proba(prep.valid[prep.features])[:, 1]) if len(prep.valid) else None
+    run.save_split(test_scored=test, **({'valid_scored': valid} if valid is not None else {}))
     if 'error_analysis' in p.stages:
         history = pd.concat([prep.train, prep.valid, prep.test], ignore_index=True)
-        save_analyses(run, run_analyses(p, prep.train, test, prep.features, history=history), train=prep.train, params=p)
+        save_analyses(run, run_analyses(p, prep.train, test, prep.features, history=history, valid=valid))
     return time.perf_counter() - t
 
 

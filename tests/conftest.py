@@ -12,6 +12,8 @@ for var, sub in [('JUPYTER_CONFIG_DIR', 'jupyter-config'), ('JUPYTER_DATA_DIR', 
     (_TMP / sub).mkdir(parents=True, exist_ok=True)
 os.environ['MLFLOW_DISABLE_TELEMETRY'] = 'true'
 os.environ['MPLBACKEND'] = 'Agg'
+# two cores shared by two test workers: one OpenMP thread each (HistGradientBoosting oversubscribes otherwise)
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.pop('MLFLOW_TRACKING_URI', None)
 # the kernelspec lives in the package; point Jupyter at the system/venv one, not at a user folder
 os.environ.setdefault('JUPYTER_PLATFORM_DIRS', '1')
