@@ -30,17 +30,18 @@ def in_process(params, project: Path) -> float:
     run = RunDir(Path(tempfile.mkdtemp(dir=project)))
     p = params
     prep = prepare(p, base_dir=project)
-    run.save_split(train=prep.train, valid=prep.valid, test=prep.test)
+    run.save_split(train=prep.train, valid=prep.valid, test=prep.test, refit=prep.refit, history=prep.history)
     infer_roles(prep.train[prep.features])
-    model = model_from_params(p).fit(prep.train[prep.features], prep.train[p.data.target], time=prep.train[p.data.time_col])
+    y, tc, f = p.data.target, p.data.time_col, prep.features
+    model = model_from_params(p).fit(prep.train[f], prep.train[y], time=prep.train[tc])
+    valid = prep.valid.assign(score=model.predict_proba(prep.valid[f])[:, 1]) if len(prep.valid) else None
+    if p.split.refit and valid is not None: model = model_from_params(p).fit(prep.refit[f], prep.refit[y], time=prep.refit[tc])
     save_model(model, run.path / 'model.skops')
-    m = {k: evaluate_model(model, df[prep.features], df[p.data.target]) for k, df in (('valid', prep.valid), ('test', prep.test))}
-    test = prep.test.assign(score=model.predict_proba(prep.test[prep.features])[:, 1])
-    valid = prep.valid.assign(score=model.predict_proba(prep.valid[prep.features])[:, 1]) if len(prep.valid) else None
+    evaluate_model(model, prep.test[f], prep.test[y])
+    test = prep.test.assign(score=model.predict_proba(prep.test[f])[:, 1])
     run.save_split(test_scored=test, **({'valid_scored': valid} if valid is not None else {}))
     if 'error_analysis' in p.stages:
-        history = pd.concat([prep.train, prep.valid, prep.test], ignore_index=True)
-        save_analyses(run, run_analyses(p, prep.train, test, prep.features, history=history, valid=valid))
+        save_analyses(run, run_analyses(p, prep.train, test, f, history=prep.history, valid=valid))
     return time.perf_counter() - t
 
 

@@ -24,4 +24,4 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope='session')
 def small_sets():
     "Overrides that keep an end-to-end run small and fast."
-    return ['scenario.rows=6000', 'scenario.days=35', 'analysis.max_rows=3000', 'analysis.cv=3', 'stages=[scoping,data,features,train]']
+    return ['scenario.rows=6000', 'scenario.days=35', 'analysis.max_rows=3000', 'analysis.cv=3']
