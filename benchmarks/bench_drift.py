@@ -1,0 +1,355 @@
+"""Time `mlops_nb.drift.analyze_drift` against a bare numpy pass (1M rows) and against Evidently's DataDriftPreset (100k rows).
+
+a) `--rows` (default 1,000,000) rows × 50 mixed columns, reference and current drawn with a shift in 8 known
+   columns. Next to `analyze_drift` runs the floor any per-column drift check pays: for each numeric column (float,
+   int, datetime) 100 quantile bins of the reference (`np.quantile` on 101 edges) and `np.histogram` of both sides;
+   for each string/bool column `value_counts` of both sides. Time: best of `--repeat`, the two ways interleaved
+   (alternating which goes first) so that other processes on the machine slow both alike. Peak memory: one fresh
+   subprocess per way (data drawn, warm-up, then the peak RSS is reset via /proc/self/clear_refs and read back from
+   VmHWM after one call; and, in a second call, tracemalloc's peak). Goal: analyze_drift / bare ≤ 2×.
+
+b) `--evidently-rows` (default 100,000) rows of the same data, written to Parquet; `analyze_drift` is timed in this
+   process on the frames read back from those files, Evidently 0.7's `Report([DataDriftPreset()]).run(current,
+   reference)` in a separate interpreter (`--evidently-python`, a virtual environment with `evidently==0.7.*` and
+   `pandas<3`) by benchmarks/_evidently_runner.py, one subprocess per repeat, interleaved. Goal: Evidently /
+   analyze_drift ≥ 30×. The results also say which columns each one found drifted, next to the truth.
+
+OMP_NUM_THREADS (and OPENBLAS/MKL_NUM_THREADS) are set to `--threads` before numpy is imported, for this process and
+every subprocess (both ways and Evidently alike). Writes benchmarks/results/drift.md (unless `--no-write`).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / 'results' / 'drift.md'
+RUNNER = HERE / '_evidently_runner.py'
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split('\n', 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--rows', type=int, default=1_000_000, help='rows of each side for part a (default: 1,000,000)')
+    ap.add_argument('--repeat', type=int, default=3, help='timed runs per way in part a; the best is reported (default: 3)')
+    ap.add_argument('--evidently-rows', type=int, default=100_000, help='rows of each side for part b (default: 100,000)')
+    ap.add_argument('--evidently-repeat', type=int, default=3, help='timed runs per way in part b (default: 3)')
+    ap.add_argument('--evidently-python', type=Path, default=None,
+                    help='python of a virtual environment with evidently==0.7.* and pandas<3 (and pyarrow); '
+                         'without it part b is skipped (e.g. /tmp/evidently-venv/bin/python)')
+    ap.add_argument('--parts', default='ab', help="which parts to run: 'a', 'b' or 'ab' (default: ab)")
+    ap.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses of part a')
+    ap.add_argument('--threads', type=int, default=1, help='OMP/OPENBLAS/MKL_NUM_THREADS for every process (default: 1)')
+    ap.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
+    ap.add_argument('--out', type=Path, default=RESULTS, help=f'markdown file to write (default: {RESULTS})')
+    ap.add_argument('--no-write', action='store_true', help='print the result, do not write the file')
+    ap.add_argument('--_child', default=None, help=argparse.SUPPRESS)  # internal: measure one way's peak memory
+    return ap
+
+
+def _set_threads(argv=None):
+    "Set the thread variables from `--threads` before numpy (and its BLAS / OpenMP runtimes) is imported."
+    p = argparse.ArgumentParser(add_help=False); p.add_argument('--threads', type=int, default=1)
+    n = str(p.parse_known_args(sys.argv[1:] if argv is None else argv)[0].threads)
+    for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ[v] = n
+
+
+if __name__ == '__main__': _set_threads()
+
+import numpy as np  # noqa: E402  (after the thread variables)
+import pandas as pd  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------------------------- data
+SHIFTED = ['f00', 'f01', 'f20', 'lo0', 'po0', 's0', 'b0', 't0']  # the columns drawn differently in current
+
+
+def make_frames(n:int, seed:int=0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Reference and current: 50 columns of `n` rows; the columns in SHIFTED are shifted in current, the rest are not."
+    rng = np.random.default_rng(seed)
+    cats = np.array([f'cat_{i:02d}' for i in range(20)])
+    p_cat = 1 / np.arange(1, 21); p_cat /= p_cat.sum()
+    ids = np.array([f'u{i:05d}' for i in range(50_000)])  # high cardinality: 50k values, power-law frequencies
+    p_id = 1 / np.arange(1, 50_001) ** 0.8; p_id /= p_id.sum()
+    t_start = np.datetime64('2026-01-01T00:00:00', 's')
+
+    def side(shift:bool) -> pd.DataFrame:
+        d = {}
+        for i in range(20):  # normal; f00 mean +0.25 sd, f01 scale ×1.3; 5% NaN in f02, f03
+            x = rng.normal(0.25 if shift and i == 0 else 0.0, 1.3 if shift and i == 1 else 1.0, n)
+            if i in (2, 3): x[rng.random(n) < 0.05] = np.nan
+            d[f'f{i:02d}'] = x
+        for i in range(20, 25): d[f'f{i:02d}'] = rng.lognormal(0.3 if shift and i == 20 else 0.0, 1.0, n)  # heavy right tail
+        for i in range(25, 30): d[f'f{i:02d}'] = rng.standard_t(2.5, n)  # heavy tails on both sides
+        for i in range(5):  # 5 distinct values (categorical for analyze_drift); lo0 tilted
+            d[f'lo{i}'] = rng.choice(5, n, p=[.3, .25, .2, .15, .1] if shift and i == 0 else [.2] * 5)
+        for i in range(5): d[f'po{i}'] = rng.poisson((3 + 5 * i) * (1.2 if shift and i == 0 else 1.0), n)  # counts
+        for i in range(4):  # 20 categories, Zipf; s0 mixed with uniform
+            d[f's{i}'] = cats[rng.choice(20, n, p=0.5 * p_cat + 0.5 / 20 if shift and i == 0 else p_cat)]
+        d['s4'] = ids[rng.choice(len(ids), n, p=p_id)]
+        for i in range(3): d[f'b{i}'] = rng.random(n) < (0.5 if shift and i == 0 else 0.3)
+        for i in range(2):  # 60 days of timestamps; t0 3 days later
+            off = rng.integers(0, 60 * 86400, n) + (3 * 86400 if shift and i == 0 else 0)
+            d[f't{i}'] = (t_start + off.astype('timedelta64[s]')).astype('datetime64[ns]')
+        return pd.DataFrame(d)
+
+    return side(False), side(True)
+
+
+# ---------------------------------------------------------------------------------------------------------------- ways
+def bare(ref:pd.DataFrame, cur:pd.DataFrame) -> int:
+    "The bare numpy pass: quantile bins + two histograms per numeric column, two value_counts per other column."
+    edges_q = np.linspace(0, 1, 101)
+    out = 0
+    for c in ref.columns:
+        a, b = ref[c], cur[c]
+        if a.dtype.kind in 'fiuM':
+            x = a.to_numpy().view('int64') if a.dtype.kind == 'M' else a.to_numpy()
+            y = b.to_numpy().view('int64') if b.dtype.kind == 'M' else b.to_numpy()
+            x, y = x.astype('float64'), y.astype('float64')
+            if a.dtype.kind == 'f': x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+            e = np.quantile(x, edges_q)
+            out += np.histogram(x, e)[0][0] + np.histogram(y, e)[0][0]
+        else:
+            out += len(a.value_counts()) + len(b.value_counts())
+    return int(out)
+
+
+def ours(ref:pd.DataFrame, cur:pd.DataFrame):
+    from mlops_nb.drift import analyze_drift
+    return analyze_drift(ref, cur)
+
+
+WAYS = {'analyze_drift': ours, 'bare numpy': bare}
+
+
+def _status() -> dict:
+    s = open('/proc/self/status').read()
+    return {k: int(re.search(k + r':\s+(\d+)', s).group(1)) / 1024 for k in ('VmHWM', 'VmRSS')}  # MiB
+
+
+def child(way:str, rows:int, seed:int) -> dict:
+    "In a fresh process: draw the data, warm up, then one call's peak RSS above the data, and one call's tracemalloc peak."
+    import resource
+    fn = WAYS[way]
+    ref, cur = make_frames(rows, seed)
+    fn(ref.head(5000), cur.head(5000))  # imports (scipy, ...) and first-call costs out of the way
+    gc.collect()
+    out = {}
+    try:
+        with open('/proc/self/clear_refs', 'w') as f: f.write('5')  # reset the peak RSS (VmHWM) to the current RSS
+        s0 = _status(); fn(ref, cur); s1 = _status()
+        out['rss_peak_mib'] = s1['VmHWM'] - s0['VmRSS']
+        out['rss_method'] = 'VmHWM after clear_refs − VmRSS before'
+    except OSError:  # no clear_refs: ru_maxrss delta (an underestimate when drawing the data peaked higher)
+        m0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; fn(ref, cur)
+        out['rss_peak_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - m0
+        out['rss_method'] = 'ru_maxrss delta'
+    gc.collect(); tracemalloc.start()
+    try: fn(ref, cur); out['tracemalloc_peak_mib'] = tracemalloc.get_traced_memory()[1] / 2**20
+    finally: tracemalloc.stop()
+    return out
+
+
+def run_child(way:str, rows:int, seed:int, threads:int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), '--_child', way, '--rows', str(rows), '--seed', str(seed),
+           '--threads', str(threads)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': _pythonpath()})
+    if p.returncode: return {'error': p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f'exit {p.returncode}'}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _pythonpath() -> str:
+    "The repository root first, so that subprocesses import this checkout's mlops_nb."
+    return os.pathsep.join([str(HERE.parent)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
+
+
+def interleaved(fns:dict, repeat:int) -> dict:
+    "Best wall time of each function over `repeat` rounds; each round calls every function, alternating the order."
+    times = {k: [] for k in fns}
+    for r in range(repeat):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            gc.collect()
+            t = time.perf_counter(); fns[k](); times[k].append(time.perf_counter() - t)
+    return times
+
+
+# ---------------------------------------------------------------------------------------------------------------- parts
+def part_a(a) -> tuple[list[str], dict]:
+    ref, cur = make_frames(a.rows, a.seed)
+    mib = (ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum()) / 2**20
+    for f in WAYS.values(): f(ref.head(5000), cur.head(5000))  # warm up
+    times = interleaved({k: (lambda f=f: f(ref, cur)) for k, f in WAYS.items()}, a.repeat)
+    r = ours(ref, cur)
+    del ref, cur; gc.collect()
+    mem = {k: ({} if a.no_memory else run_child(k, a.rows, a.seed, a.threads)) for k in WAYS}
+    best = {k: min(v) for k, v in times.items()}
+    ratio = best['analyze_drift'] / best['bare numpy']
+    t = r.columns
+    found = sorted(r.drifted_columns)
+    tests = t.groupby('stat_test').size().to_dict()
+    lines = [
+        f'## a) `analyze_drift` vs a bare numpy pass — {a.rows:,} rows × {t.shape[0]} columns per side', '',
+        f'Data: `make_frames({a.rows}, seed={a.seed})` in this script — 20 normal floats (5% NaN in two), 5 lognormal, '
+        '5 Student-t(2.5), 5 integers with 5 values, 5 Poisson counts, 4 strings with 20 Zipf categories, one string '
+        'with 50,000 power-law values, 3 bools, 2 datetimes; current shifted in ' + ', '.join(f'`{c}`' for c in SHIFTED) +
+        f'. Both frames: {mib:,.0f} MiB (`memory_usage(deep=True)`).', '',
+        f'| way | best of {a.repeat} (s) | all runs (s) | peak RSS above the data (MiB) | tracemalloc peak (MiB) |',
+        '|---|---:|---|---:|---:|',
+    ]
+    for k in WAYS:
+        m = mem[k]
+        rss = f"{m['rss_peak_mib']:,.0f}" if 'rss_peak_mib' in m else m.get('error', 'not measured')
+        tm = f"{m['tracemalloc_peak_mib']:,.0f}" if 'tracemalloc_peak_mib' in m else '—'
+        lines.append(f"| `{k}` | {best[k]:.2f} | {', '.join(f'{x:.2f}' for x in times[k])} | {rss} | {tm} |")
+    mr = ''
+    if all('rss_peak_mib' in mem[k] for k in WAYS) and mem['bare numpy']['rss_peak_mib'] > 0:
+        mr = f", peak RSS {mem['analyze_drift']['rss_peak_mib'] / mem['bare numpy']['rss_peak_mib']:.1f}×"
+    lines += ['', f'**RATIO analyze_drift / bare numpy: {ratio:.2f}× (time){mr}** — goal ≤ 2×: '
+              f'{"met" if ratio <= 2 else "NOT met"}.', '',
+              f'analyze_drift chose {", ".join(f"{v} × {k}" for k, v in tests.items())}; it found {len(found)} drifted '
+              f'column(s): {", ".join(f"`{c}`" for c in found) or "none"} (shifted by construction: '
+              f'{", ".join(f"`{c}`" for c in SHIFTED)}).', '']
+    if mem['analyze_drift'].get('rss_method'):
+        lines += [f"Peak memory: each way in a fresh subprocess after drawing the data and a warm-up call; RSS = "
+                  f"{mem['analyze_drift']['rss_method']} around one call (includes pyarrow's string buffers); "
+                  "tracemalloc = a second call traced (numpy and Python allocations only).", '']
+    return lines, dict(best=best, ratio=ratio, mem=mem, drifted=found)
+
+
+def _evidently_drifted(res:dict) -> dict:
+    "column → (method, threshold, score, drifted) from the runner's JSON."
+    out = {}
+    for c, m in res['columns'].items():
+        p_value = 'p_value' in m['method']
+        out[c] = (m['method'], m['threshold'], m['value'], m['value'] < m['threshold'] if p_value else m['value'] >= m['threshold'])
+    return out
+
+
+def part_b(a) -> tuple[list[str], dict]:
+    from mlops_nb.drift import analyze_drift
+    head = [f'## b) `analyze_drift` vs Evidently `DataDriftPreset` — {a.evidently_rows:,} rows × 50 columns per side', '']
+    if a.evidently_python is None:
+        return head + ['Skipped: no `--evidently-python` given (a virtual environment with `evidently==0.7.*` and '
+                       '`pandas<3`).', ''], {}
+    tmp = Path(tempfile.mkdtemp(prefix='bench_drift_'))
+    r0, c0 = make_frames(a.evidently_rows, a.seed)
+    r0.to_parquet(tmp / 'reference.parquet', index=False); c0.to_parquet(tmp / 'current.parquet', index=False)
+    del r0, c0
+    ref, cur = pd.read_parquet(tmp / 'reference.parquet'), pd.read_parquet(tmp / 'current.parquet')
+    analyze_drift(ref.head(5000), cur.head(5000))  # warm up
+    env = {**os.environ}; env.pop('PYTHONPATH', None)
+    cmd = [str(a.evidently_python), str(RUNNER), str(tmp / 'reference.parquet'), str(tmp / 'current.parquet')]
+    ours_t, ev_t, ev_res, err = [], [], None, None
+    for r in range(a.evidently_repeat):
+        for k in (('ours', 'ev') if r % 2 == 0 else ('ev', 'ours')):
+            if k == 'ours':
+                gc.collect(); t = time.perf_counter(); rep = analyze_drift(ref, cur); ours_t.append(time.perf_counter() - t)
+            elif err is None:
+                p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if p.returncode:
+                    err = (p.stderr.strip() or f'exit code {p.returncode}')[-3000:]
+                    continue
+                ev_res = json.loads(p.stdout.strip().splitlines()[-1]); ev_t.append(ev_res['seconds'])
+    for f in tmp.iterdir(): f.unlink()
+    tmp.rmdir()
+    lines = head + [f'Data: the same generator as in part a (`make_frames({a.evidently_rows}, seed={a.seed})`), written to '
+                    'Parquet and read back: analyze_drift runs in this process on the frames read back; Evidently runs '
+                    f'in `{a.evidently_python}` via `benchmarks/_evidently_runner.py` (one subprocess per repeat, reading the '
+                    'same files, one warm-up `run` on 2,000 rows, then one timed `Report([DataDriftPreset()]).run(current, '
+                    'reference)` on all rows; interpreter start, imports and file reading are not timed).', '']
+    if err is not None:
+        return lines + ['Evidently failed; its error:', '', '```', err, '```', '',
+                        f'analyze_drift: best of {len(ours_t)} {min(ours_t):.3f} s.', ''], {'error': err}
+    best_o, best_e = min(ours_t), min(ev_t)
+    ratio = best_e / best_o
+    lines += [f"Evidently {ev_res['evidently_version']} with pandas {ev_res['pandas_version']}, numpy "
+              f"{ev_res['numpy_version']}, scipy {ev_res['scipy_version']}.", '',
+              f'| way | best of {a.evidently_repeat} (s) | all runs (s) |', '|---|---:|---|',
+              f"| `analyze_drift` | {best_o:.3f} | {', '.join(f'{x:.3f}' for x in ours_t)} |",
+              f"| Evidently `DataDriftPreset` | {best_e:.3f} | {', '.join(f'{x:.3f}' for x in ev_t)} |", '',
+              f'**RATIO Evidently / analyze_drift: {ratio:.1f}× (time)** — goal ≥ 30×: {"met" if ratio >= 30 else "NOT met"}.', '']
+    ev = _evidently_drifted(ev_res)
+    t = rep.columns
+    rows, agree, n_both = [], 0, 0
+    for c in t.index:
+        o = bool(t.at[c, 'drifted'])
+        e = ev.get(c)
+        truth = c in SHIFTED
+        if e is not None:
+            n_both += 1; agree += o == e[3]
+        rows.append(f"| `{c}` | {'yes' if truth else 'no'} | {t.at[c, 'stat_test']} {t.at[c, 'score']:.3g} | "
+                    f"{'**drift**' if o else 'no'} | " +
+                    (f"{e[0]} {e[2]:.3g} | {'**drift**' if e[3] else 'no'} |" if e else 'not tested | — |'))
+    ev_found = sorted(c for c, v in ev.items() if v[3])
+    ours_found = sorted(rep.drifted_columns)
+    def score(found):
+        tp = len(set(found) & set(SHIFTED)); return tp, len(found) - tp, len(SHIFTED) - tp
+    (otp, ofp, ofn), (etp, efp, efn) = score(ours_found), score([c for c in ev_found if c in ev])
+    lines += [f'Agreement on which columns drifted: **{agree} of {n_both}** columns both tested agree. '
+              f'Evidently tested {len(ev)} columns (it leaves out datetime columns), analyze_drift {len(t)}. '
+              f"Evidently's dataset drift: {ev_res['dataset_drift']} ({ev_res['drifted_count']:.0f} columns, share "
+              f"{ev_res['drifted_share']:.2f}); analyze_drift's: {rep.dataset_drift} ({rep.n_drifted}, share {rep.share_drifted:.2f}).", '',
+              f'Against the truth (shifted by construction: {", ".join(f"`{c}`" for c in SHIFTED)}): analyze_drift {otp} found, '
+              f'{ofp} false alarm(s), {ofn} missed; Evidently {etp} found, {efp} false alarm(s), {efn} missed '
+              f'(of the columns it tested{"; it did not test " + ", ".join(f"`{c}`" for c in SHIFTED if c not in ev) if any(c not in ev for c in SHIFTED) else ""}).', '',
+              '| column | shifted | analyze_drift test, score | analyze_drift | Evidently method, score | Evidently |',
+              '|---|---|---|---|---|---|', *rows, '']
+    return lines, dict(best_ours=best_o, best_ev=best_e, ratio=ratio, agree=agree, n_both=n_both,
+                       ours_found=ours_found, ev_found=ev_found)
+
+
+def main(argv=None):
+    ap = _parser()
+    a = ap.parse_args(argv)
+    if a._child:
+        print(json.dumps(child(a._child, a.rows, a.seed))); return
+    if a.rows < 10_000 or a.evidently_rows < 10_000: ap.error('--rows and --evidently-rows must be >= 10,000')
+    if a.repeat < 1 or a.evidently_repeat < 1: ap.error('--repeat and --evidently-repeat must be >= 1')
+    if not set(a.parts) <= {'a', 'b'} or not a.parts: ap.error("--parts must be 'a', 'b' or 'ab'")
+    if a.evidently_python is not None and not a.evidently_python.exists(): ap.error(f'{a.evidently_python} does not exist')
+    import scipy, sklearn
+    load0 = os.getloadavg()
+    started = dt.datetime.now(dt.timezone.utc)
+    body, summary = [], {}
+    if 'a' in a.parts:
+        lines, summary['a'] = part_a(a); body += lines
+    if 'b' in a.parts:
+        lines, summary['b'] = part_b(a); body += lines
+    load1 = os.getloadavg()
+    cmd = 'python benchmarks/bench_drift.py ' + ' '.join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
+    ratios = []
+    if summary.get('a'): ratios.append(f"analyze_drift / bare numpy at {a.rows:,} rows = **{summary['a']['ratio']:.2f}×** (goal ≤ 2×)")
+    if summary.get('b', {}).get('ratio'): ratios.append(f"Evidently / analyze_drift at {a.evidently_rows:,} rows = **{summary['b']['ratio']:.1f}×** (goal ≥ 30×)")
+    text = '\n'.join([
+        '# Benchmark: `analyze_drift`', '',
+        f"Measured {started.strftime('%Y-%m-%d %H:%M UTC')} by `{cmd.strip()}` (run from the repository root).", '',
+        f'Machine: nproc {len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}, '
+        f'{platform.platform()}, Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, '
+        f'scipy {scipy.__version__}, scikit-learn {sklearn.__version__}. Load average (1, 5, 15 min): '
+        f'{", ".join(f"{x:.2f}" for x in load0)} at the start, {", ".join(f"{x:.2f}" for x in load1)} at the end '
+        '(other processes on the machine slow both ways; the interleaving spreads that over both).', '',
+        f"OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = {os.environ.get('OMP_NUM_THREADS')} for this process "
+        'and every subprocess (both ways, the memory probes and Evidently).', '',
+        'RATIO: ' + ('; '.join(ratios) if ratios else 'none measured') + '.', '',
+        *body])
+    print(text)
+    if not a.no_write:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text)
+        print(f'wrote {a.out}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
