@@ -220,20 +220,22 @@ def run_loop(project='.', # the loop project folder
     (tmp / 'notebooks').mkdir()
     from tqdm.auto import tqdm
     bar = tqdm(params.stages, desc=f'run {run_id}', unit='stage', disable=not progress)
-    error = None
+    error, seconds = None, {}
     try:
         for st in bar:
             bar.set_postfix_str(st)
+            t0 = _dt.datetime.now()
             pm.execute_notebook(project / 'loop' / f'{st}.ipynb', tmp / 'notebooks' / f'{st}.ipynb',
                                 parameters=dict(params=params.to_dict(), run_dir=str(tmp), project_dir=str(project)),
                                 kernel_name='python3', language='python', progress_bar=False, log_output=log_output,
                                 cwd=str(project), extra_arguments=['--IPKernelApp.log_level=ERROR'])
+            seconds[st] = round((_dt.datetime.now() - t0).total_seconds(), 2)
     except pm.PapermillExecutionError as e:
         error = f"stage {st!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:
         error = f"stage {st!r} failed: {type(e).__name__}: {e}"
     finally: bar.close()
-    rd.update_info(status='failed' if error else 'complete', finished=_now(), error=error, pid=None)
+    rd.update_info(status='failed' if error else 'complete', finished=_now(), error=error, pid=None, stage_seconds=seconds)
     os.replace(tmp, final)
     rd = RunDir(final)
     try: log_to_mlflow(project, rd, tracking_uri)
@@ -277,7 +279,10 @@ def log_to_mlflow(project, rd:RunDir, tracking_uri=None) -> str:
         data = rd.read_json('data.json') or {}
         mlflow.set_tags({'mlops_nb.run_id': rd.id, 'mlops_nb.status': info.get('status'), 'mlops_nb.parent': info.get('parent') or '',
                          'mlops_nb.data_version': data.get('version', ''), 'mlops_nb.code_version': json.dumps(info.get('code_version'))})
-        mlflow.log_artifacts(str(rd.path), artifact_path='run')
+        for p in sorted(rd.path.iterdir()):  # the data split stays in the run folder: it is large and versioned by hash
+            if p.name == 'data': continue
+            if p.is_dir(): mlflow.log_artifacts(str(p), artifact_path=f'run/{p.name}')
+            else: mlflow.log_artifact(str(p), artifact_path='run')
         run_id = r.info.run_id
     rd.update_info(mlflow_run_id=run_id, tracking_uri=tracking_uri_for(project, tracking_uri))
     return run_id
