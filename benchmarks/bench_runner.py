@@ -41,7 +41,7 @@ def in_process(params, project: Path) -> float:
     test = prep.test.assign(score=model.predict_proba(prep.test[f])[:, 1])
     run.save_split(test_scored=test, **({'valid_scored': valid} if valid is not None else {}))
     if 'error_analysis' in p.stages:
-        save_analyses(run, run_analyses(p, prep.train, test, f, history=prep.history, valid=valid), p)
+        save_analyses(run, run_analyses(p, prep.train, test, f, history=prep.history, valid=valid, model=model), p)
     return time.perf_counter() - t
 
 

@@ -27,9 +27,9 @@ import pandas as pd
 import yaml
 
 # %% auto #0
-__all__ = ['STAGES', 'EXTRA_STAGES', 'REPORTS', 'REPORT_MODULES', 'ParamError', 'knob', 'DataParams', 'ScenarioParams',
-           'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams', 'ModelParams',
-           'AnalysisParams', 'LoopParams', 'Decision', 'apply_decisions', 'atomic_write', 'DecisionLog',
+__all__ = ['ANALYSES', 'STAGES', 'EXTRA_STAGES', 'REPORTS', 'REPORT_MODULES', 'ParamError', 'knob', 'DataParams',
+           'ScenarioParams', 'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams',
+           'ModelParams', 'AnalysisParams', 'LoopParams', 'Decision', 'apply_decisions', 'atomic_write', 'DecisionLog',
            'register_report', 'Report', 'report_html', 'decision_html']
 
 # %% ../nbs/00_core.ipynb #8cbbba44
@@ -113,10 +113,12 @@ class ModelParams:
     params: dict = knob({}, "hyperparameters passed to the estimator; unknown ones are an error")
 
 
+ANALYSES = ('imbalance', 'label_noise', 'drift', 'staleness', 'slices')
+
 @dataclass
 class AnalysisParams:
     "Error analyses run after training."
-    enabled: list[str] = knob(['imbalance', 'label_noise', 'drift', 'staleness'], "analyses to run")
+    enabled: list[str] = knob(list(ANALYSES), "analyses to run")
     cv: int = knob(5, "folds for out-of-fold probabilities (label noise)", ge=2)
     max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
     freq: str = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
@@ -169,7 +171,7 @@ class LoopParams:
         _choose('scope.metric', self.scope.metric, METRICS)
         _choose('model.kind', self.model.kind, MODELS)
         _choose('stages', self.stages, STAGES + tuple(EXTRA_STAGES))
-        _choose('analysis.enabled', self.analysis.enabled, ('imbalance', 'label_noise', 'drift', 'staleness'))
+        _choose('analysis.enabled', self.analysis.enabled, ANALYSES)
         MODELS[self.model.kind].check_params(self.model.params)
         return self
 

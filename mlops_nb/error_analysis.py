@@ -24,6 +24,7 @@ def run_analyses(params:LoopParams, # the run's params
                  features:list, # feature columns
                  history:pd.DataFrame|None=None, # all labelled rows for staleness (default: train + test)
                  valid:pd.DataFrame|None=None, # validation rows with `score`: where thresholds are chosen (default: test)
+                 model=None, # the fitted final model, for SHAP explanations of its errors
                 ) -> dict:
     "The enabled analyses of one loop iteration, as a dict of Reports."
     from mlops_nb.imbalance import analyze_imbalance
@@ -43,6 +44,11 @@ def run_analyses(params:LoopParams, # the run's params
                                                  groups=s[d.group_col] if d.group_col else None, time=s[d.time_col])
     if 'drift' in a.enabled:
         out['drift'] = analyze_drift(train[features], test[features])
+    if 'slices' in a.enabled:
+        from mlops_nb.slices import analyze_slices
+        h = test.sample(a.max_rows, random_state=seed) if len(test) > a.max_rows else test
+        out['slices'] = analyze_slices(h[features], h[d.target], h['score'], threshold=params.imbalance.threshold,
+                                       model=model, random_state=seed)
     if 'staleness' in a.enabled:
         h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
         if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)

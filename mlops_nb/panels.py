@@ -32,6 +32,7 @@ PLOTS: dict[str, list] = {
     'ImbalanceReport': ['mlops_nb.imbalance:plot_pr_curve', 'mlops_nb.imbalance:plot_prevalence'],
     'LabelNoiseReport': ['mlops_nb.label_noise:plot_label_quality', 'mlops_nb.label_noise:plot_noise_by_group'],
     'DriftReport': [('mlops_nb.drift:plot_drift', dict(max_columns=15))],
+    'SliceReport': ['mlops_nb.slices:plot_slices', 'mlops_nb.slices:plot_shap'],
     'StalenessReport': ['mlops_nb.staleness:plot_decay', 'mlops_nb.staleness:plot_windows'],
 }
 
@@ -577,7 +578,7 @@ class StalenessPanel(Panel):
         return Decision(f"train on the last {d} days", why, {'window': {'train_days': d}}, ev, 'staleness')
 
 # %% ../nbs/48_panels.ipynb #cf00ddcd
-ORDER = ('imbalance', 'label_noise', 'drift', 'staleness')
+ORDER = ('imbalance', 'label_noise', 'drift', 'staleness', 'slices')
 
 
 class ErrorAnalysisPanel:
