@@ -145,11 +145,12 @@ def save_model(model, path) -> Path:
 
 
 _TRUSTED_PREFIXES = ('sklearn.', 'numpy.', 'mlops_nb.', 'builtins.', 'collections.', 'scipy.')
+_TRUSTED_NAMES = {'functools.partial'}  # the callable it wraps is checked on its own
 
 def load_model(path):
     "Load a model saved by `save_model`, trusting only scikit-learn, numpy, scipy and mlops_nb types."
     import skops.io as sio
     untrusted = sio.get_untrusted_types(file=path)
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) and t not in _TRUSTED_NAMES]
     if bad: raise ValueError(f"load_model: {path} contains types outside the trusted set: {bad}")
     return sio.load(path, trusted=untrusted)
