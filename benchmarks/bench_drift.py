@@ -59,14 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _set_threads(argv=None):
-    "Set the thread variables from `--threads` before numpy (and its BLAS / OpenMP runtimes) is imported."
-    p = argparse.ArgumentParser(add_help=False); p.add_argument('--threads', type=int, default=1)
-    n = str(p.parse_known_args(sys.argv[1:] if argv is None else argv)[0].threads)
-    for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ[v] = n
 
 
-if __name__ == '__main__': _set_threads()
+from _common import publish, set_threads  # noqa: E402
+if __name__ == '__main__': set_threads()
 
 import numpy as np  # noqa: E402  (after the thread variables)
 import pandas as pd  # noqa: E402
@@ -372,11 +368,7 @@ def main(argv=None):
         'and every subprocess (both ways, the memory probes and Evidently).', '',
         'RATIO: ' + ('; '.join(ratios) if ratios else 'none measured') + '.', '',
         *body])
-    print(text)
-    if not a.no_write:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text)
-        print(f'wrote {a.out}', file=sys.stderr)
+    publish(text, a.out, a.no_write)
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _common import publish
 import numpy as np
 import pandas as pd
 
@@ -96,11 +97,7 @@ def main(argv=None):
         + (f', whose peak during one call was {m_arrow:,.0f} MiB.' if m_arrow is not None else '.'), '',
     ]
     text = '\n'.join(lines)
-    print(text)
-    if not a.no_write:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text)
-        print(f'wrote {a.out}', file=sys.stderr)
+    publish(text, a.out, a.no_write)
 
 
 if __name__ == '__main__':
