@@ -25,9 +25,9 @@ import mlops_nb
 from .core import (Decision, DecisionLog, LoopParams, ParamError, apply_decisions, atomic_write, _encode)
 
 # %% auto #0
-__all__ = ['LOOP_DIR', 'RunError', 'init_project', 'RunDir', 'check_notebook', 'resolve_params', 'new_run_id', 'code_version',
-           'run_loop', 'tracking_uri_for', 'log_to_mlflow', 'find_run', 'list_runs', 'show_run', 'batch_sets',
-           'run_batch', 'compare_runs']
+__all__ = ['LOOP_DIR', 'KERNEL_ARGS', 'RunError', 'init_project', 'RunDir', 'check_notebook', 'resolve_params', 'new_run_id',
+           'code_version', 'StageKernel', 'run_loop', 'tracking_uri_for', 'log_to_mlflow', 'find_run', 'list_runs',
+           'show_run', 'batch_sets', 'run_batch', 'compare_runs']
 
 # %% ../nbs/80_runner.ipynb #1fb92081
 LOOP_DIR = Path(mlops_nb.__file__).parent / 'loop'
@@ -190,6 +190,34 @@ def code_version(project) -> dict:
     return out
 
 # %% ../nbs/80_runner.ipynb #52fe4b66
+KERNEL_ARGS = ('--IPKernelApp.log_level=ERROR',)  # no TCP-without-encryption warning per kernel on the console
+
+
+class StageKernel:
+    "One Jupyter kernel shared by the stages of a run; `fresh()` resets its namespace and returns its manager."
+    def __init__(self, cwd):
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+        self._sync = run_sync
+        self.km = AsyncKernelManager(kernel_name='python3')
+        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS))
+        self.used = False
+
+    def fresh(self):
+        "The kernel manager, its user namespace emptied if a stage already ran in it."
+        if self.used:
+            kc = self.km.client(); kc.start_channels()
+            try: self._sync(kc.execute_interactive)('%reset -f', timeout=60, store_history=False)
+            finally: kc.stop_channels()
+        self.used = True
+        return self.km
+
+    def shutdown(self):
+        "Stop the kernel (and its process)."
+        try: self._sync(self.km.shutdown_kernel)(now=True)
+        except Exception: pass
+
+# %% ../nbs/80_runner.ipynb #426f48a0
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
 
 
@@ -202,6 +230,7 @@ def run_loop(project='.', # the loop project folder
              tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
              progress:bool=True, # show a progress bar over the stages
              log_output:bool=False, # stream notebook output to the log
+             shared_kernel:bool=True, # run the stages in one kernel, its namespace reset between them
             ) -> RunDir:
     "Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow; returns the run."
     import papermill as pm
@@ -220,21 +249,25 @@ def run_loop(project='.', # the loop project folder
     (tmp / 'notebooks').mkdir()
     from tqdm.auto import tqdm
     bar = tqdm(params.stages, desc=f'run {run_id}', unit='stage', disable=not progress)
-    error, seconds = None, {}
+    error, seconds, st = None, {}, None
+    kernel = StageKernel(project) if shared_kernel else None
     try:
         for st in bar:
             bar.set_postfix_str(st)
             t0 = _dt.datetime.now()
+            kw = dict(km=kernel.fresh()) if kernel else dict(extra_arguments=list(KERNEL_ARGS))
             pm.execute_notebook(project / 'loop' / f'{st}.ipynb', tmp / 'notebooks' / f'{st}.ipynb',
                                 parameters=dict(params=params.to_dict(), run_dir=str(tmp), project_dir=str(project)),
                                 kernel_name='python3', language='python', progress_bar=False, log_output=log_output,
-                                cwd=str(project), extra_arguments=['--IPKernelApp.log_level=ERROR'])
+                                cwd=str(project), **kw)
             seconds[st] = round((_dt.datetime.now() - t0).total_seconds(), 2)
     except pm.PapermillExecutionError as e:
         error = f"stage {st!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:
         error = f"stage {st!r} failed: {type(e).__name__}: {e}"
-    finally: bar.close()
+    finally:
+        bar.close()
+        if kernel: kernel.shutdown()
     rd.update_info(status='failed' if error else 'complete', finished=_now(), error=error, pid=None, stage_seconds=seconds)
     os.replace(tmp, final)
     rd = RunDir(final)
