@@ -8,7 +8,7 @@ _LAZY = {
     'METRICS': 'scoping', 'evaluate': 'scoping',
     'simulate_ads': 'demo',
     'analyze_imbalance': 'imbalance', 'analyze_label_noise': 'label_noise', 'analyze_drift': 'drift',
-    'analyze_staleness': 'staleness',
+    'analyze_staleness': 'staleness', 'analyze_slices': 'slices',
 }
 __all__ = sorted(_LAZY)
 
