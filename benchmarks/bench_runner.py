@@ -25,7 +25,6 @@ def in_process(params, project: Path) -> float:
     from mlops_nb.features import infer_roles
     from mlops_nb.runner import RunDir
     from mlops_nb.train import evaluate_model, model_from_params, save_model
-    import pandas as pd
     t = time.perf_counter()
     run = RunDir(Path(tempfile.mkdtemp(dir=project)))
     p = params

@@ -11,7 +11,6 @@ import datetime as dt
 import gc
 import os
 import platform
-import sys
 import time
 import tracemalloc
 from pathlib import Path

@@ -20,7 +20,7 @@ import tempfile
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 import numpy as np
 import pandas as pd

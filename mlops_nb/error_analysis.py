@@ -7,8 +7,6 @@ Docs: https://mlops-nb.github.io/mlops_nb/error_analysis.html.md"""
 # %% ../nbs/45_error_analysis.ipynb #68108450
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import yaml
 

@@ -68,8 +68,7 @@ def make_preprocessor(X:pd.DataFrame, # training features (only their dtypes and
     "An unfitted ColumnTransformer for the columns of `X`; returns (transformer, categorical mask or None)."
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import (FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler,
-                                       TargetEncoder)
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
     from sklearn.impute import SimpleImputer
     if flavour not in ('tree', 'linear'): raise ValueError(f"make_preprocessor: flavour must be 'tree' or 'linear', got {flavour!r}")
     roles = roles or infer_roles(X)

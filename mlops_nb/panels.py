@@ -555,7 +555,6 @@ class StalenessPanel(Panel):
         r = self.report
         b = self.backtest(self.train_days.value)
         if b is not None:
-            best = r.windows['metric'].max() if r.windows['metric'].notna().any() else float('nan')
             self.window_info.value = (f"closest backtested window: <b>{b.name}</b> ({_fmt(b['train_days'])} days) scores "
                                       f"<b>{_fmt(b['metric'])}</b> {r.metric} on the latest window"
                                       f"{' — within noise of the best' if b.get('within_noise') else ''} "

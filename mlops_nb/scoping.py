@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 # %% auto #0
 __all__ = ['METRICS', 'KPIS', 'Metric', 'metric', 'evaluate', 'describe_scope']

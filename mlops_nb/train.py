@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .features import infer_roles, make_preprocessor
+from .features import make_preprocessor
 
 # %% auto #0
 __all__ = ['MODELS', 'ModelKind', 'model_kind', 'tabular_pipeline', 'LoopClassifier', 'model_from_params', 'evaluate_model',

@@ -1,15 +1,12 @@
 "End-to-end: real papermill runs of the loop notebooks into run folders, tracked in a real MLflow SQLite store."
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
-import pandas as pd
 import pytest
 import yaml
 
-from mlops_nb.core import DecisionLog, Decision, LoopParams, ParamError
+from mlops_nb.core import ParamError
 from mlops_nb.runner import RunDir, RunError, init_project, list_runs, run_loop, run_batch, show_run
 
 pytestmark = pytest.mark.slow
