@@ -8,15 +8,19 @@ Docs: https://mlops-nb.github.io/mlops_nb/cli.html.md"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['demo', 'main']
+__all__ = ['COMMAND_MODULES', 'demo', 'main']
 
 # %% ../nbs/90_cli.ipynb #e5f52b3c
+COMMAND_MODULES = ['mlops_nb.deploy', 'mlops_nb.serve', 'mlops_nb.monitor', 'mlops_nb.business']  # each has `add_commands(sub, proj, track)`
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mlops-nb', description='Run the ML loop as parameterized notebooks; every finding a decision, every decision the parameters of the next run.')
     p.add_argument('--version', action='version', version=f"mlops-nb {__import__('mlops_nb').__version__}")
@@ -52,8 +56,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser('demo', parents=[track], help='one loop iteration on the built-in ads scenario', description='Create a loop project on the built-in ads scenario, run one iteration end to end and say where the outputs are.')
     s.add_argument('dir', nargs='?', default='mlops-nb-demo', help='project folder (default: ./mlops-nb-demo)')
-    s.add_argument('--rows', type=int, default=60_000, help='impressions to simulate (default 60000)')
+    s.add_argument('--rows', type=int, default=None, help='impressions to simulate (default: 60000; the despair story 200000)')
+    s.add_argument('--scenario', choices=['ads', 'despair'], default='ads',
+                   help="'ads': one loop iteration; 'despair': the whole story, iteration after iteration, deploy, monitor, business")
     s.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    for mod in COMMAND_MODULES:  # the later stages add their own commands
+        if importlib.util.find_spec(mod) is not None: importlib.import_module(mod).add_commands(sub, proj, track)
     return p
 
 # %% ../nbs/90_cli.ipynb #2e151f42
@@ -114,9 +122,16 @@ def main(argv=None) -> int:
         elif args.cmd == 'compare':
             from mlops_nb.runner import compare_runs
             print(compare_runs(args.project, args.run_a, args.run_b).to_string())
+        elif args.cmd == 'demo' and args.scenario == 'despair':
+            from mlops_nb.despair import run_despair
+            story = run_despair(args.dir, **({'rows': args.rows} if args.rows else {}), tracking_uri=args.tracking_uri,
+                                progress=not args.quiet)
+            print(story.message())
         elif args.cmd == 'demo':
-            rd = demo(args.dir, args.rows, args.tracking_uri, progress=not args.quiet)
+            rd = demo(args.dir, args.rows or 60_000, args.tracking_uri, progress=not args.quiet)
             print(_demo_message(rd, args.dir))
+        else:  # a command added by a later stage's module
+            return args.func(args) or 0
     except (ParamError, runner.RunError, ValueError, FileNotFoundError) as e:
         print(f"mlops-nb {args.cmd}: error: {e}", file=sys.stderr)
         return 2

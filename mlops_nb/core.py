@@ -29,8 +29,9 @@ import yaml
 # %% auto #0
 __all__ = ['ANALYSES', 'STAGES', 'EXTRA_STAGES', 'REPORTS', 'REPORT_MODULES', 'ParamError', 'knob', 'DataParams',
            'ScenarioParams', 'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams',
-           'ModelParams', 'AnalysisParams', 'LoopParams', 'Decision', 'apply_decisions', 'atomic_write', 'DecisionLog',
-           'register_report', 'Report', 'report_html', 'decision_html']
+           'ModelParams', 'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams', 'LoopParams', 'Decision',
+           'apply_decisions', 'atomic_write', 'DecisionLog', 'register_report', 'Report', 'report_html',
+           'decision_html']
 
 # %% ../nbs/00_core.ipynb #8cbbba44
 class ParamError(ValueError):
@@ -53,6 +54,7 @@ class DataParams:
     features: Optional[list[str]] = knob(None, "feature columns; null = every column that is not time, target, id, group or drop")
     drop: list[str] = knob(['true_label', 'cost', 'revenue_per_click'], "columns never used as features (leaks, outcomes, ground truth)")
     group_col: Optional[str] = knob('label_batch', "labeling batch / source / annotator column, for label noise by group; never a feature")
+    as_of: Optional[str] = knob(None, "use only rows before this time (the data available when the run starts); null = all rows")
 
 
 @dataclass
@@ -123,10 +125,37 @@ class AnalysisParams:
     max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
     freq: str = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
 
+
+@dataclass
+class DeployParams:
+    "Model registry, promotion gate and serving."
+    model_name: Optional[str] = knob(None, "registered model name in MLflow; null = the project folder's name")
+    margin: float = knob(0.0, "the challenger must beat the champion's scoped metric by more than this on the gate window", ge=0)
+    gate_days: int = knob(7, "days of the newest labelled data the promotion gate compares on", ge=1)
+    host: str = knob('127.0.0.1', "address `mlops-nb serve` binds to")
+    port: int = knob(8765, "port `mlops-nb serve` listens on", ge=1, le=65535)
+
+
+@dataclass
+class MonitorParams:
+    "Alert thresholds for scored batches."
+    drift_share: float = knob(0.3, "alert when at least this share of the input columns drift", gt=0, le=1)
+    prediction_drift: bool = knob(True, "alert when the distribution of the predictions drifts")
+    max_drop: float = knob(0.05, "alert when the scoped metric (measured, or estimated before labels) falls more than this below its reference", ge=0)
+    min_rows: int = knob(500, "batches with fewer rows raise no performance alert", ge=1)
+
+
+@dataclass
+class BusinessParams:
+    "Business outcomes: which columns hold them and when a KPI counts as falling."
+    cost_col: Optional[str] = knob('cost', "cost of showing one row (impression); null = none")
+    value_col: Optional[str] = knob('revenue_per_click', "revenue of one positive (click) on a shown row; null = none")
+    min_change: float = knob(0.02, "relative change of a KPI or metric that counts as a rise or fall", ge=0)
+
 # %% ../nbs/00_core.ipynb #d2409c1a
 _SECTIONS = dict(data=DataParams, scenario=ScenarioParams, scope=ScopeParams, labels=LabelParams,
                  imbalance=ImbalanceParams, window=WindowParams, split=SplitParams, model=ModelParams,
-                 analysis=AnalysisParams)
+                 analysis=AnalysisParams, deploy=DeployParams, monitor=MonitorParams, business=BusinessParams)
 STAGES = ('scoping', 'data', 'features', 'train', 'error_analysis')
 
 
@@ -142,6 +171,9 @@ class LoopParams:
     split: SplitParams = field(default_factory=SplitParams)
     model: ModelParams = field(default_factory=ModelParams)
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
+    deploy: DeployParams = field(default_factory=DeployParams)
+    monitor: MonitorParams = field(default_factory=MonitorParams)
+    business: BusinessParams = field(default_factory=BusinessParams)
     stages: list[str] = knob(list(STAGES), "loop notebooks to run, in order")
     seed: int = knob(0, "random seed for simulation, sampling and models", ge=0)
 
@@ -239,6 +271,7 @@ def _coerce(v, tp, key):
         raise bad
     if tp is str:
         if isinstance(v, str): return v
+        if isinstance(v, (_dt.date, _dt.datetime)): return v.isoformat()  # YAML reads 2026-03-01 as a date
         raise bad
     if tp is dict:
         if isinstance(v, dict): return dict(v)

@@ -170,6 +170,12 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
     sc = {k: v for k, v in vars(params.scenario).items()}
     raw = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir)
     df = validate_table(raw, d)
+    if d.as_of is not None:  # only what was known when the run starts
+        try: as_of = pd.Timestamp(d.as_of)
+        except (ValueError, TypeError): raise DataError(f"data.as_of={d.as_of!r} is not a date or time") from None
+        if df[d.time_col].dt.tz is not None and as_of.tz is None: as_of = as_of.tz_localize(df[d.time_col].dt.tz)
+        df = df[df[d.time_col] < as_of].reset_index(drop=True)
+        if df.empty: raise DataError(f"data.as_of={d.as_of!r} leaves no rows: the data starts {raw[d.time_col].min()}")
     patch = excl = None
     def _p(x): return x if Path(x).is_absolute() else Path(base_dir) / x
     if params.labels.patch or params.labels.exclude:

@@ -111,9 +111,10 @@ class RunDir:
         return {p.stem: Report.read_json(p) for p in sorted((self.path / 'reports').glob('*.json'))}
 
     def recommendations(self) -> list[Decision]:
-        "The decisions the analyses recommended."
+        "The decisions the analyses recommended, then those monitoring raised later (monitoring/recommendations.yaml)."
         p = self.path / 'recommendations.yaml'
-        return [Decision.from_dict(d) for d in (yaml.safe_load(p.read_text()) or [])] if p.exists() else []
+        recs = [Decision.from_dict(d) for d in (yaml.safe_load(p.read_text()) or [])] if p.exists() else []
+        return recs + DecisionLog(self.path / 'monitoring' / 'recommendations.yaml').decisions
 
     def __repr__(self): return f"RunDir({str(self.path)!r}, status={self.status!r})"
 
