@@ -34,7 +34,9 @@ def infer_roles(X:pd.DataFrame, # the feature columns
     return roles
 
 # %% ../nbs/20_features.ipynb #9b3766f4
-def _to_float(X): return np.asarray(X, dtype=float)
+def _to_float(X):
+    "Numeric columns as a float array; pandas' nullable types (Int64, Float64, boolean) turn their NA into NaN."
+    return pd.DataFrame(X).astype('float64').to_numpy()
 
 def _time_parts(X):
     X = pd.DataFrame(X)
