@@ -24,7 +24,9 @@ from .drift import DriftReport
 from .profile import Profile, profile_drift
 
 # %% auto #0
-__all__ = ['MonitorError', 'PredictionLog']
+__all__ = ['USUAL_METRICS', 'MonitorError', 'PredictionLog', 'estimate_performance', 'fit_calibration', 'calibrate',
+           'reference_profile', 'MonitorReport', 'analyze_batch', 'reference_run', 'load_reference', 'monitor',
+           'MonitoringHistory', 'history_from_reports', 'monitoring_history', 'add_commands']
 
 # %% ../nbs/61_monitor.ipynb #1a8a6c5d
 class MonitorError(ValueError):
@@ -212,3 +214,458 @@ class PredictionLog:
 
 def _span(ids) -> str:
     return 'none' if not ids else f"{ids[0]}…{ids[-1]}" if len(ids) > 3 else ', '.join(map(str, ids))
+
+# %% ../nbs/61_monitor.ipynb #9b85f8d3
+def _ranking_curves(s_sorted_desc:np.ndarray):
+    "Indices of the last row of each group of tied scores (scores sorted in descending order)."
+    return np.r_[np.flatnonzero(np.diff(s_sorted_desc)), len(s_sorted_desc) - 1]
+
+
+def _roc_pr(y:np.ndarray, ends:np.ndarray) -> tuple[float, float]:
+    "ROC AUC and average precision of labels `y` (in descending score order) with tie-group ends `ends`."
+    tps = np.cumsum(y)[ends]; fps = ends + 1 - tps
+    P, N = tps[-1], fps[-1]
+    if P == 0: return float('nan'), float('nan')
+    ap = float(np.sum(np.diff(np.r_[0, tps]) / P * tps / (ends + 1)))
+    if N == 0: return float('nan'), ap
+    tpr, fpr = np.r_[0, tps] / P, np.r_[0, fps] / N
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)), ap
+
+
+def estimate_performance(scores, # calibrated positive-class probabilities of the rows
+                         threshold:float=0.5, # decision threshold
+                         names=None,          # metrics to estimate (default: every registered one)
+                         *,
+                         probs=None,          # calibrated probabilities of a positive, if the scores are not (see `fit_calibration`)
+                         n_draws:int=50,      # Monte-Carlo label draws for the metrics without a closed form
+                         random_state:int=0,
+                        ) -> pd.DataFrame:
+    "Expected value (`estimate`) and sampling spread (`sd`) of each metric on these rows, from the scores alone (CBPE)."
+    from mlops_nb.scoping import METRICS
+    s = np.asarray(scores, dtype=float).ravel()
+    p = s if probs is None else np.asarray(probs, dtype=float).ravel()
+    if not len(s): raise MonitorError("estimate_performance: no scores")
+    if len(p) != len(s): raise MonitorError(f"estimate_performance: {len(s)} scores but {len(p)} probabilities")
+    for what, a in (('scores', s), ('probs', p)):
+        if not (np.isfinite(a) & (a >= 0) & (a <= 1)).all(): raise MonitorError(f"estimate_performance: {what} must be probabilities in [0, 1]")
+    names = list(names or METRICS)
+    unknown = [n for n in names if n not in METRICS]
+    if unknown: raise MonitorError(f"estimate_performance: unknown metrics {unknown}; known: {', '.join(METRICS)}")
+    shown = s >= threshold
+    tp, fp, fn = p[shown].sum(), (1 - p[shown]).sum(), p[~shown].sum()
+    tn = (1 - p[~shown]).sum()
+    prec = tp / (tp + fp) if shown.any() else np.nan
+    rec = tp / (tp + fn) if tp + fn > 0 else np.nan
+    sc = np.clip(s, 1e-15, 1 - 1e-15); q = p.mean()
+    ll = float(-np.mean(p * np.log(sc) + (1 - p) * np.log(1 - sc)))
+    closed = dict(precision=prec, shown_ctr=prec, recall=rec,
+                  f1=2 * prec * rec / (prec + rec) if np.isfinite(prec) and np.isfinite(rec) and prec + rec > 0 else 0.0,
+                  accuracy=(tp + tn) / len(s), impressions=shown.mean(), log_loss=ll, brier=float(np.mean(p * (1 - s) ** 2 + (1 - p) * s ** 2)),
+                  normalized_entropy=ll / -(q * np.log(q) + (1 - q) * np.log(1 - q)) if 0 < q < 1 else np.nan)
+    rng = np.random.default_rng(random_state)
+    draws = {n: [] for n in names}
+    order = np.argsort(-s, kind='stable'); so, po = s[order], p[order]; ends = _ranking_curves(so)
+    k, n_rows = int(shown.sum()), len(s)  # the rows shown are the first k in descending order
+    lp, lq = np.log(np.clip(so, 1e-15, 1)), np.log(np.clip(1 - so, 1e-15, 1))
+    for _ in range(n_draws):
+        y = (rng.random(n_rows) < po).astype(np.float64)  # labels in descending score order
+        roc, ap = _roc_pr(y, ends)
+        P = y.sum(); tp_d = y[:k].sum()
+        p_d = tp_d / k if k else np.nan; r_d = tp_d / P if P else np.nan
+        fast = dict(roc_auc=roc, pr_auc=ap, precision=p_d, shown_ctr=p_d, recall=r_d,
+                    f1=2 * p_d * r_d / (p_d + r_d) if np.isfinite(p_d) and np.isfinite(r_d) and p_d + r_d > 0 else 0.0,
+                    accuracy=(2 * tp_d + n_rows - k - P) / n_rows, impressions=k / n_rows,
+                    log_loss=-(y @ lp + (1 - y) @ lq) / n_rows, brier=float(np.mean((so - y) ** 2)))
+        for n in names: draws[n].append(fast[n] if n in fast else METRICS[n](y, so, threshold))
+    rows = {}
+    for n in names:
+        d = np.array(draws[n], dtype=float); d = d[np.isfinite(d)]
+        est = closed[n] if n in closed else (d.mean() if len(d) else np.nan)
+        rows[n] = dict(estimate=float(est), sd=float(d.std(ddof=1)) if len(d) > 1 else 0.0)
+    return pd.DataFrame(rows).T
+
+# %% ../nbs/61_monitor.ipynb #df4dc714
+def fit_calibration(scores, # the model's scores on labelled rows it was not trained on (e.g. the test window)
+                    labels, # their 0/1 labels
+                   ) -> dict:
+    "Isotonic calibration map score → probability of a positive, as JSON-ready breakpoints {'x': [...], 'y': [...]}."
+    from sklearn.isotonic import IsotonicRegression
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    if len(s) != len(y) or not len(s): raise MonitorError(f"fit_calibration: {len(s)} scores and {len(y)} labels")
+    iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(s, y)
+    return dict(x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
+
+
+def calibrate(calibration:dict|None, # a map from `fit_calibration`, or None (scores taken as calibrated)
+              scores,
+             ) -> np.ndarray:
+    "Calibrated probabilities of `scores` (linear between the map's breakpoints, clipped at its ends)."
+    s = np.asarray(scores, dtype=float)
+    if not calibration or not calibration.get('x'): return s
+    return np.interp(s, calibration['x'], calibration['y'])
+
+# %% ../nbs/61_monitor.ipynb #103ca65c
+USUAL_METRICS = ('roc_auc', 'pr_auc', 'precision', 'recall', 'f1', 'log_loss', 'brier', 'impressions')
+
+
+def _score_summary(scores) -> dict:
+    return Profile.from_frame(pd.DataFrame(index=range(len(scores))), [], score=scores).score
+
+
+def _metric_names(metric:str) -> list:
+    from mlops_nb.scoping import METRICS
+    return [metric] + [m for m in USUAL_METRICS if m != metric and m in METRICS]
+
+
+def reference_profile(features:pd.DataFrame, # the final model's training rows, feature columns only
+                      *,
+                      scores,         # the model's scores on the test window
+                      labels,         # the test window's labels (0/1)
+                      metric:str,     # the scoped metric (`params.scope.metric`)
+                      threshold:float, # the model's decision threshold
+                      info:dict|None=None, # more facts to keep (run id, model name, …)
+                      n_draws:int=50,
+                     ) -> Profile:
+    "The monitoring reference of a trained model: its training features' profile plus its scores and metrics on the test window."
+    from mlops_nb.scoping import METRICS, evaluate
+    if metric not in METRICS: raise MonitorError(f"reference_profile: unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    if len(s) != len(y) or not len(s): raise MonitorError(f"reference_profile: {len(s)} test scores and {len(y)} labels")
+    names = _metric_names(metric)
+    cal = fit_calibration(s, y)
+    est = estimate_performance(s, threshold, [metric], probs=calibrate(cal, s), n_draws=n_draws)
+    prof = Profile.from_frame(features)
+    facts = dict(metric=metric, metric_value=float(METRICS[metric](y, s, threshold)), metric_estimated=float(est.loc[metric, 'estimate']),
+                 metrics={k: (float(v) if np.isfinite(v) else None) for k, v in evaluate(y, s, threshold, names).items()},
+                 threshold=float(threshold), n_test=int(len(s)), prevalence_test=float(y.mean()),
+                 prediction_mean=float(s.mean()), calibration=cal, **(info or {}))
+    return Profile(prof.summaries, prof.n_rows, _score_summary(s), facts)
+
+# %% ../nbs/61_monitor.ipynb #b77047c3
+@register_report
+@dataclass(frozen=True)
+class MonitorReport(Report):
+    "Drift, realized and estimated performance, and alerts of one scored batch against the model's reference."
+    title: ClassVar[str] = 'Monitoring'
+    batch_id: Optional[int]       # the batch in the prediction log (None for an ad-hoc batch)
+    model_version: str            # the model version that scored it
+    run_id: str                   # the run the model came from
+    time_min: Optional[str]       # time range of the batch's rows
+    time_max: Optional[str]
+    n_rows: int                   # rows scored
+    n_labelled: int               # rows whose label has arrived
+    metric: str                   # the scoped metric
+    threshold: float              # the model's decision threshold
+    reference_metric: float       # scoped metric on the reference (test window)
+    estimated_metric: float       # CBPE estimate of the scoped metric on the batch
+    estimated_sd: float           # its sampling spread
+    realized_metric: float        # scoped metric on the labelled rows (NaN without labels)
+    realized_sd: float            # sampling spread of the realized metric on those rows
+    share_drifted: float          # share of the features that drifted
+    prediction_drift: bool        # did the scores' distribution drift?
+    prediction_mean: float        # mean score of the batch
+    reference_prediction_mean: float # mean score on the reference (test window)
+    n_alerts: int                 # alerts fired
+    alerts: pd.DataFrame          # one row per check: value, threshold, fired, message
+    performance: pd.DataFrame     # per metric: reference, estimated, estimated_sd, realized
+    drift: Optional[DriftReport] = None  # the per-column drift tests (None without an input profile)
+    decision: Optional[Decision] = None
+
+    def __post_init__(self):  # JSON stores NaN as null: back to NaN
+        for f in ('reference_metric', 'estimated_metric', 'estimated_sd', 'realized_metric', 'realized_sd', 'share_drifted',
+                  'prediction_mean', 'reference_prediction_mean'):
+            if getattr(self, f) is None: object.__setattr__(self, f, float('nan'))
+
+    @property
+    def fired(self) -> list: return list(self.alerts.index[self.alerts['fired'].astype(bool)])
+
+
+def _monitor_params(params) -> MonitorParams:
+    if params is None: return MonitorParams()
+    if isinstance(params, LoopParams): return params.monitor
+    if isinstance(params, MonitorParams): return params
+    if isinstance(params, dict): return LoopParams.from_dict({'monitor': params}).monitor
+    raise MonitorError(f"params must be LoopParams, MonitorParams or a dict of monitor knobs, got {type(params).__name__}")
+
+
+def _drop(value:float, ref:float, greater:bool) -> float:
+    "Relative fall of `value` below `ref` (positive = worse)."
+    if not (np.isfinite(value) and np.isfinite(ref)) or ref == 0: return float('nan')
+    return float((ref - value) / abs(ref) if greater else (value - ref) / abs(ref))
+
+# %% ../nbs/61_monitor.ipynb #f6e7c0a4
+def analyze_batch(reference:Profile, # the model's reference (`reference_profile`)
+                  current=None,      # the batch's input Profile or its feature rows (DataFrame); None = no input drift
+                  *,
+                  scores=None,       # the batch's scores (needed for prediction drift and performance)
+                  labels=None,       # their labels where known (NaN = not yet)
+                  times=None,        # the rows' times (the retrain patch moves `data.as_of` past the newest labelled one)
+                  params=None,       # LoopParams / MonitorParams / dict: alert thresholds (default: MonitorParams())
+                  batch:dict|None=None, # facts of the batch to record (batch_id, model_version, run_id, time_min, time_max)
+                  n_draws:int=50,    # Monte-Carlo draws of the performance estimate
+                 ) -> MonitorReport:
+    "Check one scored batch against the model's reference: input and prediction drift, realized and estimated performance, alerts."
+    from mlops_nb.profile import _compare_summaries
+    from mlops_nb.scoping import METRICS, evaluate
+    if not isinstance(reference, Profile): raise MonitorError(f"analyze_batch: reference must be a Profile, got {type(reference).__name__}")
+    mp, info, batch = _monitor_params(params), reference.info, dict(batch or {})
+    metric, threshold = info.get('metric', 'roc_auc'), float(info.get('threshold', 0.5))
+    if metric not in METRICS: raise MonitorError(f"analyze_batch: the reference's metric {metric!r} is not a registered metric")
+    greater = METRICS[metric].greater_is_better
+    s = None if scores is None else np.asarray(scores, dtype=float).ravel()
+    if isinstance(current, pd.DataFrame): current = Profile.from_frame(current, [c for c in reference.columns if c in current.columns])
+    if current is not None and not isinstance(current, Profile): raise MonitorError(f"analyze_batch: current must be a Profile or DataFrame, got {type(current).__name__}")
+    n_rows = len(s) if s is not None else current.n_rows if current is not None else 0
+    if not n_rows: raise MonitorError("analyze_batch: give the batch's scores or its input profile (both are empty)")
+    y = None if labels is None else pd.to_numeric(pd.Series(np.asarray(labels, dtype=object)), errors='coerce').to_numpy(dtype=float)
+    if y is not None and (s is None or len(y) != len(s)): raise MonitorError(f"analyze_batch: {0 if y is None else len(y)} labels for {0 if s is None else len(s)} scores")
+    if y is not None and not np.isin(y[np.isfinite(y)], (0, 1)).all(): raise MonitorError("analyze_batch: labels must be 0/1 (NaN = not yet known)")
+    alerts = []
+    def alert(name, value, thr, fired, message): alerts.append(dict(check=name, value=value, threshold=thr, fired=bool(fired), message=message))
+    # input and prediction drift
+    drift, share, missing = None, float('nan'), []
+    if current is not None:
+        missing = [c for c in reference.columns if c not in current.summaries]
+        common = [c for c in reference.columns if c in current.summaries]
+        if s is not None: current = Profile(current.summaries, current.n_rows, _score_summary(s), current.info)
+        if common:
+            drift = profile_drift(reference, current, columns=common, drift_share=mp.drift_share)
+            share = drift.share_drifted
+            top = ', '.join(map(str, drift.drifted_columns[:3]))
+            alert('input_drift', share, mp.drift_share, drift.dataset_drift,
+                  f"{drift.n_drifted} of {drift.n_columns} features drifted ({share:.0%})" + (f", most of all {top}" if top else ''))
+        if missing: alert('missing_columns', len(missing), 0, True, f"features missing from the batch's profile: {missing}")
+    pred_row = None
+    if s is not None and reference.score:
+        pred_row = _compare_summaries(reference.score, _score_summary(s), '__prediction__', 'prediction')
+        alert('prediction_drift', pred_row['score'], pred_row['threshold'], mp.prediction_drift and pred_row['drifted'],
+              f"scores {pred_row['stat_test']} = {pred_row['score']:.3g} (mean {s.mean():.4g} vs {info.get('prediction_mean', np.nan):.4g} on the reference)")
+    # performance: estimated from the scores, realized on the labelled rows
+    names = _metric_names(metric)
+    perf = pd.DataFrame(index=names, columns=['reference', 'estimated', 'estimated_sd', 'realized'], dtype=float)
+    perf['reference'] = [(info.get('metrics') or {}).get(n, np.nan) for n in names]
+    perf.loc[metric, 'reference'] = info.get('metric_value', np.nan)
+    est_m = est_sd = real_m = real_sd = float('nan'); n_lab = 0
+    if s is not None:
+        probs = calibrate(info.get('calibration'), s)
+        est = estimate_performance(s, threshold, names, probs=probs, n_draws=n_draws)
+        perf['estimated'], perf['estimated_sd'] = est['estimate'], est['sd']
+        est_m, est_sd = float(est.loc[metric, 'estimate']), float(est.loc[metric, 'sd'])
+        ref_est = float(info.get('metric_estimated', info.get('metric_value', np.nan)))
+        d = _drop(est_m, ref_est, greater)
+        if n_rows >= mp.min_rows:
+            alert('estimated_drop', d, mp.max_drop, d > mp.max_drop,
+                  f"estimated {metric} {est_m:.4g} vs {ref_est:.4g} estimated on the reference ({d:+.1%} drop)")
+        if y is not None and np.isfinite(y).any():
+            lab = np.isfinite(y); n_lab = int(lab.sum())
+            real = evaluate(y[lab], s[lab], threshold, names)
+            perf['realized'] = [real[n] for n in names]
+            real_m = float(real[metric])
+            real_sd = float(estimate_performance(s[lab], threshold, [metric], probs=probs[lab], n_draws=n_draws).loc[metric, 'sd'])
+            ref = float(info.get('metric_value', np.nan))
+            d = _drop(real_m, ref, greater)
+            if n_lab >= mp.min_rows:
+                alert('performance_drop', d, mp.max_drop, d > mp.max_drop and abs(real_m - ref) > 2 * real_sd,
+                      f"{metric} {real_m:.4g} on {n_lab:,} labelled rows vs {ref:.4g} on the reference ({d:+.1%} drop; sampling spread {real_sd:.2g})")
+    table = pd.DataFrame(alerts, columns=['check', 'value', 'threshold', 'fired', 'message']).set_index('check')
+    t = None if times is None else pd.to_datetime(pd.Series(np.asarray(times)))
+    r = MonitorReport(batch.get('batch_id'), str(batch.get('model_version', '')), str(batch.get('run_id', info.get('run_id', ''))),
+                      batch.get('time_min', None if t is None or t.isna().all() else str(t.min())),
+                      batch.get('time_max', None if t is None or t.isna().all() else str(t.max())),
+                      int(n_rows), n_lab, metric, threshold, float(info.get('metric_value', np.nan)), est_m, est_sd, real_m, real_sd,
+                      share, bool(pred_row is not None and pred_row['drifted']), float(s.mean()) if s is not None else float('nan'),
+                      float(info.get('prediction_mean', np.nan)), int(table['fired'].sum()), table, perf, drift)
+    stale = [c for c in ('input_drift', 'performance_drop', 'estimated_drop') if c in table.index and table.loc[c, 'fired']]
+    return dataclasses.replace(r, decision=_retrain(r, stale, y, t)) if stale else r
+
+
+def _retrain(r:MonitorReport, stale:list, y, t) -> Decision:
+    "Retrain on the data up to just past the newest labelled row (continual learning)."
+    newest = None
+    if t is not None and y is not None and np.isfinite(y).any(): newest = t[np.isfinite(y)].max()
+    if (newest is None or pd.isna(newest)) and r.time_max: newest = pd.Timestamp(r.time_max)
+    as_of = None if newest is None or pd.isna(newest) else (pd.Timestamp(newest).floor('s') + pd.Timedelta(seconds=1)).isoformat()
+    why = '; '.join(r.alerts.loc[c, 'message'] for c in stale)
+    return Decision(what=f"retrain on the data up to {as_of or 'the newest row'} (continual learning)",
+                    why=f"batch {r.batch_id} (model version {r.model_version or '?'}): {why}. The model is stale for the current data; "
+                        "the next run trains on the newest labelled rows.",
+                    patch={'data': {'as_of': as_of}},
+                    evidence=dict(batch_id=r.batch_id, alerts=', '.join(stale), share_drifted=r.share_drifted, metric=r.metric,
+                                  reference=r.reference_metric, estimated=r.estimated_metric, realized=r.realized_metric,
+                                  n_labelled=r.n_labelled),
+                    source='monitor')
+
+# %% ../nbs/61_monitor.ipynb #600ae848
+def reference_run(project, run_id:str):
+    "The run folder (RunDir) of the model's run: a run id under runs/, or the run whose run.json has this MLflow run id."
+    from mlops_nb.runner import RunDir
+    runs = Path(project) / 'runs'
+    if run_id and (runs / str(run_id)).is_dir(): return RunDir(runs / str(run_id))
+    for p in sorted(runs.glob('*/run.json')) if runs.exists() else []:
+        try: info = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError): continue
+        if info.get('mlflow_run_id') == run_id: return RunDir(p.parent)
+    raise MonitorError(f"the model's run {run_id!r} is not in {runs} (neither a run folder nor an MLflow run id in a run.json)")
+
+
+def load_reference(project, run_id:str) -> Profile:
+    "The reference profile of the model's run; a clear error if the run has none."
+    rd = reference_run(project, run_id)
+    p = rd.path / 'reference_profile.json'
+    if not p.exists():
+        raise MonitorError(f"run {rd.id} has no reference profile ({p} is missing): it was trained before the train stage saved "
+                           "one; retrain it (mlops-nb run --from RUN) to monitor its predictions")
+    return Profile.load(p)
+
+
+def _project_params(project, rd=None) -> LoopParams:
+    p = Path(project) / 'params.yaml'
+    if p.exists(): return LoopParams.from_yaml(p)
+    return rd.params if rd is not None and (rd.path / 'params.yaml').exists() else LoopParams()
+
+
+def monitor(project,            # the loop project folder
+            batch='latest',     # batch id in the prediction log, 'latest' or 'all'
+            *,
+            params=None,        # alert thresholds (default: the project's params.yaml)
+            record:bool=True,   # store the result with the batch and append a retrain decision to the run
+            n_draws:int=50,     # Monte-Carlo draws of the performance estimate
+           ) -> MonitorReport|list:
+    "Check a logged batch against its model's reference; store the result and any retrain recommendation."
+    log = PredictionLog(project)
+    if str(batch) == 'all':
+        ids = log.batches()['batch_id'].tolist()
+        if not ids: raise MonitorError(f"the prediction log {log.path} holds no batches yet")
+        return [monitor(project, b, params=params, record=record, n_draws=n_draws) for b in ids]
+    bid = log.batch_id(batch)
+    info = log.batch_info(bid)
+    try: ref = load_reference(project, info['run_id'])
+    except MonitorError as e: raise MonitorError(f"batch {bid}: {e}") from None
+    rd = reference_run(project, info['run_id'])
+    preds = log.predictions(bid)
+    r = analyze_batch(ref, log.profile(bid), scores=preds['score'], labels=preds['label'], times=preds['time'],
+                      params=params if params is not None else _project_params(project, rd),
+                      batch=dict(batch_id=bid, model_version=info['model_version'], run_id=rd.id,
+                                 time_min=info['time_min'], time_max=info['time_max']), n_draws=n_draws)
+    if record:
+        log.set_result(bid, r)
+        if r.decision is not None:
+            dl = DecisionLog(rd.path / 'monitoring' / 'recommendations.yaml')
+            if not any((e.get('evidence') or {}).get('batch_id') == bid and e.get('what') == r.decision.what for e in dl.entries()):
+                dl.append(r.decision, by='monitor')
+    return r
+
+# %% ../nbs/61_monitor.ipynb #83bf64f1
+_HISTORY_COLS = ['time_min', 'time_max', 'model_version', 'run_id', 'n_rows', 'n_labelled', 'share_drifted', 'prediction_drift',
+                 'prediction_mean', 'reference_prediction_mean', 'metric', 'reference_metric', 'estimated_metric', 'estimated_sd',
+                 'realized_metric', 'n_alerts', 'alerts']
+
+
+@register_report
+@dataclass(frozen=True)
+class MonitoringHistory(Report):
+    "The monitoring results of a project's batches over time."
+    title: ClassVar[str] = 'Monitoring over time'
+    table: pd.DataFrame   # one row per monitored batch (index batch_id), oldest first
+    n_batches: int        # batches in the log
+    n_monitored: int      # batches with a monitoring result
+    n_alerting: int       # monitored batches with at least one alert
+    metric: str = ''      # the scoped metric of the newest batch
+    decision: Optional[Decision] = None  # the newest batch's retrain recommendation, if any
+
+    def reports(self, project) -> dict:
+        "The full MonitorReport of each monitored batch (from the log)."
+        log = PredictionLog(project)
+        return {b: log.result(b) for b in self.table.index}
+
+
+def history_from_reports(reports:list, n_batches:int|None=None) -> MonitoringHistory:
+    "A MonitoringHistory from MonitorReports (oldest first)."
+    rows = []
+    for r in reports:
+        d = {c: getattr(r, c) for c in _HISTORY_COLS if c != 'alerts'}
+        rows.append(dict(batch_id=r.batch_id, **d, alerts=', '.join(r.fired)))
+    table = pd.DataFrame(rows, columns=['batch_id'] + _HISTORY_COLS).set_index('batch_id')
+    for c in ('time_min', 'time_max'): table[c] = pd.to_datetime(table[c])
+    last = reports[-1] if reports else None
+    return MonitoringHistory(table, len(reports) if n_batches is None else int(n_batches), len(reports),
+                             int((table['n_alerts'] > 0).sum()), last.metric if last else '', last.decision if last else None)
+
+
+def monitoring_history(project) -> MonitoringHistory:
+    "Every stored monitoring result of the project's prediction log, as one table over time."
+    log = PredictionLog(project)
+    b = log.batches()
+    reps = [r for r in (log.result(i) for i in b.loc[b['monitored_at'].notna(), 'batch_id']) if r is not None]
+    return history_from_reports(reps, len(b))
+
+# %% ../nbs/61_monitor.ipynb #aa5296b5
+def _line(r:MonitorReport) -> str:
+    real = f", realized {r.realized_metric:.4g} on {r.n_labelled:,} labels" if r.n_labelled else ''
+    drift = f"{r.share_drifted:.0%} of features drifted" if np.isfinite(r.share_drifted) else 'no input profile'
+    return (f"batch {r.batch_id} (model version {r.model_version}, {r.n_rows:,} rows): {drift}; prediction drift "
+            f"{'yes' if r.prediction_drift else 'no'}; {r.metric} estimated {r.estimated_metric:.4g} ±{r.estimated_sd:.2g}{real} "
+            f"(reference {r.reference_metric:.4g}); alerts: {', '.join(r.fired) or 'none'}")
+
+
+def _cmd_monitor(args) -> int:
+    reps = monitor(args.project, args.batch, record=not args.no_record)
+    reps = reps if isinstance(reps, list) else [reps]
+    for r in reps: print(_line(r))
+    last = reps[-1]
+    if last.decision is not None:
+        print(f"recommended: {last.decision.what}\n  continue the loop: mlops-nb run -C {args.project} --from {last.run_id} --policy auto")
+    if args.html:
+        from mlops_nb.core import atomic_write
+        from mlops_nb.monitor_panel import history_html, monitor_html
+        atomic_write(args.html, history_html(history_from_reports(reps)) if len(reps) > 1 else monitor_html(last))
+        print(f"wrote {args.html}")
+    return 1 if any(r.n_alerts for r in reps) else 0
+
+
+def _cmd_labels(args) -> int:
+    from mlops_nb.data import load_table
+    p = _project_params(args.project).data
+    id_col, label_col = args.id_col or p.id_col, args.label_col or p.target
+    if not id_col: raise MonitorError("labels: params.data.id_col is null; name the id column with --id-col")
+    df = load_table(args.file)
+    miss = [c for c in (id_col, label_col) if c not in df.columns]
+    if miss: raise MonitorError(f"labels: {args.file} has no column(s) {miss} (it has {list(df.columns)[:10]})")
+    n = PredictionLog(args.project).add_labels(df[id_col], df[label_col], overwrite=not args.no_overwrite)
+    print(f"labelled {n:,} predictions from {len(df):,} rows of {args.file}")
+
+
+def _cmd_history(args) -> int:
+    h = monitoring_history(args.project)
+    if args.json: print(h.table.reset_index().to_json(orient='records', date_format='iso'))
+    else: print(h.table.drop(columns=['run_id', 'reference_prediction_mean']).to_string() if len(h.table)
+                else f"no monitored batches yet ({h.n_batches} logged); run: mlops-nb monitor all")
+    if args.html:
+        from mlops_nb.core import atomic_write
+        from mlops_nb.monitor_panel import history_html
+        atomic_write(args.html, history_html(h)); print(f"wrote {args.html}")
+
+
+def add_commands(sub, proj, track):
+    "Add the monitoring commands (monitor, labels, monitoring) to the `mlops-nb` parser."
+    s = sub.add_parser('monitor', parents=[proj, track], help='check a scored batch for drift and performance',
+                       description="Check a batch of the prediction log against its model's reference profile: input and prediction "
+                                   "drift, estimated and realized performance, alerts (thresholds: params.monitor). Exit code 1 when "
+                                   "an alert fires, 0 when none does.")
+    s.add_argument('batch', nargs='?', default='latest', help="batch id, 'latest' (default) or 'all'")
+    s.add_argument('--html', default=None, metavar='FILE', help='also write a static HTML report')
+    s.add_argument('--no-record', action='store_true', help='do not store the result or the retrain recommendation')
+    s.set_defaults(func=_cmd_monitor)
+    s = sub.add_parser('labels', parents=[proj, track], help='attach late labels to logged predictions',
+                       description="Attach labels from a CSV or Parquet file (id column + label column of params.data) to the "
+                                   "predictions in the log. Ids never predicted are an error and nothing is written.")
+    s.add_argument('file', help='CSV or Parquet file with ids and labels')
+    s.add_argument('--id-col', default=None, help='id column (default: params.data.id_col)')
+    s.add_argument('--label-col', default=None, help='label column (default: params.data.target)')
+    s.add_argument('--no-overwrite', action='store_true', help='refuse labels for ids that already have one')
+    s.set_defaults(func=_cmd_labels)
+    s = sub.add_parser('monitoring', parents=[proj, track], help='monitoring history of the scored batches',
+                       description='One row per monitored batch: time, model version, rows, drift, prediction mean, realized and estimated metric, alerts.')
+    s.add_argument('--html', default=None, metavar='FILE', help='also write a static HTML report with plots')
+    s.add_argument('--json', action='store_true', help='print JSON records instead of a table')
+    s.set_defaults(func=_cmd_history)
