@@ -108,6 +108,7 @@ def test_gate_pass_refusal_and_rollback(project, weak, strong, capsys):
 
 def test_score_and_bad_input_write_nothing(project, weak, strong, batch, tmp_path):
     promote(project, strong, force=True)  # the champion: the model that one-hot encodes `device`
+    assert load_deployed(project).profile is not None  # the train stage's reference profile came with the version
     log = PredictionLog(project)
     n0 = len(log.batches())
     out = score(project, batch)
