@@ -21,11 +21,13 @@ __all__ = ['KPI_COLUMNS', 'KPI_METRICS', 'BusinessError', 'BusinessReport', 'ana
            'outcomes_from_log', 'analyze_project', 'add_commands']
 
 # %% ../nbs/70_business.ipynb #051d2d83
-KPI_COLUMNS = ('impressions', 'clicks', 'ctr', 'cost', 'revenue', 'profit')
+KPI_COLUMNS = ('impressions', 'clicks', 'ctr', 'cost', 'revenue', 'profit', 'revenue_per_impression', 'profit_per_impression')
+
+_RATES = ('ctr', 'revenue_per_impression', 'profit_per_impression')  # compared as they are; the totals per candidate
 
 # the ML metric a scope should optimize to serve each business KPI (a plain dict: add your own)
 KPI_METRICS = {'ctr': 'shown_ctr', 'profit': 'shown_ctr', 'clicks': 'recall', 'revenue': 'recall',
-               'impressions': 'impressions'}
+               'impressions': 'impressions', 'revenue_per_impression': 'shown_ctr', 'profit_per_impression': 'shown_ctr'}
 
 
 class BusinessError(ValueError):
@@ -50,9 +52,12 @@ def _kpis(g:pd.DataFrame) -> pd.Series:
     imp = int(shown.sum())
     cost = float(g.loc[shown, '_cost'].sum())
     revenue = float((g.loc[lab, '_label'] * g.loc[lab, '_value']).sum())
-    return pd.Series(dict(rows=len(g), impressions=imp, clicks=clicks,
-                          ctr=clicks / lab.sum() if lab.sum() else np.nan, cost=cost, revenue=revenue,
-                          profit=revenue - cost, unlabelled=int((shown & g['_label'].isna()).sum())))
+    n_lab = lab.sum()
+    return pd.Series(dict(rows=len(g), impressions=imp, clicks=clicks, ctr=clicks / n_lab if n_lab else np.nan,
+                          cost=cost, revenue=revenue, profit=revenue - cost,
+                          revenue_per_impression=revenue / n_lab if n_lab else np.nan,
+                          profit_per_impression=(revenue - float(g.loc[lab, '_cost'].sum())) / n_lab if n_lab else np.nan,
+                          unlabelled=int((shown & g['_label'].isna()).sum())))
 
 
 def _rel(a:float, b:float) -> float:
@@ -70,7 +75,7 @@ class BusinessReport(Report):
     kpi: str                               # the business KPI judged: one of KPI_COLUMNS
     metric: Optional[str]                  # the scoped ML metric compared with it (None = not compared)
     n_rows: int                            # outcome rows analysed
-    by_version: pd.DataFrame               # index version (deployment order): rows, impressions, clicks, ctr, cost, revenue, profit, unlabelled[, metric]
+    by_version: pd.DataFrame               # index version (deployment order): rows, the KPI_COLUMNS, unlabelled[, metric]
     by_period: Optional[pd.DataFrame]      # columns period, version + the KPIs (None without a time column)
     changes: pd.DataFrame                  # one row per consecutive pair of versions: kpi and metric before, after, relative change
     mismatch: bool                         # the metric improved (> min_change) while the KPI fell (> min_change)
@@ -95,7 +100,7 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
                      metric_values:dict|pd.Series|None=None, # metric per version (e.g. from the runs); default: computed from the outcomes
                      score:str|None=None, # column with the model's score, to compute `metric` (default: `shown` as a 0/1 score)
                      threshold:float=0.5, # threshold applied to `score` when computing `metric`
-                     kpi:str='ctr', # business KPI judged: impressions, clicks, ctr, cost, revenue or profit
+                     kpi:str='ctr', # business KPI judged: a name in KPI_COLUMNS
                      min_change:float=0.02, # relative change that counts as a rise or fall
                      order:list|None=None, # versions in deployment order (default: by first decision time, else as they appear)
                     ) -> BusinessReport:
@@ -159,7 +164,7 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
 
     greater = METRICS[metric].greater_is_better if metric in METRICS else True
     rows = []
-    rate = by_version[kpi] if kpi == 'ctr' else by_version[kpi] / by_version['rows']  # versions serve different traffic
+    rate = by_version[kpi] if kpi in _RATES else by_version[kpi] / by_version['rows']  # versions serve different traffic
     for a, b in zip(versions[:-1], versions[1:]):
         ka, kb = rate[a], rate[b]
         r = dict(before=a, after=b, kpi_before=ka, kpi_after=kb, kpi_change=_rel(ka, kb))
@@ -193,8 +198,10 @@ def _finding(by_version, changes, kpi, metric, mismatch, min_change):
     kb, ka = (f"{x:.4g}" for x in (bad.kpi_before, bad.kpi_after))
     finding = (f"metric mismatch: from version {a} to {b} the ML metric {metric} improved {bad.metric_before:.4g} → "
                f"{bad.metric_after:.4g} ({bad.metric_change:+.1%}) while the business KPI {kpi} fell {kb} → {ka} "
-               f"({bad.kpi_change:+.1%}{'' if kpi == 'ctr' else ' per candidate'}); per 1000 candidates: impressions "
-               f"{fmt('impressions')}, revenue {fmt('revenue')}, profit {fmt('profit')}")
+               f"({bad.kpi_change:+.1%}{'' if kpi in _RATES else ' per candidate'}); revenue per impression "
+               f"{by_version.loc[a, 'revenue_per_impression']:.4g} → {by_version.loc[b, 'revenue_per_impression']:.4g}, profit per "
+               f"impression {by_version.loc[a, 'profit_per_impression']:.4g} → {by_version.loc[b, 'profit_per_impression']:.4g}; "
+               f"per 1000 candidates: impressions {fmt('impressions')}, revenue {fmt('revenue')}, profit {fmt('profit')}")
     aligned = KPI_METRICS.get(kpi)
     if aligned is None or aligned == metric:
         return finding + f"; no other metric is mapped to {kpi!r} in KPI_METRICS, so no scope change is recommended", None
@@ -203,6 +210,8 @@ def _finding(by_version, changes, kpi, metric, mismatch, min_change):
               kpi_before=float(bad.kpi_before), kpi_after=float(bad.kpi_after),
               impressions_per_1k_before=float(per('impressions', a)), impressions_per_1k_after=float(per('impressions', b)),
               profit_per_1k_before=float(per('profit', a)), profit_per_1k_after=float(per('profit', b)),
+              profit_per_impression_before=float(by_version.loc[a, 'profit_per_impression']),
+              profit_per_impression_after=float(by_version.loc[b, 'profit_per_impression']),
               min_change=float(min_change))
     dec = Decision(f"change the scope: optimize {aligned} instead of {metric}",
                    finding + f"; {metric} does not serve the KPI {kpi}, {aligned} measures it directly",
