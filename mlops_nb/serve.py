@@ -202,7 +202,10 @@ class LiveModel:
         with self._lock:
             now = time.monotonic()
             if self._version is None or now - self._checked >= self.refresh:
-                self._version, self._checked = _alias(self.client, self.name, self.alias), now
+                try: self._version = _alias(self.client, self.name, self.alias)
+                except Exception:  # the registry is busy or unreachable for a moment: keep answering with the version we have
+                    if self._version is None: raise
+                self._checked = now
             if self._version is None: raise DeployError(f"model {self.name!r} has no {self.alias!r} version")
             if self._version not in self._loaded:
                 self._loaded[self._version] = _load_version(self.project, self.name, self._version, self.client)
