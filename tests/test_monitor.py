@@ -186,3 +186,31 @@ def test_train_stage_writes_reference_profile(tmp_path):
                                       run_id=rd.id, profile=Profile.from_frame(test[feats]), id_col='impression_id')
     r = monitor(proj, b)
     assert r.share_drifted == 0 and not r.prediction_drift
+
+
+@pytest.mark.slow
+def test_continual_learning(tmp_path):
+    "A model trained before a concept drift goes stale on the next week; monitoring recommends retraining past the newest labels; --policy auto applies it."
+    from mlops_nb.data import load_table
+    from mlops_nb.runner import init_project, run_loop
+    from mlops_nb.train import load_model
+    proj = init_project(tmp_path / 'loop')
+    rd = run_loop(proj, sets=['scenario.rows=20000', 'scenario.days=35', 'scenario.drift_days=7', 'scenario.drift_strength=2',
+                              'data.as_of=2026-02-22', 'stages=[scoping,data,features,train]'], progress=False)
+    p = rd.params
+    rows = load_table('scenario', vars(p.scenario), seed=p.seed)
+    week = rows[rows['timestamp'] >= pd.Timestamp('2026-02-22')]  # the traffic after the run: preferences changed
+    feats = rd.read_json('features.json')['features']
+    model = load_model(rd.path / 'model.skops')
+    s = model.predict_proba(week[feats])[:, 1]
+    plog = PredictionLog(proj)
+    b = plog.log_batch(week.assign(score=s, prediction=(s >= model.threshold).astype(int)), model_name='ads', model_version=1,
+                       run_id=rd.id, profile=Profile.from_frame(week[feats]), id_col='impression_id', time_col='timestamp')
+    plog.add_labels(week['impression_id'], week['clicked'])
+    r = monitor(proj, b)
+    assert 'performance_drop' in r.fired, r.alerts
+    as_of = r.decision.patch['data']['as_of']
+    assert pd.Timestamp(as_of) > week['timestamp'].max()
+    nxt = run_loop(proj, from_run=rd.id, policy='auto', sets=['stages=[scoping,data,features,train]'], progress=False)
+    assert nxt.params.data.as_of == as_of
+    assert nxt.read_json('data.json') != rd.read_json('data.json')  # it trained on the newer rows
