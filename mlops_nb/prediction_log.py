@@ -53,7 +53,9 @@ def _times(values) -> list:
     "Times as ISO text (UTC, naive), None where missing."
     t = pd.to_datetime(pd.Series(values))
     if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
-    iso = np.datetime_as_string(t.to_numpy(dtype='datetime64[us]'), unit='us')
+    a = t.to_numpy(dtype='datetime64[us]')
+    whole = (a[~np.isnat(a)].astype('int64') % 1_000_000 == 0).all()  # whole seconds: the shorter text is twice as fast
+    iso = np.datetime_as_string(a.astype('datetime64[s]'), unit='s') if whole else np.datetime_as_string(a, unit='us')
     return [None if x == 'NaT' else x for x in iso.tolist()]
 
 # %% ../nbs/61_prediction_log.ipynb #a91c2b8a
@@ -161,7 +163,7 @@ class PredictionLog:
         "The logged predictions (of one batch, or all): batch_id, id, time, score, prediction, label (NaN until known), label_at."
         where, args = ('WHERE batch_id = ?', (int(batch_id),)) if batch_id is not None else ('', ())
         df = self._read(f'SELECT batch_id, row_id AS id, time, score, prediction, label, label_at FROM predictions {where} ORDER BY rowid', args)
-        df['time'] = pd.to_datetime(df['time']); df['label'] = df['label'].astype(float)
+        df['time'] = pd.to_datetime(df['time'], format='ISO8601'); df['label'] = df['label'].astype(float)
         return df
 
     def _batch_row(self, batch_id) -> dict:
