@@ -166,7 +166,7 @@ def _read(data) -> pd.DataFrame:
 
 def log_predictions(project, dep:Deployed, checked:pd.DataFrame, out:pd.DataFrame) -> int:
     "Write one scored batch (with the profile of its inputs and scores) to the project's prediction log."
-    from mlops_nb.monitor import PredictionLog
+    from mlops_nb.prediction_log import PredictionLog
     from mlops_nb.profile import Profile
     d = dep.params.data
     profile = Profile.from_frame(checked[dep.features], score=out['score'].to_numpy())

@@ -14,7 +14,7 @@ import pytest
 
 from mlops_nb.cli import main
 from mlops_nb.deploy import (DeployError, deployment_history, list_versions, model_dir, promote, register_run, rollback)
-from mlops_nb.monitor import PredictionLog
+from mlops_nb.prediction_log import PredictionLog
 from mlops_nb.runner import init_project, run_loop
 from mlops_nb.serve import InputError, load_deployed, score
 
