@@ -27,15 +27,18 @@ MAX_CATEGORIES = 200  # values listed with their counts; beyond this a column's 
 
 
 def _jsonable(v):
-    "A category value as a JSON scalar (numpy scalars → Python)."
-    if isinstance(v, np.generic): return v.item()
+    "A category value as a JSON scalar (numpy scalars → Python, anything else but str/int/float/bool → its text)."
+    if isinstance(v, np.generic): v = v.item()
     if isinstance(v, pd.Timestamp): return v.isoformat()
-    return v
+    return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
 
 def _counts(values:np.ndarray|pd.Series, k:int=MAX_CATEGORIES) -> dict:
     "Counts of the `k` most frequent values and of the rest, and the number of distinct values."
-    codes, uniques = pd.factorize(values if isinstance(values, np.ndarray) else values.to_numpy(), use_na_sentinel=True)
+    vals = values if isinstance(values, np.ndarray) else values.to_numpy()
+    try: codes, uniques = pd.factorize(vals, use_na_sentinel=True)
+    except TypeError:  # unhashable values (dicts, lists): count their text
+        t = pd.Series(vals, dtype=object); codes, uniques = pd.factorize(t.where(t.isna(), t.astype(str)), use_na_sentinel=True)
     cnt = np.bincount(codes[codes >= 0], minlength=len(uniques))
     order = np.argsort(-cnt, kind='stable')[:k]
     return dict(values=[[_jsonable(uniques[i]), int(cnt[i])] for i in order],
