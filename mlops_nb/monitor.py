@@ -92,10 +92,11 @@ class MonitorReport(Report):
     performance: pd.DataFrame     # per metric: reference, estimated, estimated_sd, realized
     drift: Optional[DriftReport] = None  # the per-column drift tests (None without an input profile)
     decision: Optional[Decision] = None
+    reference_estimated: float = float('nan')  # CBPE estimate of the scoped metric on the reference (what `estimated_drop` compares with)
 
     def __post_init__(self):  # JSON stores NaN as null: back to NaN
         for f in ('reference_metric', 'estimated_metric', 'estimated_sd', 'realized_metric', 'realized_sd', 'share_drifted',
-                  'prediction_mean', 'reference_prediction_mean'):
+                  'prediction_mean', 'reference_prediction_mean', 'reference_estimated'):
             if getattr(self, f) is None: object.__setattr__(self, f, float('nan'))
 
     @property
@@ -176,8 +177,8 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
         ref_est = float(info.get('metric_estimated', info.get('metric_value', np.nan)))
         d = _drop(est_m, ref_est, greater)
         if n_rows >= mp.min_rows:
-            alert('estimated_drop', d, mp.max_drop, d > mp.max_drop,
-                  f"estimated {metric} {est_m:.4g} vs {ref_est:.4g} estimated on the reference ({d:+.1%} drop)")
+            alert('estimated_drop', d, mp.max_drop, d > mp.max_drop and abs(est_m - ref_est) > 2 * est_sd,
+                  f"estimated {metric} {est_m:.4g} vs {ref_est:.4g} estimated on the reference ({d:+.1%} drop; sampling spread {est_sd:.2g})")
         if y is not None and np.isfinite(y).any():
             lab = np.isfinite(y); n_lab = int(lab.sum())
             real = evaluate(y[lab], s[lab], threshold, names)
@@ -196,7 +197,8 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
                       batch.get('time_max', None if t is None or t.isna().all() else str(t.max())),
                       int(n_rows), n_lab, metric, threshold, float(info.get('metric_value', np.nan)), est_m, est_sd, real_m, real_sd,
                       share, bool(pred_row is not None and pred_row['drifted']), float(s.mean()) if s is not None else float('nan'),
-                      float(info.get('prediction_mean', np.nan)), int(table['fired'].sum()), table, perf, drift)
+                      float(info.get('prediction_mean', np.nan)), int(table['fired'].sum()), table, perf, drift,
+                      reference_estimated=float(info.get('metric_estimated', info.get('metric_value', np.nan))))
     stale = [c for c in ('input_drift', 'performance_drop', 'estimated_drop') if c in table.index and table.loc[c, 'fired']]
     return dataclasses.replace(r, decision=_retrain(r, stale, y, t)) if stale else r
 
@@ -279,7 +281,7 @@ def monitor(project,            # the loop project folder
 
 # %% ../nbs/63_monitor.ipynb #00a2a193
 _HISTORY_COLS = ['time_min', 'time_max', 'model_version', 'run_id', 'n_rows', 'n_labelled', 'share_drifted', 'prediction_drift',
-                 'prediction_mean', 'reference_prediction_mean', 'metric', 'reference_metric', 'estimated_metric', 'estimated_sd',
+                 'prediction_mean', 'reference_prediction_mean', 'metric', 'reference_metric', 'reference_estimated', 'estimated_metric', 'estimated_sd',
                  'realized_metric', 'n_alerts', 'alerts']
 
 
@@ -327,7 +329,7 @@ def _line(r:MonitorReport) -> str:
     drift = f"{r.share_drifted:.0%} of features drifted" if np.isfinite(r.share_drifted) else 'no input profile'
     return (f"batch {r.batch_id} (model version {r.model_version}, {r.n_rows:,} rows): {drift}; prediction drift "
             f"{'yes' if r.prediction_drift else 'no'}; {r.metric} estimated {r.estimated_metric:.4g} ±{r.estimated_sd:.2g}{real} "
-            f"(reference {r.reference_metric:.4g}); alerts: {', '.join(r.fired) or 'none'}")
+            f"(reference {r.reference_metric:.4g}, estimated there {r.reference_estimated:.4g}); alerts: {', '.join(r.fired) or 'none'}")
 
 
 def _cmd_monitor(args) -> int:

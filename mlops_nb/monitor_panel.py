@@ -39,6 +39,7 @@ def plot_metric_history(h:MonitoringHistory, # monitoring history
     t = h.table; x, xl = _x(h)
     est, sd = t['estimated_metric'].astype(float), t['estimated_sd'].astype(float)
     ax.plot(x, t['reference_metric'].astype(float), color='k', ls='--', lw=1, label='reference (test window)')
+    ax.plot(x, t['reference_estimated'].astype(float), color='#1f77b4', ls=':', lw=1, label='reference, estimated')
     ax.plot(x, est, 'o-', color='#1f77b4', label='estimated (CBPE)')
     ax.fill_between(x, est - 2 * sd, est + 2 * sd, color='#1f77b4', alpha=0.15, lw=0)
     ax.plot(x, t['realized_metric'].astype(float), 's-', color='#ff7f0e', label='realized (labelled rows)')
