@@ -132,11 +132,11 @@ class DespairStory:
         t = self.table
         lines = [f"The despair story, {len(t)} iterations in {self.project}:", '']
         for i, r in t.iterrows():
-            ba = f"{r.before:.4g} → {r.after:.4g}" if pd.notna(r.before) else '—'
-            live = f", live ctr {r.ctr_live:.4f}" if pd.notna(r.ctr_live) else ''
-            lines += [f"{i}. run {r.run}  [{r.found_by}] {r.problem}",
-                      f"   decision: {r.decision}",
-                      f"   {r.improves}: {ba}   (ctr of shown ads on the test week {r.ctr_test:.4f}{live})"]
+            ctr = f"{r.ctr_test:.4f}" if pd.notna(r.ctr_test) else 'undefined: no ad shown'
+            live = f", live {r.ctr_live:.4f}" if pd.notna(r.ctr_live) else ''
+            lines += [f"{i}. run {r.run}  [{r.found_by}] {r.problem}", f"   decision: {r.decision}"]
+            if pd.notna(r.before): lines.append(f"   {r.improves}: {r.before:.4g} → {r.after:.4g}")
+            lines.append(f"   ctr of the shown ads: test week {ctr}{live}")
         runs = sorted((self.project / 'runs').glob('2*'))
         lines += ['', f"every run is a folder with its executed notebooks: {self.project / 'runs'} ({len(runs)} runs)",
                   f"  jupyter lab {self.project}",
@@ -184,7 +184,7 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     "Replay the seed's thirteen steps on the ads scenario as real loop runs, deployments and analyses; returns the story."
     from mlops_nb.business import analyze_project
     from mlops_nb.deploy import promote
-    from mlops_nb.runner import init_project, run_loop
+    from mlops_nb.runner import RunError, init_project, run_loop
     from mlops_nb.staleness import analyze_staleness
     say = (lambda m: print(f"despair: {m}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
     project = init_project(path, story_params(rows, seed))
@@ -233,7 +233,7 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
          improves=f"{p3.scope.metric} on the test week", before=test_metric(r4, p3.scope.metric), after=test_metric(r5, p3.scope.metric),
          ctr_test=test_metric(r4, 'shown_ctr'), ctr_live=_live_ctr(project, g.challenger_version))
     g = promote(project, r5, tracking_uri=tracking_uri); st.gates.append(g)
-    if not g.passed: raise __import__('mlops_nb.runner', fromlist=['RunError']).RunError(f"despair story: the gate refused run {r5.id}: {g.reason}")
+    if not g.passed: raise RunError(f"despair story: the gate refused run {r5.id}: {g.reason}")
     st.versions[g.challenger_version] = r5.id
     serve_days(project, days[a:a + b], p3, tracking_uri)
     # business analysis: the KPI falls while the metric rises → change the scope → back to step 1

@@ -104,3 +104,12 @@ def test_every_run_is_inspectable(story):
     from mlops_nb.monitor import PredictionLog
     b = PredictionLog(story.project).batches()
     assert len(b) == 7 and (b.n_labelled == b.n_rows).all()  # a batch per live day, all labels arrived
+
+
+def test_business_command_on_the_project(story, capsys):
+    from mlops_nb.cli import main
+    assert main(['business', '-C', str(story.project), '--by', 'period']) == 0
+    out = capsys.readouterr().out
+    assert 'no metric mismatch' in out and 'period' in out  # judged by the newest run's scope: shown_ctr
+    # the scope change was also recorded where `mlops-nb run --from RUN --policy auto` finds it
+    assert [d.patch for d in story.runs['r5'].recommendations() if d.source == 'business'] == [{'scope': {'metric': 'shown_ctr'}}]
