@@ -39,7 +39,7 @@ def _flag(s:pd.Series, name:str, allow_na:bool=False) -> pd.Series:
     if s.isna().any() and not allow_na:
         raise BusinessError(f"analyze_business: column {name!r} has {int(s.isna().sum())} missing values")
     vals = set(pd.unique(s.dropna()))
-    if not vals <= {0, 1, True, False}:
+    if not vals <= {0, 1}:  # True and False compare equal to 1 and 0
         raise BusinessError(f"analyze_business: column {name!r} must hold 0/1 or True/False, got {sorted(map(str, vals))[:5]}")
     return s.astype('float64')
 

@@ -140,8 +140,8 @@ class DespairStory:
         runs = sorted((self.project / 'runs').glob('2*'))
         lines += ['', f"every run is a folder with its executed notebooks: {self.project / 'runs'} ({len(runs)} runs)",
                   f"  jupyter lab {self.project}",
-                  f"  MLflow (runs and the registered versions {', '.join(map(str, self.versions))}): "
-                  f"sqlite:///{(self.project / 'mlflow.db').resolve()}",
+                  (f"  MLflow (runs and the registered versions {', '.join(map(str, self.versions))}): "
+                   f"sqlite:///{(self.project / 'mlflow.db').resolve()}"),
                   f"  business analysis: {self.project / 'monitoring' / 'business.json'}; this table: {self.project / 'despair.md'}",
                   f"  mlops-nb runs -C {self.project}    mlops-nb business -C {self.project} --by period"]
         return '\n'.join(lines)
