@@ -141,7 +141,7 @@ class MonitorParams:
     "Alert thresholds for scored batches."
     drift_share: float = knob(0.3, "alert when at least this share of the input columns drift", gt=0, le=1)
     prediction_drift: bool = knob(True, "alert when the distribution of the predictions drifts")
-    max_drop: float = knob(0.05, "alert when the scoped metric (measured, or estimated before labels) falls more than this below its reference", ge=0)
+    max_drop: float = knob(0.05, "alert when the scoped metric (measured, or estimated before labels) falls by more than this share of its reference value (0.05 = 5 %)", ge=0)
     min_rows: int = knob(500, "batches with fewer rows raise no performance alert", ge=1)
 
 
@@ -478,7 +478,8 @@ class DecisionLog:
 REPORTS: dict[str, type] = {}
 # where the built-in reports live, so `Report.from_dict` can load one without the caller importing its module
 REPORT_MODULES = dict(ImbalanceReport='imbalance', LabelNoiseReport='label_noise', DriftReport='drift',
-                      StalenessReport='staleness', SliceReport='slices')
+                      StalenessReport='staleness', SliceReport='slices', GateResult='deploy', MonitorReport='monitor',
+                      MonitoringHistory='monitor', BusinessReport='business')
 
 def register_report(cls):
     "Class decorator: make a Report class loadable by name from JSON."

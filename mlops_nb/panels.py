@@ -24,8 +24,8 @@ import pandas as pd
 from .core import Decision, DecisionLog, Report, decision_html, report_html, _encode, _fmt
 
 # %% auto #0
-__all__ = ['PLOTS', 'PANELS', 'ORDER', 'plot_reports', 'Panel', 'panel_for', 'ReportPanel', 'panel', 'ImbalancePanel',
-           'LabelNoisePanel', 'DriftPanel', 'StalenessPanel', 'ErrorAnalysisPanel']
+__all__ = ['PLOTS', 'PANELS', 'PANEL_MODULES', 'ORDER', 'plot_reports', 'Panel', 'panel_for', 'ReportPanel', 'panel',
+           'ImbalancePanel', 'LabelNoisePanel', 'DriftPanel', 'StalenessPanel', 'ErrorAnalysisPanel']
 
 # %% ../nbs/48_panels.ipynb #31f46f1d
 PLOTS: dict[str, list] = {
@@ -200,6 +200,7 @@ class Panel:
 
 # %% ../nbs/48_panels.ipynb #87f338aa
 PANELS: dict[str, type] = {}
+PANEL_MODULES = dict(MonitoringHistory='monitor_panel')  # panels defined in later modules, imported on first use
 
 def panel_for(kind:str):
     "Class decorator: register a Panel class as the view of Report kind `kind` (a class name)."
@@ -226,7 +227,9 @@ class ReportPanel(Panel):
 
 def panel(report:Report, on_apply:Callable|None=None, **kw) -> Panel:
     "The registered panel for `report`'s kind (a `ReportPanel` for kinds without one); `kw` go to panels that take them."
-    cls = PANELS.get(type(report).__name__, ReportPanel)
+    kind = type(report).__name__
+    if kind not in PANELS and kind in PANEL_MODULES: importlib.import_module(f"mlops_nb.{PANEL_MODULES[kind]}")  # registers it
+    cls = PANELS.get(kind, ReportPanel)
     params = inspect.signature(cls.__init__).parameters
     return cls(report, on_apply, **{k: v for k, v in kw.items() if k in params})
 

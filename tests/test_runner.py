@@ -135,7 +135,7 @@ def test_empty_training_window(project, small_sets):
 
 def test_batch_one_failure_does_not_lose_the_others(project, small_sets, tmp_path):
     spec = dict(set={k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in small_sets)},
-                runs=[{'model.kind': 'logistic'}, {'data.source': 'missing.parquet'}])
+                runs=[{'model.kind': 'logistic', 'analysis.enabled': []}, {'data.source': 'missing.parquet'}])  # no analyses is fine too
     f = tmp_path / 'batch.yaml'; f.write_text(yaml.safe_dump(spec))
     df = run_batch(project, f, workers=2, progress=False)
     assert df.status.tolist() == ['complete', 'failed']
