@@ -120,6 +120,7 @@ class DespairStory:
     runs: dict = field(default_factory=dict)     # 'r1' … 'r6' → RunDir
     reports: dict = field(default_factory=dict)  # the reports that found each problem, by name
     gates: list = field(default_factory=list)    # GateResult of each promotion
+    monitoring: list = field(default_factory=list)  # MonitorReport of each live batch
     versions: dict = field(default_factory=dict) # registered version → run id
 
     @property
@@ -184,6 +185,7 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     "Replay the seed's thirteen steps on the ads scenario as real loop runs, deployments and analyses; returns the story."
     from mlops_nb.business import analyze_project
     from mlops_nb.deploy import promote
+    from mlops_nb.monitor import monitor
     from mlops_nb.runner import RunError, init_project, run_loop
     from mlops_nb.staleness import analyze_staleness
     say = (lambda m: print(f"despair: {m}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
@@ -191,6 +193,8 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     st = DespairStory(Path(project))
     run = lambda label, **kw: st.runs.setdefault(label, run_loop(project, progress=False, tracking_uri=tracking_uri, **kw))
     decide = lambda rd, dec: DecisionLog(rd.path / 'decisions.yaml').append(dec, by='human') and dec
+    def watch(batches):  # monitoring checks each labelled batch against its model's reference, by the scoped metric
+        st.monitoring.extend(monitor(project, b) for b in batches)
     def step(**kw): st.steps.append(dict(iteration=len(st.steps) + 1, **kw)); say(f"{kw['problem']} → {kw['decision']}")
 
     # 1-4: scope on impressions, collect and label, features, train
@@ -224,7 +228,7 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     g = promote(project, r4, force=True, tracking_uri=tracking_uri); st.gates.append(g); st.versions[g.challenger_version] = r4.id
     days = live_days(project, p3)
     a, b, _ = LIVE_DAYS
-    serve_days(project, days[:a], p3, tracking_uri)
+    watch(serve_days(project, days[:a], p3, tracking_uri))
     # the team tunes the operating point to its scoped metric, impressions, and retrains with the labelled live days
     d = decide(r4, operating_point(r4))
     r5 = run('r5', from_run=r4.id, sets=[f"data.as_of={days[a][p3.data.time_col].min().normalize():%Y-%m-%d}"])
@@ -235,20 +239,22 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     g = promote(project, r5, tracking_uri=tracking_uri); st.gates.append(g)
     if not g.passed: raise RunError(f"despair story: the gate refused run {r5.id}: {g.reason}")
     st.versions[g.challenger_version] = r5.id
-    serve_days(project, days[a:a + b], p3, tracking_uri)
+    watch(serve_days(project, days[a:a + b], p3, tracking_uri))
+    alerts = sum(r.n_alerts for r in st.monitoring)
     # business analysis: the KPI falls while the metric rises → change the scope → back to step 1
     br = st.reports['business'] = analyze_project(project)
     d = decide(r5, _need(br.decision, 'a metric mismatch', r5))
     new_metric = d.patch['scope']['metric']
     d2 = decide(r5, operating_point(r5, new_metric))
     r6 = run('r6', from_run=r5.id, sets=[f"data.as_of={days[a + b][p3.data.time_col].min().normalize():%Y-%m-%d}"])
-    step(run=r5.id, found_by='business', problem=br.finding.split('; per 1000')[0], decision=f"{d.what}; {d2.what}",
+    watched = f"monitoring of the {len(st.monitoring)} live batches: {alerts or 'no'} alert{'' if alerts == 1 else 's'} (it watches {p3.scope.metric})"
+    step(run=r5.id, found_by='business', problem=br.finding.split('; per 1000')[0] + f"; {watched}", decision=f"{d.what}; {d2.what}",
          improves=f"{new_metric} on the test week", before=test_metric(r5, new_metric), after=test_metric(r6, new_metric),
          ctr_test=test_metric(r5, 'shown_ctr'), ctr_live=_live_ctr(project, g.challenger_version))
     g = promote(project, r6, tracking_uri=tracking_uri); st.gates.append(g)
     if g.passed:
         st.versions[g.challenger_version] = r6.id
-        serve_days(project, days[a + b:], p3, tracking_uri)
+        watch(serve_days(project, days[a + b:], p3, tracking_uri))
     final = st.reports['business_final'] = analyze_project(project)
     step(run=r6.id, found_by='business', problem=final.finding, decision=f"promoted as version {g.challenger_version}" if g.passed
          else f"not promoted: {g.reason}", improves='—', before=np.nan, after=np.nan, ctr_test=test_metric(r6, 'shown_ctr'),

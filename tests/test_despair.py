@@ -104,6 +104,8 @@ def test_every_run_is_inspectable(story):
     from mlops_nb.monitor import PredictionLog
     b = PredictionLog(story.project).batches()
     assert len(b) == 7 and (b.n_labelled == b.n_rows).all()  # a batch per live day, all labels arrived
+    assert [r.batch_id for r in story.monitoring] == b.batch_id.tolist()  # each batch monitored, the result stored
+    assert b.monitored_at.notna().all()
 
 
 def test_business_command_on_the_project(story, capsys):
