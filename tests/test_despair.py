@@ -115,3 +115,20 @@ def test_business_command_on_the_project(story, capsys):
     assert 'no metric mismatch' in out and 'period' in out  # judged by the newest run's scope: shown_ctr
     # the scope change was also recorded where `mlops-nb run --from RUN --policy auto` finds it
     assert [d.patch for d in story.runs['r5'].recommendations() if d.source == 'business'] == [{'scope': {'metric': 'shown_ctr'}}]
+
+
+def test_cli_wiring(story, monkeypatch, capsys):
+    "`mlops-nb demo --scenario despair DIR --rows N` calls run_despair and prints the story (a fake story run here)."
+    import mlops_nb.despair as despair
+    from mlops_nb.cli import main
+    seen = {}
+    monkeypatch.setattr(despair, 'run_despair', lambda path, **kw: seen.update(path=path, **kw) or story)
+    assert main(['demo', '--scenario', 'despair', 'somewhere', '--rows', '60000', '-q']) == 0
+    assert seen['path'] == 'somewhere' and seen['rows'] == 60000 and seen['progress'] is False
+    assert capsys.readouterr().out.startswith('The despair story, 6 iterations')
+
+
+def test_an_existing_project_is_refused(story):
+    from mlops_nb.runner import RunError
+    with pytest.raises(RunError, match='already a loop project'):
+        run_despair(story.project, rows=ROWS, progress=False)
