@@ -289,7 +289,12 @@ def _mlflow(project, tracking_uri=None):
     import logging
     import mlflow
     for name in ('alembic', 'mlflow'): logging.getLogger(name).setLevel(logging.WARNING)  # after import: mlflow sets INFO
+    before = os.environ.get('MLFLOW_TRACKING_URI')
     mlflow.set_tracking_uri(tracking_uri_for(project, tracking_uri))
+    # mlflow ≥ 3 also exports the URI to the environment; put it back, or the next project in this process (a
+    # notebook kernel working on two projects) would be logged into this one's store
+    if before is None: os.environ.pop('MLFLOW_TRACKING_URI', None)
+    else: os.environ['MLFLOW_TRACKING_URI'] = before
     name = Path(project).resolve().name
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
