@@ -1,4 +1,4 @@
-"""`init`, `run`, `runs`, `show`, `batch`, `compare` and `demo` — each a thin layer over a Python function, with `--help` on every command and one clear line for every expected error.
+"""`init`, `run`, `runs`, `show`, `batch`, `compare`, `demo` and the commands of deployment, monitoring and business analysis — each a thin layer over a Python function, with `--help` on every command and one clear line for every expected error.
 
 Docs: https://mlops-nb.github.io/mlops_nb/cli.html.md"""
 
@@ -54,14 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser('compare', parents=[proj], help='compare two runs', description='What changed between two runs: params, data version, metrics, findings.')
     s.add_argument('run_a'); s.add_argument('run_b')
 
-    s = sub.add_parser('demo', parents=[track], help='one loop iteration on the built-in ads scenario', description='Create a loop project on the built-in ads scenario, run one iteration end to end and say where the outputs are.')
-    s.add_argument('dir', nargs='?', default='mlops-nb-demo', help='project folder (default: ./mlops-nb-demo)')
+    s = sub.add_parser('demo', parents=[track], help='the built-in ads scenario: one iteration, or the whole story',
+                       description="Create a loop project on the built-in ads scenario and run it: one loop iteration end to end "
+                                   "(--scenario ads), or the whole story from a wrong metric to the scope change, with deployment, "
+                                   "monitoring and business analysis (--scenario despair). Says where the outputs are.")
+    s.add_argument('dir', nargs='?', default=None, help='project folder (default: ./mlops-nb-demo, or ./mlops-nb-despair for the story)')
     s.add_argument('--rows', type=int, default=None, help='impressions to simulate (default: 60000; the despair story 200000)')
     s.add_argument('--scenario', choices=['ads', 'despair'], default='ads',
                    help="'ads': one loop iteration; 'despair': the whole story, iteration after iteration, deploy, monitor, business")
     s.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
     for mod in COMMAND_MODULES:  # the later stages add their own commands
-        if importlib.util.find_spec(mod) is not None: importlib.import_module(mod).add_commands(sub, proj, track)
+        importlib.import_module(mod).add_commands(sub, proj, track)
     return p
 
 # %% ../nbs/90_cli.ipynb #2e151f42
@@ -124,12 +127,12 @@ def main(argv=None) -> int:
             print(compare_runs(args.project, args.run_a, args.run_b).to_string())
         elif args.cmd == 'demo' and args.scenario == 'despair':
             from mlops_nb.despair import run_despair
-            story = run_despair(args.dir, **({'rows': args.rows} if args.rows else {}), tracking_uri=args.tracking_uri,
+            story = run_despair(args.dir or 'mlops-nb-despair', **({'rows': args.rows} if args.rows else {}), tracking_uri=args.tracking_uri,
                                 progress=not args.quiet)
             print(story.message())
         elif args.cmd == 'demo':
-            rd = demo(args.dir, args.rows or 60_000, args.tracking_uri, progress=not args.quiet)
-            print(_demo_message(rd, args.dir))
+            rd = demo(args.dir or 'mlops-nb-demo', args.rows or 60_000, args.tracking_uri, progress=not args.quiet)
+            print(_demo_message(rd, args.dir or 'mlops-nb-demo'))
         else:  # a command added by a later stage's module
             return args.func(args) or 0
     except (ParamError, runner.RunError, ValueError, FileNotFoundError) as e:
