@@ -187,7 +187,6 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     from mlops_nb.deploy import promote
     from mlops_nb.monitor import monitor
     from mlops_nb.runner import RunError, init_project, run_loop
-    from mlops_nb.staleness import analyze_staleness
     say = (lambda m: print(f"despair: {m}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
     project = init_project(path, story_params(rows, seed))
     st = DespairStory(Path(project))
@@ -213,16 +212,14 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
          f"for {imb.metrics['predicted_positive_rate']:.2%} of impressions (clicks: {imb.prevalence:.2%}) and finds "
          f"{imb.metrics['recall']:.1%} of them", decision=d.what, improves='recall on the test week',
          before=test_metric(r2, 'recall'), after=test_metric(r3, 'recall'), ctr_test=test_metric(r2, 'shown_ctr'), ctr_live=np.nan)
-    # 11: fine on old test data, poor on yesterday's → 12: retrain on recent data. The loop's staleness check judges by
-    # the scoped metric, and impressions do not decay with a stale model; the team asks the same analysis by ROC AUC.
-    p3, feats = r3.params, r3.read_json('features.json')['features']
-    h = r3.load_split('history')
-    sr = st.reports['staleness'] = analyze_staleness(h[feats + [p3.data.time_col, p3.data.target]], time_col=p3.data.time_col,
-                                                     target=p3.data.target, freq=p3.analysis.freq, metric='roc_auc')
-    d = decide(r3, _need(sr.decision if sr.is_stale else None, 'staleness (by ROC AUC)', r3)); r4 = run('r4', from_run=r3.id)
-    step(run=r3.id, found_by='staleness (roc_auc)', problem=f"fine on old data, poor on yesterday's: ROC AUC {sr.fresh_score:.3f} "
+    # 11: fine on old test data, poor on yesterday's → 12: retrain on recent data. Impressions cannot show a model's decay,
+    # so the loop's staleness analysis judges by ROC AUC (`error_analysis.staleness_metric`).
+    p3, sr = r3.params, r3.reports()['staleness']
+    st.reports['staleness'] = sr
+    d = decide(r3, _need(_rec(r3, 'staleness') if sr.is_stale else None, f'staleness (by {sr.metric})', r3)); r4 = run('r4', from_run=r3.id)
+    step(run=r3.id, found_by=f'staleness ({sr.metric})', problem=f"fine on old data, poor on yesterday's: {sr.metric} {sr.fresh_score:.3f} "
          f"on the first week after training, {sr.latest_score:.3f} on the newest", decision=d.what,
-         improves='roc_auc on the newest week', before=test_metric(r3, 'roc_auc'), after=test_metric(r4, 'roc_auc'),
+         improves=f'{sr.metric} on the newest week', before=test_metric(r3, sr.metric), after=test_metric(r4, sr.metric),
          ctr_test=test_metric(r3, 'shown_ctr'), ctr_live=np.nan)
     # 13: deploy, the live days come, labels arrive
     g = promote(project, r4, force=True, tracking_uri=tracking_uri); st.gates.append(g); st.versions[g.challenger_version] = r4.id

@@ -13,9 +13,15 @@ import yaml
 from .core import Decision, LoopParams, apply_decisions, atomic_write
 
 # %% auto #0
-__all__ = ['run_analyses', 'save_analyses']
+__all__ = ['staleness_metric', 'run_analyses', 'save_analyses']
 
 # %% ../nbs/45_error_analysis.ipynb #579d503e
+def staleness_metric(scoped:str) -> str:
+    "The metric staleness is judged by: the scoped one if it is threshold-free, else ROC AUC."
+    from mlops_nb.scoping import METRICS
+    return scoped if METRICS[scoped].threshold_free else 'roc_auc'
+
+# %% ../nbs/45_error_analysis.ipynb #89b25339
 def run_analyses(params:LoopParams, # the run's params
                  train:pd.DataFrame, # training rows (features, time, target, group)
                  test:pd.DataFrame, # most recent holdout with the model's `score` column
@@ -51,7 +57,7 @@ def run_analyses(params:LoopParams, # the run's params
         h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
         if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
         out['staleness'] = analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
-                                             freq=a.freq, metric=params.scope.metric)
+                                             freq=a.freq, metric=staleness_metric(params.scope.metric))
     return out
 
 # %% ../nbs/45_error_analysis.ipynb #852e77d8

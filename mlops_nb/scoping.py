@@ -23,6 +23,7 @@ class Metric:
     fn: Callable
     greater_is_better: bool = True
     doc: str = ''
+    threshold_free: bool = False  # judges the scores themselves (ranking, calibration), not decisions at a threshold
 
     def __call__(self, y_true, y_score, threshold:float=0.5) -> float:
         y_true, y_score = np.asarray(y_true, dtype=float), np.asarray(y_score, dtype=float)
@@ -39,47 +40,47 @@ class Metric:
 
 METRICS: dict[str, Metric] = {}
 
-def metric(name:str, greater_is_better:bool=True):
+def metric(name:str, greater_is_better:bool=True, threshold_free:bool=False):
     "Decorator: register `fn(y_true, y_score, threshold)` as metric `name`."
     def deco(fn):
-        METRICS[name] = Metric(name, fn, greater_is_better, (fn.__doc__ or '').strip())
+        METRICS[name] = Metric(name, fn, greater_is_better, (fn.__doc__ or '').strip(), threshold_free)
         return fn
     return deco
 
 # %% ../nbs/05_scoping.ipynb #ce6bf57d
 def _two_classes(y): return 0 < y.sum() < len(y)
 
-@metric('roc_auc')
+@metric('roc_auc', threshold_free=True)
 def _roc_auc(y, s, t):
     "Area under the ROC curve (ranking quality; insensitive to prevalence)."
     from sklearn.metrics import roc_auc_score
     return roc_auc_score(y, s) if _two_classes(y) else np.nan
 
-@metric('pr_auc')
+@metric('pr_auc', threshold_free=True)
 def _pr_auc(y, s, t):
     "Average precision: area under the precision-recall curve (its chance level is the prevalence)."
     from sklearn.metrics import average_precision_score
     return average_precision_score(y, s) if y.sum() > 0 else np.nan
 
-@metric('log_loss', greater_is_better=False)
+@metric('log_loss', greater_is_better=False, threshold_free=True)
 def _log_loss(y, s, t):
     "Mean negative log-likelihood of the scores."
     p = np.clip(s, 1e-15, 1 - 1e-15)
     return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
-@metric('normalized_entropy', greater_is_better=False)
+@metric('normalized_entropy', greater_is_better=False, threshold_free=True)
 def _ne(y, s, t):
     "Log loss divided by the entropy of the prevalence (below 1 = better than predicting the base rate)."
     q = y.mean()
     if q in (0, 1): return np.nan
     return _log_loss(y, s, t) / -(q * np.log(q) + (1 - q) * np.log(1 - q))
 
-@metric('brier', greater_is_better=False)
+@metric('brier', greater_is_better=False, threshold_free=True)
 def _brier(y, s, t):
     "Mean squared error of the scores."
     return np.mean((s - y) ** 2)
 
-@metric('calibration_error', greater_is_better=False)
+@metric('calibration_error', greater_is_better=False, threshold_free=True)
 def _ece(y, s, t):
     "Expected calibration error over 10 quantile bins of the score."
     bins = np.unique(np.quantile(s, np.linspace(0, 1, 11)))
