@@ -141,4 +141,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"mlops-nb {args.cmd}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`mlops-nb runs | head`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0

@@ -142,7 +142,7 @@ class MonitorParams:
     drift_share: float = knob(0.3, "alert when at least this share of the input columns drift", gt=0, le=1)
     prediction_drift: bool = knob(True, "alert when the distribution of the predictions drifts")
     max_drop: float = knob(0.05, "alert when the scoped metric (measured, or estimated before labels) falls by more than this share of its reference value (0.05 = 5 %)", ge=0)
-    min_rows: int = knob(500, "batches with fewer rows raise no performance alert", ge=1)
+    min_rows: int = knob(500, "batches with fewer rows raise no alert (too few to judge drift or performance)", ge=1)
 
 
 @dataclass

@@ -27,7 +27,9 @@ class DataError(ValueError):
 
 def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
                scenario:dict|None=None, # keyword arguments of `simulate_ads` when source is 'scenario'
-               seed:int=0, base_dir=None) -> pd.DataFrame:
+               seed:int=0, base_dir=None,
+               what:str='data.source', # how errors name the file (e.g. '--data', 'labels file')
+              ) -> pd.DataFrame:
     "The raw table that `source` names."
     if isinstance(source, pd.DataFrame): return source.copy()
     if source == 'scenario':
@@ -35,13 +37,13 @@ def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
         return simulate_ads(**(scenario or {}), seed=seed)
     path = Path(source)
     if base_dir is not None and not path.is_absolute(): path = Path(base_dir) / path
-    if not path.exists(): raise DataError(f"data.source: file {path} does not exist")
+    if not path.exists(): raise DataError(f"{what}: file {path} does not exist")
     suffix = ''.join(path.suffixes[-2:]) if path.suffix == '.gz' else path.suffix
     try:
         if suffix in ('.csv', '.csv.gz'): return pd.read_csv(path)
         if suffix in ('.parquet', '.pq'): return pd.read_parquet(path)
-    except Exception as e: raise DataError(f"data.source: cannot read {path}: {e}") from None
-    raise DataError(f"data.source: {path} is neither .csv nor .parquet")
+    except Exception as e: raise DataError(f"{what}: cannot read {path}: {e}") from None
+    raise DataError(f"{what}: {path} is neither .csv nor .parquet")
 
 # %% ../nbs/15_data.ipynb #4ef557a0
 def _rows(mask, n=3) -> str:

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -140,10 +141,23 @@ def _content_copy(src:Path, project:Path, kind:str) -> str:
     return str(dest.relative_to(project))
 
 
+def _accumulate(project:Path, earlier:str, later:str, kind:str, id_col:str) -> str:
+    "A label file with the rows of `earlier` and `later` (for the same id, `later` wins), copied into data/patches."
+    rd = lambda f: pd.read_csv(Path(f) if Path(f).is_absolute() else project / f)
+    old, new = rd(earlier), rd(later)
+    for f, df in ((earlier, old), (later, new)):
+        if id_col not in df.columns: raise RunError(f"labels.{kind}: {f} has no id column {id_col!r} (columns: {list(df.columns)})")
+    both = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=id_col, keep='last')
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / f'{kind}.csv'; both.to_csv(f, index=False)
+        return _content_copy(f, project, kind)
+
+
 def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str='human'):
     "Validated params for a new run, plus the parent run id and the decisions applied."
     project = _project(project)
     if policy not in ('human', 'auto'): raise ParamError(f"--policy: {policy!r} is not allowed; choose 'human' or 'auto'")
+    if policy == 'auto' and not from_run: raise ParamError("--policy auto takes the recommendations of a run: give it with --from RUN")
     decisions, parent = [], None
     if from_run:
         parent = find_run(project, from_run)
@@ -151,12 +165,17 @@ def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str
         base = parent.params
         decisions = parent.recommendations() if policy == 'auto' else parent.decisions.decisions
         # file references in decisions are relative to the parent run folder
-        fixed = []
+        # and label files add up: a new exclusion list or label patch keeps the rows of the one in effect
+        fixed, current = [], {k: getattr(base.labels, k) for k in ('patch', 'exclude')}
         for d in decisions:
             lab = d.patch.get('labels', {})
             if lab:
                 lab = {k: (_content_copy(parent.path / v, project, k) if isinstance(v, str) and not Path(v).is_absolute()
                            and (parent.path / v).exists() else v) for k, v in lab.items()}
+                for k, v in lab.items():
+                    if k in current and v and current[k] and v != current[k]:
+                        lab[k] = _accumulate(project, current[k], v, k, base.data.id_col)
+                    if k in current: current[k] = lab[k]
                 d = Decision(d.what, d.why, {**d.patch, 'labels': lab}, d.evidence, d.source)
             fixed.append(d)
         decisions = fixed
