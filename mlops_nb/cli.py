@@ -113,6 +113,7 @@ def main(argv=None) -> int:
                                  args.tracking_uri, progress=not args.quiet)
             m = (rd.read_json('metrics.json') or {}).get('scoped', {})
             print(f"run {rd.id} complete: {m.get('name')} (test) = {m.get('test')}\n  {rd.path}")
+            for note in (rd.read_json('data.json') or {}).get('notes', []): print(f"  note: {note}")
         elif args.cmd == 'runs':
             df = runner.list_runs(args.project)
             print(df.to_json(orient='records') if args.json else (df.to_string(index=False) if len(df) else 'no runs yet'))

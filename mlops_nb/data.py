@@ -172,10 +172,14 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
     sc = {k: v for k, v in vars(params.scenario).items()}
     raw = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir)
     df = validate_table(raw, d)
+    notes = []  # things the user should know that are not errors
     if d.as_of is not None:  # only what was known when the run starts
         try: as_of = pd.Timestamp(d.as_of)
         except (ValueError, TypeError): raise DataError(f"data.as_of={d.as_of!r} is not a date or time") from None
         if df[d.time_col].dt.tz is not None and as_of.tz is None: as_of = as_of.tz_localize(df[d.time_col].dt.tz)
+        if as_of > df[d.time_col].max():
+            notes.append(f"data.as_of={d.as_of} is after the last row ({df[d.time_col].max()}): every row is used; "
+                         f"rows labelled since must be added to data.source to be learned from")
         df = df[df[d.time_col] < as_of].reset_index(drop=True)
         if df.empty: raise DataError(f"data.as_of={d.as_of!r} leaves no rows: the data starts {raw[d.time_col].min()}")
     patch = excl = None
@@ -197,6 +201,6 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
             raise DataError(f"the {part} window has a single class in {d.target!r}; widen window.train_days")
     info = dict(rows=len(df), positives=int(df[d.target].sum()), prevalence=float(df[d.target].mean()),
                 start=str(df[d.time_col].min()), end=str(df[d.time_col].max()), n_excluded=n_excluded,
-                n_patched=0 if patch is None else len(patch), positive_label=df.attrs.get('positive_label'),
+                n_patched=0 if patch is None else len(patch), positive_label=df.attrs.get('positive_label'), notes=notes,
                 **{f'{k}_rows': len(v) for k, v in sp.items()})
     return Prepared(sp['train'], sp['valid'], sp['test'], sp['refit'], df, feats, version, info)

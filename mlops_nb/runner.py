@@ -369,7 +369,7 @@ def list_runs(project='.') -> pd.DataFrame:
         status = info.get('status', 'unknown')
         if p.name.startswith('.tmp-'): status = 'interrupted' if status == 'running' and not _alive(info.get('pid')) else status
         m = rd.read_json('metrics.json') or {}
-        rows.append(dict(run=info.get('id', p.name), status=status, parent=info.get('parent'),
+        rows.append(dict(run=info.get('id', p.name), status=status, parent=info.get('parent') or '',
                          metric=m.get('scoped', {}).get('name'), value=m.get('scoped', {}).get('test'),
                          data_version=(rd.read_json('data.json') or {}).get('version'), started=info.get('started')))
     return pd.DataFrame(rows, columns=['run', 'status', 'parent', 'metric', 'value', 'data_version', 'started'])
