@@ -291,7 +291,9 @@ def _labelled_window(frame:pd.DataFrame, p:LoopParams, what:str) -> tuple[pd.Dat
     "The last `deploy.gate_days` days of a labelled frame, with 0/1 labels; and its description."
     from mlops_nb.data import DataError, binary_target
     d = p.data
-    if d.target not in frame.columns: raise DeployError(f"{what}: no label column {d.target!r} (columns: {list(frame.columns)[:12]})")
+    if d.target not in frame.columns:
+        cols = list(map(str, frame.columns))
+        raise DeployError(f"{what}: no label column {d.target!r} (its {len(cols)} columns: {', '.join(cols[:12])}{', …' if len(cols) > 12 else ''})")
     frame = frame[frame[d.target].notna()].copy()
     if frame.empty: raise DeployError(f"{what}: no labelled rows")
     if set(pd.unique(frame[d.target])) <= {0, 1}: frame[d.target] = frame[d.target].astype('int64')  # one class is allowed
@@ -325,6 +327,13 @@ def promote(project, # the loop project folder
     "Register `run`, make it the challenger and promote it to champion if it beats the champion on the newest labelled window."
     project = Path(project).resolve()
     rd = _as_run(project, run)
+    given = None
+    if data is not None:  # bad data is reported whatever the registry says
+        if isinstance(data, pd.DataFrame): given = _labelled_window(data, rd.params, 'the given data')
+        else:
+            from mlops_nb.data import DataError, load_table
+            try: given = _labelled_window(load_table(str(data), what='data'), rd.params, str(data))
+            except DataError as e: raise DeployError(f"promote: {e}") from None
     name = model_name(project)
     version = register_run(project, rd, tracking_uri=tracking_uri)
     client = registry_client(project, tracking_uri)
@@ -344,12 +353,7 @@ def promote(project, # the loop project folder
                             reason='first deployment: no champion to compare with, gate skipped (forced)', **base)
     else:
         champ_run = client.get_model_version(name, str(champ)).tags.get('mlops_nb.run_id', '')
-        if data is None: frame, what = rd.load_split('test'), f"run {rd.id}'s test split"
-        elif isinstance(data, pd.DataFrame): frame, what = data, 'the given data'
-        else:
-            from mlops_nb.data import load_table
-            frame, what = load_table(str(data)), str(data)
-        frame, window = _labelled_window(frame, p, what)
+        frame, window = given or _labelled_window(rd.load_split('test'), p, f"run {rd.id}'s test split")
         s_champ, t_champ = _scores(fetch_version(project, name, champ, client=client), frame, f"champion v{champ}")
         s_chall, t_chall = _scores(fetch_version(project, name, version, client=client), frame, f"challenger v{version}")
         result = gate(frame[p.data.target], s_champ, s_chall, metric=p.scope.metric, margin=p.deploy.margin,
@@ -403,9 +407,10 @@ def list_versions(project, *, tracking_uri:str|None=None) -> pd.DataFrame:
 
 # %% ../nbs/50_deploy.ipynb #b8e73a4f
 def _cmd_register(a):
-    v = register_run(a.project, a.run, tracking_uri=a.tracking_uri)
+    rd = _as_run(Path(a.project).resolve(), a.run)  # 'latest' or a prefix: print the run it names
+    v = register_run(a.project, rd, tracking_uri=a.tracking_uri)
     name = model_name(a.project)
-    print(f"registered run {a.run} as {name} v{v}\n  model card: {model_dir(a.project, name, v) / 'model_card.md'}")
+    print(f"registered run {rd.id} as {name} v{v}\n  model card: {model_dir(a.project, name, v) / 'model_card.md'}")
 
 
 def _cmd_promote(a):
@@ -433,7 +438,8 @@ def add_commands(sub, proj, track):
     s = sub.add_parser('promote', parents=[proj, track], help='promote a run through the gate',
                        description='Register RUN, make it the challenger and promote it to champion if it beats the champion '
                                    'on the newest labelled window by the scoped metric (deploy.margin, deploy.gate_days). '
-                                   'Exit status 1 when the gate refuses.')
+                                   'Exit status: 0 promoted; 1 refused (the gate refused, or RUN is already the champion); '
+                                   '2 error (unknown run, unreadable --data, no champion yet without --force, ...).')
     s.add_argument('run', help="run id, a unique prefix, or 'latest'")
     s.add_argument('--data', default=None, metavar='FILE', help="labelled CSV / Parquet to compare on (default: the run's test split)")
     s.add_argument('--force', action='store_true', help='promote without a champion (first deployment) or despite the gate; recorded as forced')

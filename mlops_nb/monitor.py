@@ -93,6 +93,10 @@ class MonitorReport(Report):
     drift: Optional[DriftReport] = None  # the per-column drift tests (None without an input profile)
     decision: Optional[Decision] = None
     reference_estimated: float = float('nan')  # CBPE estimate of the scoped metric on the reference (what `estimated_drop` compares with)
+    min_rows: int = 0             # `monitor.min_rows` when checked: a batch with fewer rows raises no alert
+
+    @property
+    def too_few_rows(self) -> bool: return self.n_rows < self.min_rows
 
     def __post_init__(self):  # JSON stores NaN as null: back to NaN
         for f in ('reference_metric', 'estimated_metric', 'estimated_sd', 'realized_metric', 'realized_sd', 'share_drifted',
@@ -117,7 +121,16 @@ def _drop(value:float, ref:float, greater:bool) -> float:
     return float((ref - value) / abs(ref) if greater else (value - ref) / abs(ref))
 
 # %% ../nbs/63_monitor.ipynb #84c1a7fb
-def analyze_batch(reference:Profile, # the model's reference (`reference_profile`)
+def _stat_label(row:dict) -> str:
+    "A drift row's `score` named for what it is — the test's p-value or its distance (`mlops_nb.drift.STAT_TESTS`) — with its threshold."
+    from mlops_nb.drift import STAT_TESTS
+    t = STAT_TESTS.get(row['stat_test'])
+    if t is None: return f"{row['stat_test']} score = {row['score']:.3g}"
+    what = 'p-value' if t.drift_if == 'below' else 'distance'
+    return f"{t.name} {what} = {row['score']:.3g} (drift {t.drift_if} {row['threshold']:g})"
+
+
+def analyze_batch(reference:Profile, # the model's reference: `reference_profile(...)`; a plain `Profile` gives drift alerts only
                   current=None,      # the batch's input Profile or its feature rows (DataFrame); None = no input drift
                   *,
                   scores=None,       # the batch's scores (needed for prediction drift and performance)
@@ -143,8 +156,10 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
     y = None if labels is None else pd.to_numeric(pd.Series(np.asarray(labels, dtype=object)), errors='coerce').to_numpy(dtype=float)
     if y is not None and (s is None or len(y) != len(s)): raise MonitorError(f"analyze_batch: {0 if y is None else len(y)} labels for {0 if s is None else len(s)} scores")
     if y is not None and not np.isin(y[np.isfinite(y)], (0, 1)).all(): raise MonitorError("analyze_batch: labels must be 0/1 (NaN = not yet known)")
-    alerts = []
-    def alert(name, value, thr, fired, message): alerts.append(dict(check=name, value=value, threshold=thr, fired=bool(fired), message=message))
+    alerts, too_few = [], n_rows < mp.min_rows
+    def alert(name, value, thr, fired, message):
+        if too_few: return  # drift tests and metrics on a handful of rows mean nothing: no alert at all
+        alerts.append(dict(check=name, value=value, threshold=thr, fired=bool(fired), message=message))
     # input and prediction drift
     drift, share, missing = None, float('nan'), []
     if current is not None:
@@ -161,8 +176,9 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
     pred_row = None
     if s is not None and reference.score:
         pred_row = _compare_summaries(reference.score, _score_summary(s), '__prediction__', 'prediction')
+        ref_mean = info.get('prediction_mean', reference.score.get('mean', np.nan))
         alert('prediction_drift', pred_row['score'], pred_row['threshold'], mp.prediction_drift and pred_row['drifted'],
-              f"scores {pred_row['stat_test']} = {pred_row['score']:.3g} (mean {s.mean():.4g} vs {info.get('prediction_mean', np.nan):.4g} on the reference)")
+              f"scores: {_stat_label(pred_row)}; mean {s.mean():.4g} vs {ref_mean:.4g} on the reference")
     # performance: estimated from the scores, realized on the labelled rows
     names = _metric_names(metric)
     perf = pd.DataFrame(index=names, columns=['reference', 'estimated', 'estimated_sd', 'realized'], dtype=float)
@@ -176,7 +192,7 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
         est_m, est_sd = float(est.loc[metric, 'estimate']), float(est.loc[metric, 'sd'])
         ref_est = float(info.get('metric_estimated', info.get('metric_value', np.nan)))
         d = _drop(est_m, ref_est, greater)
-        if n_rows >= mp.min_rows:
+        if np.isfinite(ref_est):  # a plain Profile has no reference metric: no performance alert (see `reference_profile`)
             alert('estimated_drop', d, mp.max_drop, d > mp.max_drop and abs(est_m - ref_est) > 2 * est_sd,
                   f"estimated {metric} {est_m:.4g} vs {ref_est:.4g} estimated on the reference ({d:+.1%} drop; sampling spread {est_sd:.2g})")
         if y is not None and np.isfinite(y).any():
@@ -187,7 +203,7 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
             real_sd = float(estimate_performance(s[lab], threshold, [metric], probs=probs[lab], n_draws=n_draws).loc[metric, 'sd'])
             ref = float(info.get('metric_value', np.nan))
             d = _drop(real_m, ref, greater)
-            if n_lab >= mp.min_rows:
+            if n_lab >= mp.min_rows and np.isfinite(ref):
                 alert('performance_drop', d, mp.max_drop, d > mp.max_drop and abs(real_m - ref) > 2 * real_sd,
                       f"{metric} {real_m:.4g} on {n_lab:,} labelled rows vs {ref:.4g} on the reference ({d:+.1%} drop; sampling spread {real_sd:.2g})")
     table = pd.DataFrame(alerts, columns=['check', 'value', 'threshold', 'fired', 'message']).set_index('check')
@@ -197,8 +213,8 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
                       batch.get('time_max', None if t is None or t.isna().all() else str(t.max())),
                       int(n_rows), n_lab, metric, threshold, float(info.get('metric_value', np.nan)), est_m, est_sd, real_m, real_sd,
                       share, bool(pred_row is not None and pred_row['drifted']), float(s.mean()) if s is not None else float('nan'),
-                      float(info.get('prediction_mean', np.nan)), int(table['fired'].sum()), table, perf, drift,
-                      reference_estimated=float(info.get('metric_estimated', info.get('metric_value', np.nan))))
+                      float(info.get('prediction_mean', (reference.score or {}).get('mean', np.nan))), int(table['fired'].sum()), table, perf, drift,
+                      reference_estimated=float(info.get('metric_estimated', info.get('metric_value', np.nan))), min_rows=int(mp.min_rows))
     stale = [c for c in ('input_drift', 'performance_drop', 'estimated_drop') if c in table.index and table.loc[c, 'fired']]
     return dataclasses.replace(r, decision=_retrain(r, stale, y, t)) if stale else r
 
@@ -325,11 +341,18 @@ def monitoring_history(project) -> MonitoringHistory:
 
 # %% ../nbs/63_monitor.ipynb #74fcc122
 def _line(r:MonitorReport) -> str:
+    if r.too_few_rows:
+        return (f"batch {r.batch_id} (model version {r.model_version}, {r.n_rows:,} rows): too few rows to judge "
+                f"(n = {r.n_rows:,} < min_rows = {r.min_rows:,}); alerts: none")
+    if not np.isfinite(r.reference_metric):
+        perf = (f"{r.metric}: no reference metric (the reference is a plain profile; performance alerts need the run's "
+                "reference_profile.json, see `reference_profile`)")
+    else: perf = None
     real = f", realized {r.realized_metric:.4g} on {r.n_labelled:,} labels" if r.n_labelled else ''
     drift = f"{r.share_drifted:.0%} of features drifted" if np.isfinite(r.share_drifted) else 'no input profile'
     return (f"batch {r.batch_id} (model version {r.model_version}, {r.n_rows:,} rows): {drift}; prediction drift "
-            f"{'yes' if r.prediction_drift else 'no'}; {r.metric} estimated {r.estimated_metric:.4g} ±{r.estimated_sd:.2g}{real} "
-            f"(reference {r.reference_metric:.4g}, estimated there {r.reference_estimated:.4g}); alerts: {', '.join(r.fired) or 'none'}")
+            f"{'yes' if r.prediction_drift else 'no'}; " + (perf or f"{r.metric} estimated {r.estimated_metric:.4g} ±{r.estimated_sd:.2g}{real} "
+            f"(reference {r.reference_metric:.4g}, estimated there {r.reference_estimated:.4g})") + f"; alerts: {', '.join(r.fired) or 'none'}")
 
 
 def _cmd_monitor(args) -> int:
@@ -355,7 +378,10 @@ def _cmd_labels(args) -> int:
     df = load_table(args.file)
     miss = [c for c in (id_col, label_col) if c not in df.columns]
     if miss: raise MonitorError(f"labels: {args.file} has no column(s) {miss} (it has {list(df.columns)[:10]})")
-    n = PredictionLog(args.project).add_labels(df[id_col], df[label_col], overwrite=not args.no_overwrite)
+    try: n = PredictionLog(args.project).add_labels(df[id_col], df[label_col], overwrite=not args.no_overwrite)
+    except MonitorError as e:  # name the flag, not the function's argument
+        if '(overwrite=False)' not in str(e): raise
+        raise MonitorError('labels: ' + str(e).removeprefix('add_labels: ').replace('(overwrite=False)', '(--no-overwrite)')) from None
     print(f"labelled {n:,} predictions from {len(df):,} rows of {args.file}")
 
 
@@ -393,3 +419,5 @@ def add_commands(sub, proj, track):
     s.add_argument('--html', default=None, metavar='FILE', help='also write a static HTML report with plots')
     s.add_argument('--json', action='store_true', help='print JSON records instead of a table')
     s.set_defaults(func=_cmd_history)
+
+

@@ -127,7 +127,9 @@ def monitor_html(r:MonitorReport) -> str:
     "A self-contained HTML page for one batch: alerts, plots, the recommended decision, metrics and drift tables."
     head = (f"<h2>Monitoring: batch {r.batch_id} — model version {escape(r.model_version)} (run {escape(r.run_id)})</h2>"
             f"<p>{r.n_rows:,} rows, {r.n_labelled:,} labelled, {escape(str(r.time_min))} … {escape(str(r.time_max))}</p>"
-            f"<h3>Alerts: {r.n_alerts}</h3>{_alerts_html(r.alerts)}")
+            + (f"<p><b>Too few rows to judge</b> (n = {r.n_rows:,} &lt; min_rows = {r.min_rows:,}): no alert is raised; "
+               "the figures below are too noisy to act on.</p>" if r.too_few_rows else '')
+            + f"<h3>Alerts: {r.n_alerts}</h3>{_alerts_html(r.alerts)}")
     return _page(f"monitoring batch {r.batch_id}", head + _figure_html(r) + report_html(r))
 
 

@@ -39,8 +39,17 @@ def _encoder_categories(model) -> dict:
 
 
 def _examples(values, n:int=3) -> str:
-    v = list(dict.fromkeys(values))
-    return ', '.join(repr(x) for x in v[:n]) + (f" (+{len(v) - n} more)" if len(v) > n else '')
+    v = list(dict.fromkeys(repr(x) for x in values))  # repr: lists and dicts are not hashable
+    return ', '.join(v[:n]) + (f" (+{len(v) - n} more)" if len(v) > n else '')
+
+
+def _rows(idx, n:int=5) -> str:
+    "Row positions, a few of them: `0, 3, 7 (+2 more)`."
+    idx = list(idx)
+    return ', '.join(map(str, idx[:n])) + (f" (+{len(idx) - n} more)" if len(idx) > n else '')
+
+
+def _nonscalar(v) -> bool: return isinstance(v, (list, tuple, dict, set, np.ndarray))
 
 
 @dataclass
@@ -57,6 +66,11 @@ class Deployed:
     roles: dict = field(default_factory=dict)  # features.json roles: numeric, low_card, high_card, datetime, dropped
     table_columns: list = field(default_factory=list)  # every column of the training table
     path: Path|None = None  # the downloaded artifacts
+
+    @property
+    def shown_columns(self) -> list:
+        "The pass-through columns named to users (not the internal `<target>_original`)."
+        return [c for c in self.passthrough if c != f'{self.params.data.target}_original']
 
     @property
     def passthrough(self) -> list:
@@ -90,19 +104,35 @@ class Deployed:
         if not isinstance(df, pd.DataFrame): raise InputError(f"expected a table (DataFrame) of rows to score, got {type(df).__name__}")
         if not len(df): raise InputError("no rows to score")
         out, problems = df.copy(), []
+        nested = {}
+        for c in df.columns:
+            if df[c].dtype == object:
+                bad = np.flatnonzero(df[c].map(_nonscalar).to_numpy(dtype=bool))
+                if len(bad): nested[c] = bad
+        problems += [f"{c}: row(s) {_rows(b)} hold a list or an object, expected a single value" for c, b in nested.items()]
         missing = [c for c in self.features if c not in df.columns]
         if missing: problems.append(f"missing feature column(s) {missing}")
         extra = [c for c in df.columns if c not in self.features and c not in self.passthrough]
         if extra: problems.append(f"unknown column(s) {extra} (besides its {len(self.features)} features it accepts the training "
-                                  f"table's columns: {', '.join(map(str, self.passthrough[:12]))})")
+                                  f"table's columns: {', '.join(map(str, self.shown_columns[:12]))}"
+                                  f"{', …' if len(self.shown_columns) > 12 else ''})")
         closed = self.closed_categories()
-        for c in (c for c in self.features if c in df.columns):
+        for c in (c for c in self.features if c in df.columns and c not in nested):
             s, kind = df[c], self._kind(c)
+            if kind == 'numeric':
+                flags = s.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if s.dtype == object else \
+                        np.full(len(s), pd.api.types.is_bool_dtype(s))
+                if flags.any():
+                    problems.append(f"{c}: expected numbers, got true/false in row(s) {_rows(np.flatnonzero(flags))}"); continue
             if kind in ('numeric', 'bool') and not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
                 num = pd.to_numeric(s, errors='coerce')
                 bad = num.isna() & s.notna()
-                if bad.any(): problems.append(f"{c}: expected numbers, got {_examples(s[bad])}")
-                else: out[c] = num
+                if bad.any(): problems.append(f"{c}: expected numbers, got {_examples(s[bad])}"); continue
+                out[c] = s = num
+            if kind in ('numeric', 'bool') and pd.api.types.is_float_dtype(s):
+                inf = np.flatnonzero(np.isinf(s.to_numpy(dtype=float)))
+                if len(inf): problems.append(f"{c}: non-finite number(s) {_examples(s.iloc[inf])} in row(s) {_rows(inf)}")
+            if kind in ('numeric', 'bool'): pass
             elif kind == 'datetime' and not pd.api.types.is_datetime64_any_dtype(s):
                 t = pd.to_datetime(s, errors='coerce', format='mixed')
                 bad = t.isna() & s.notna()
@@ -212,6 +242,18 @@ class LiveModel:
             return self._loaded[self._version]
 
 
+def _records_frame(records:list, dep:Deployed) -> pd.DataFrame:
+    "The table of a request's records; InputError naming the records that lack a key the other records have."
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    lacking = {k: [i for i, r in enumerate(records) if k not in r] for k in keys}
+    lacking = {k: v for k, v in lacking.items() if v}
+    if lacking:
+        what = '; '.join(f"{k!r} is missing from record(s) {_rows(v)}" for k, v in lacking.items())
+        raise InputError(f"input does not fit {dep.name} v{dep.version} (run {dep.run_id}): every record needs the same keys "
+                         f"(null for a missing value): {what}")
+    return pd.DataFrame.from_records(records, columns=keys)
+
+
 def _records_json(out:pd.DataFrame) -> list:
     return json.loads(out.drop(columns='model_version').to_json(orient='records', date_format='iso'))
 
@@ -241,7 +283,7 @@ def make_app(project, # the loop project folder
     def answer(records):
         dep = live.current()
         try:
-            frame = dep.check_input(pd.DataFrame.from_records(records))
+            frame = dep.check_input(_records_frame(records, dep))
             out = dep.predict(frame)
         except InputError as e:
             return JSONResponse({'error': str(e), **who(dep)}, status_code=422, headers={'X-Model-Version': str(dep.version)})
@@ -260,7 +302,21 @@ def make_app(project, # the loop project folder
     app.add_route('/predict', predict_endpoint, methods=['POST'])
     return app
 
-# %% ../nbs/55_serve.ipynb #39107258
+# %% ../nbs/55_serve.ipynb #8cc2733d
+def _check_port(host:str, port:int):
+    "DeployError if `host:port` cannot be bound (in use, or not an address of this machine)."
+    import socket
+    try: infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e: raise DeployError(f"serve: cannot resolve host {host!r} ({e.strerror})") from None
+    fam, _, _, _, addr = infos[0]
+    with socket.socket(fam, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+        try: sock.bind(addr)
+        except OSError as e:
+            hint = '; choose another with --port (or deploy.port in params.yaml)' if e.errno == 98 else ''
+            raise DeployError(f"serve: cannot listen on {host}:{port}: {e.strerror}{hint}") from None
+
+
 def serve(project='.', # the loop project folder
           *, host:str|None=None, # default: deploy.host in params.yaml (127.0.0.1)
           port:int|None=None, # default: deploy.port in params.yaml (8765)
@@ -270,6 +326,7 @@ def serve(project='.', # the loop project folder
     p = Path(project) / 'params.yaml'
     d = LoopParams.from_yaml(p).deploy if p.exists() else LoopParams().deploy
     host, port = host or d.host, port or d.port
+    _check_port(host, port)
     app = make_app(project, alias=alias, tracking_uri=tracking_uri, log=log)
     print(f"serving the {alias} of {app.state.live.name} on http://{host}:{port} (POST /predict, GET /health)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level='warning')
@@ -297,16 +354,23 @@ def _cmd_serve(a):
 def add_commands(sub, proj, track):
     "Add `score` and `serve` to the `mlops-nb` command line."
     s = sub.add_parser('score', parents=[proj, track], help='score a batch with the deployed model',
-                       description='Score a CSV / Parquet file with the champion (checked against its features and '
-                                   'categories) and write it as one batch to the prediction log.')
-    s.add_argument('data', help='CSV or Parquet file of rows to score')
+                       description='Score a CSV / Parquet file with the champion (checked against its features, types and '
+                                   'categories; columns the training table did not have are rejected) and write it as one batch '
+                                   'to the prediction log. Exit status 2 when the file does not fit the model (nothing is scored).')
+    s.add_argument('data', help='CSV or Parquet file of rows to score: the features, plus any column of the training table '
+                                '(id, time, label, ...); an unknown extra column is rejected, nothing is scored')
     s.add_argument('--out', default=None, metavar='FILE', help='write the scores to FILE (.csv or .parquet) instead of printing them')
     s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")
     s.add_argument('--no-log', action='store_true', help='do not write the batch to the prediction log')
     s.set_defaults(func=_cmd_score)
     s = sub.add_parser('serve', parents=[proj, track], help='serve the deployed model over HTTP',
                        description='Answer POST /predict with the champion (re-resolved every second, so a promote or '
-                                   'rollback takes effect without a restart) and GET /health.')
+                                   'rollback takes effect without a restart) and GET /health. '
+                                   'Request: {"records": [{"column": value, ...}, ...]} or a bare list of records, every record '
+                                   'with the same keys (null for a missing value). Answer: {"model_name", "model_version", '
+                                   '"run_id", "batch_id", "predictions": [{id, time, "score", "prediction"}, ...]} with an '
+                                   'X-Model-Version header; a request that does not fit the model is a 422 {"error": ...} and '
+                                   'is not logged. Exit status 2 when the port is in use.')
     s.add_argument('--host', default=None, help='address to bind (default: deploy.host, 127.0.0.1)')
     s.add_argument('--port', type=int, default=None, help='port (default: deploy.port, 8765)')
     s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")

@@ -15,7 +15,7 @@ import pytest
 from mlops_nb.cli import main
 from mlops_nb.deploy import (DeployError, deployment_history, list_versions, model_dir, promote, register_run, rollback)
 from mlops_nb.prediction_log import PredictionLog
-from mlops_nb.runner import init_project, run_loop
+from mlops_nb.runner import find_run, init_project, run_loop
 from mlops_nb.serve import InputError, load_deployed, score
 
 pytestmark = pytest.mark.slow
@@ -69,9 +69,12 @@ def test_nothing_to_promote_against_or_roll_back(project, weak):
     assert main(['rollback', '-C', str(project)]) == 2
 
 
-def test_register_once_with_model_card(project, strong):
+def test_register_once_with_model_card(project, strong, capsys):
     v = register_run(project, strong)
     assert register_run(project, strong.id) == v  # idempotent
+    latest = find_run(project, 'latest').id
+    assert main(['register', 'latest', '-C', str(project)]) == 0
+    assert capsys.readouterr().out.startswith(f"registered run {latest} as ads-loop v")  # the run id, not 'latest'
     assert list_versions(project).run_id.tolist().count(strong.id) == 1
     card = (model_dir(project, 'ads-loop', v) / 'model_card.md').read_text()
     data = strong.read_json('data.json')
@@ -99,6 +102,11 @@ def test_gate_pass_refusal_and_rollback(project, weak, strong, capsys):
     assert load_deployed(project).version == v_weak
     with pytest.raises(DeployError, match='first deployment'):
         rollback(project)
+    # promoting the champion again with a missing --data file: the file is the error (exit 2), not "already the champion"
+    capsys.readouterr()
+    assert main(['promote', weak.id, '-C', str(project), '--data', str(project / 'nope.csv')]) == 2
+    out, err = capsys.readouterr()
+    assert 'nope.csv does not exist' in err and 'already the champion' not in out + err
     hist = deployment_history(project)
     assert hist.action.tolist() == ['promote', 'promote', 'refused', 'rollback']
     assert hist.forced.tolist() == [True, False, False, False]
@@ -167,6 +175,12 @@ def test_serve_answers_with_the_current_champion(project, weak, strong, batch):
         assert status == 422 and "device: new value(s) 'toaster'" in body['error']
         status, _, body = _http(url + '/predict', {'records': [{k: v for k, v in records[0].items() if k != 'bid'}]})
         assert status == 422 and "missing feature column(s) ['bid']" in body['error']
+        status, _, body = _http(url + '/predict', {'records': [dict(records[0], hour=[1, 2])]})
+        assert status == 422 and 'hour: row(s) 0 hold a list or an object' in body['error']
+        status, _, body = _http(url + '/predict', {'records': [dict(records[0], bid=float('inf'))]})  # sent as Infinity
+        assert status == 422 and 'bid: non-finite number(s) inf' in body['error']
+        status, _, body = _http(url + '/predict', {'records': [records[0], {k: v for k, v in records[1].items() if k != 'hour'}]})
+        assert status == 422 and "'hour' is missing from record(s) 1" in body['error']
         status, _, body = _http(url + '/predict', {'rows': records})
         assert status == 400 and 'records' in body['error']
         assert len(log.batches()) == n0 + 2
@@ -186,3 +200,20 @@ def test_every_command_has_help(capsys):
             main([cmd, '--help'])
         assert e.value.code == 0
         assert '--project' in capsys.readouterr().out
+    helps = {}
+    for cmd in ('score', 'serve', 'promote'):
+        with pytest.raises(SystemExit):
+            main([cmd, '--help'])
+        helps[cmd] = ' '.join(capsys.readouterr().out.split())
+    assert 'unknown extra column is rejected' in helps['score']
+    assert '{"records": [{"column": value, ...}, ...]}' in helps['serve'] and '"predictions"' in helps['serve']
+    assert 'Exit status: 0 promoted; 1 refused' in helps['promote'] and '2 error' in helps['promote']
+
+
+def test_serve_on_a_busy_port_is_one_clear_error(project, strong, capsys):
+    promote(project, strong, force=True)
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0)); busy.listen()
+        assert main(['serve', '-C', str(project), '--port', str(busy.getsockname()[1])]) == 2
+    out, err = capsys.readouterr()
+    assert 'serving' not in out and 'already in use' in err and len(err.strip().splitlines()) == 1

@@ -120,7 +120,7 @@ def test_estimate_within_tolerance(project, world, metric):
     assert np.all(np.abs(errors) <= 3), errors
 
 
-def test_late_labels(project, world):
+def test_late_labels(project, world, capsys):
     week = world['clean'][3]
     b = log(project, world, week)
     plog = PredictionLog(project)
@@ -134,6 +134,27 @@ def test_late_labels(project, world):
     p = plog.predictions(b)
     assert p['label'].notna().sum() == 3000
     assert (p['label'][:3000].to_numpy() == week['clicked'][:3000].to_numpy()).all()
+    # --no-overwrite refuses, naming the flag (not the function's argument), and writes nothing
+    capsys.readouterr()
+    assert main(['labels', str(project / 'labels.csv'), '-C', str(project), '--no-overwrite']) == 2
+    err = capsys.readouterr().err
+    assert '(--no-overwrite)' in err and 'overwrite=False' not in err and len(err.strip().splitlines()) == 1
+    assert plog.predictions(b)['label'].notna().sum() == 3000
+
+
+def test_a_tiny_batch_raises_no_alert(project, world, capsys):
+    "Drift tests on a handful of rows mean nothing: below monitor.min_rows no alert, no retrain, exit 0."
+    shifted = shift(world['clean'][4])
+    for n in (1, 40):
+        b = log(project, world, shifted.head(n))
+        assert main(['monitor', str(b), '-C', str(project)]) == 0
+        out = capsys.readouterr().out
+        assert 'too few rows to judge (n = %d < min_rows = 500)' % n in out and 'estimated' not in out
+        r = PredictionLog(project).result(b)
+        assert r.fired == [] and r.decision is None and r.too_few_rows
+    assert not (project / 'runs' / 'r-model' / 'monitoring' / 'recommendations.yaml').exists()
+    b = log(project, world, shifted.head(600))  # enough rows: the same shift alerts
+    assert 'input_drift' in monitor(project, b).fired
 
 
 def test_labels_for_unknown_predictions_change_nothing(project, world, capsys):
