@@ -1,7 +1,8 @@
 """Browser test of the panels: JupyterLab in a subprocess, Debian's Chromium driven by Playwright.
 
-Opens a notebook whose cell is `ErrorAnalysisPanel.from_run(<run>)`, runs it, changes controls in the rendered
-widgets, clicks Apply and checks that the run's decisions.yaml on disk holds the decisions.
+Opens a notebook whose cell is `ErrorAnalysisPanel.from_run(<run>)` (or a `MonitoringPanel` over stored monitoring
+reports), runs it, changes controls in the rendered widgets, clicks Apply and checks that decisions.yaml on disk
+holds the decisions.
 Never runs `playwright install`: it uses /usr/bin/chromium.
 """
 import json
@@ -138,7 +139,7 @@ def jupyter_lab(tmp_path):
         log.close()
 
 
-def run_notebook(page, attempts:int=3):
+def run_notebook(page, attempts:int=3, panel:str='.mlops-nb-error-analysis'):
     "Run all cells (Run menu) once the kernel is idle, again while the cell has not started (a click on a page still loading can be lost)."
     page.locator('.jp-Notebook .jp-Cell').first.wait_for()
     page.get_by_text('| Idle').wait_for()
@@ -149,7 +150,7 @@ def run_notebook(page, attempts:int=3):
         try:
             sync_api.expect(prompt).not_to_have_text(re.compile(r'^\s*\[\s*\]:\s*$'), timeout=10_000); break
         except AssertionError: continue
-    try: page.locator('.mlops-nb-error-analysis').wait_for(timeout=60_000)
+    try: page.locator(panel).first.wait_for(timeout=60_000)
     except sync_api.TimeoutError:
         out = page.locator('.jp-Notebook .jp-Cell .jp-OutputArea').first.inner_text()
         raise AssertionError(f"the panel did not appear; cell prompt {prompt.inner_text()!r}, output:\n{out[-3000:]}") from None
@@ -216,3 +217,66 @@ def test_panel_apply_appends_decisions(jupyter_lab, tmp_path):
     from mlops_nb.runner import RunDir
     p = apply_decisions(LoopParams(), RunDir(run.path).decisions.decisions)
     assert (p.imbalance.class_weight, p.window.train_days) == ('balanced', 21)
+
+
+def make_monitoring(root:Path) -> dict:
+    "A model's reference profile and the stored reports of two scored batches, a clean one and one whose inputs moved."
+    from sklearn.linear_model import LogisticRegression
+    from mlops_nb.monitor import analyze_batch, reference_profile
+    rng = np.random.default_rng(1)
+    def rows(n, shift=0.0):
+        X = pd.DataFrame({'age': rng.normal(40 + shift, 10, n), 'income': rng.lognormal(10, 0.5, n),
+                          'device': rng.choice(['mobile', 'desktop'], n, p=[0.7, 0.3])})
+        return X, (rng.random(n) < 1 / (1 + np.exp(-(X.age - 40) / 8))).astype(int)
+    X, y = rows(4000)
+    m = LogisticRegression().fit(X[['age', 'income']], y)
+    score = lambda X: m.predict_proba(X[['age', 'income']])[:, 1]
+    Xt, yt = rows(2000)
+    ref = reference_profile(X, scores=score(Xt), labels=yt, metric='roc_auc', threshold=0.5)
+    out = {}
+    for b, shift in ((1, 0.0), (2, 15.0)):
+        Xb, _ = rows(2000, shift)
+        t = pd.Series(pd.date_range('2026-03-01', periods=2000, freq='min') + pd.Timedelta(days=b))
+        r = analyze_batch(ref, Xb, scores=score(Xb), times=t, batch=dict(batch_id=b, model_version='1', run_id='run-1'))
+        r.to_json(root / f'batch-{b}.json'); out[b] = r
+    return out
+
+
+def test_monitoring_panel_apply_takes_the_retrain_decision(jupyter_lab, tmp_path):
+    import nbformat
+    url, token, root = jupyter_lab
+    reports = make_monitoring(root)
+    assert not reports[1].fired and 'input_drift' in reports[2].fired and reports[2].decision is not None
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from mlops_nb.core import DecisionLog, Report\n"
+        "from mlops_nb.monitor import history_from_reports\n"
+        "from mlops_nb.monitor_panel import MonitoringPanel\n"
+        "rs = {b: Report.read_json(f'batch-{b}.json') for b in (1, 2)}\n"
+        "log = DecisionLog('decisions.yaml')\n"
+        "MonitoringPanel(history_from_reports(list(rs.values())), on_apply=lambda d: f\"appended: {d.what}\" if log.append(d) else '', reports=rs)")]
+    nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
+    nbformat.write(nb, root / 'monitoring.ipynb')
+    decisions = root / 'decisions.yaml'
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f'{url}/lab/tree/monitoring.ipynb?token={token}')
+            run_notebook(page, panel='.mlops-nb-monitoring')
+            mon = page.locator('.mlops-nb-monitoring')
+            mon.locator('.mlops-nb-plot img').first.wait_for()
+            mon.locator('.mlops-nb-details', has_text='batch 2').wait_for()  # the newest batch is shown first
+            mon.locator('.mlops-nb-batch select').select_option('1')
+            mon.locator('.mlops-nb-details', has_text='batch 1: 0 alerts').wait_for()
+            mon.locator('.mlops-nb-batch select').select_option('2')
+            mon.locator('.mlops-nb-details', has_text='input_drift').wait_for()
+            mon.locator('.mlops-nb-take input[type=checkbox]').check()
+            mon.locator('.mlops-nb-apply').click()
+            mon.locator('.mlops-nb-output', has_text='appended').wait_for()
+            page.screenshot(path=str(tmp_path / 'monitoring.png'))
+        finally:
+            browser.close()
+    entries = yaml.safe_load(decisions.read_text())
+    assert len(entries) == 1 and entries[0]['source'] == 'monitor' and 'as_of' in entries[0]['patch']['data'], entries
