@@ -30,6 +30,11 @@ KPI_METRICS = {'ctr': 'shown_ctr', 'profit': 'shown_ctr', 'clicks': 'recall', 'r
                'impressions': 'impressions', 'revenue_per_impression': 'shown_ctr', 'profit_per_impression': 'shown_ctr'}
 
 
+# the columns each money KPI needs (the others need only `shown` and `label`)
+_NEEDS = {'cost': ('cost',), 'revenue': ('value',), 'revenue_per_impression': ('value',),
+             'profit': ('cost', 'value'), 'profit_per_impression': ('cost', 'value')}
+
+
 class BusinessError(ValueError):
     "Outcome data that cannot be analysed; the message names the column or value."
 
@@ -48,7 +53,7 @@ def _kpis(g:pd.DataFrame) -> pd.Series:
     "KPIs of one group of prepared outcome rows."
     shown = g['_shown'] == 1
     lab = shown & g['_label'].notna()
-    clicks = float(g.loc[lab, '_label'].sum())
+    clicks = int(g.loc[lab, '_label'].sum())
     imp = int(shown.sum())
     cost = float(g.loc[shown, '_cost'].sum())
     revenue = float((g.loc[lab, '_label'] * g.loc[lab, '_value']).sum())
@@ -80,6 +85,8 @@ class BusinessReport(Report):
     changes: pd.DataFrame                  # one row per consecutive pair of versions: kpi and metric before, after, relative change
     mismatch: bool                         # the metric improved (> min_change) while the KPI fell (> min_change)
     finding: str                           # one sentence saying what was found, with the numbers
+    n_left_out: int = 0                    # logged predictions left out: no outcome row could be joined to them
+    left_out: Optional[pd.DataFrame] = None # per batch: batch_id, model_version, run_id, predictions, left_out, why (None = none left out)
     decision: Optional[Decision] = None    # scope change when mismatched
 
     def _repr_html_(self) -> str:
@@ -97,7 +104,7 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
                      cost:str|None=None, # column: cost of acting on a row (counted for shown rows)
                      value:str|None=None, # column: value of one positive outcome (e.g. revenue per click)
                      metric:str|None=None, # the scoped ML metric (a name in `mlops_nb.scoping.METRICS`)
-                     metric_values:dict|pd.Series|None=None, # metric per version (e.g. from the runs); default: computed from the outcomes
+                     metric_values:dict|pd.Series|None=None, # metric per version (e.g. from the runs), needs `metric`; default: computed from the outcomes
                      score:str|None=None, # column with the model's score, to compute `metric` (default: `shown` as a 0/1 score)
                      threshold:float=0.5, # threshold applied to `score` when computing `metric`
                      kpi:str='ctr', # business KPI judged: a name in KPI_COLUMNS
@@ -114,6 +121,11 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
     missing = [f"{k}={v!r}" for k, v in cols.items() if v is not None and v not in outcomes.columns]
     if missing: raise BusinessError(f"{fn}: column(s) {', '.join(missing)} not in outcomes (columns: {list(outcomes.columns)[:12]})")
     from mlops_nb.scoping import METRICS
+    if metric_values is not None and metric is None:
+        raise BusinessError(f"{fn}: metric_values given without metric=; name the metric they measure (e.g. metric='impressions')")
+    need = {'cost': cost, 'value': value}
+    absent = [f"{k}= ({'cost of acting on a row' if k == 'cost' else 'value of one positive outcome'})" for k in _NEEDS.get(kpi, ()) if need[k] is None]
+    if absent: raise BusinessError(f"{fn}: kpi={kpi!r} needs the column(s) {' and '.join(k + '=' for k in _NEEDS[kpi])}; not given: {', '.join(absent)}")
     if metric is not None and metric not in METRICS and metric_values is None:
         raise BusinessError(f"{fn}: metric={metric!r} is not a registered metric ({', '.join(METRICS)}); pass metric_values to compare it anyway")
     df = pd.DataFrame(index=outcomes.index)
@@ -142,10 +154,13 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
 
     by_version = pd.DataFrame({v: _kpis(g) for v, g in df.groupby('_version', sort=False)}).T.loc[versions]
     by_version.index.name = 'version'
-    by_version = by_version.astype({c: 'int64' for c in ('rows', 'impressions', 'unlabelled')})
+    counts = {c: 'int64' for c in ('rows', 'impressions', 'clicks', 'unlabelled')}
+    unknown_money = [c for c, needs in _NEEDS.items() if any(need[k] is None for k in needs)]  # NaN, not 0: not measured
+    by_version = by_version.astype(counts).assign(**{c: np.nan for c in unknown_money})
     if metric is not None:
         if metric_values is not None:
-            mv = {str(k): float(v) for k, v in dict(metric_values).items()}
+            try: mv = {str(k): float(v) for k, v in dict(metric_values).items()}
+            except (TypeError, ValueError): raise BusinessError(f"{fn}: metric_values must map versions to numbers, got {dict(metric_values)!r}") from None
             absent = [v for v in versions if v not in mv]
             if absent: raise BusinessError(f"{fn}: metric_values has no value for version(s) {absent}")
             by_version['metric'] = [mv[v] for v in versions]
@@ -160,7 +175,7 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
     if time:
         df['_period'] = df['_time'].dt.floor(freq) if freq else df['_time']
         by_period = pd.DataFrame([{'period': p, 'version': v, **_kpis(g)} for (p, v), g in df.groupby(['_period', '_version'], sort=True)])
-        by_period = by_period.astype({c: 'int64' for c in ('rows', 'impressions', 'unlabelled')})
+        by_period = by_period.astype(counts).assign(**{c: np.nan for c in unknown_money})
 
     greater = METRICS[metric].greater_is_better if metric in METRICS else True
     rows = []
@@ -178,11 +193,11 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
     changes = pd.DataFrame(rows, columns=['before', 'after', 'kpi_before', 'kpi_after', 'kpi_change', 'metric_before',
                                           'metric_after', 'metric_change', 'metric_improved', 'kpi_fell', 'mismatch'])
     mismatch = bool(changes['mismatch'].any()) if len(changes) else False
-    finding, decision = _finding(by_version, changes, kpi, metric, mismatch, min_change)
-    return BusinessReport(kpi, metric, len(df), by_version, by_period, changes, mismatch, finding, decision)
+    finding, decision = _finding(by_version, changes, kpi, metric, mismatch, min_change, has_cost=cost is not None, has_value=value is not None)
+    return BusinessReport(kpi, metric, len(df), by_version, by_period, changes, mismatch, finding, decision=decision)
 
 # %% ../nbs/70_business.ipynb #4dceb1fa
-def _finding(by_version, changes, kpi, metric, mismatch, min_change):
+def _finding(by_version, changes, kpi, metric, mismatch, min_change, has_cost=True, has_value=True):
     "The sentence that says what was found, and the scope-change Decision (or None)."
     if not len(changes):
         v = by_version.index[0]
@@ -196,12 +211,15 @@ def _finding(by_version, changes, kpi, metric, mismatch, min_change):
     per = lambda c, v: by_version.loc[v, c] / by_version.loc[v, 'rows'] * 1000
     fmt = lambda c: f"{per(c, a):.4g} → {per(c, b):.4g}"
     kb, ka = (f"{x:.4g}" for x in (bad.kpi_before, bad.kpi_after))
+    both = has_cost and has_value  # profit needs both; without them the money parts are left out, not shown as zeros
+    pair = lambda c: f"{by_version.loc[a, c]:.4g} → {by_version.loc[b, c]:.4g}"
+    money = ([f"revenue per impression {pair('revenue_per_impression')}"] if has_value else []) \
+            + ([f"profit per impression {pair('profit_per_impression')}"] if both else [])
+    per1k = ['impressions'] + (['revenue'] if has_value else []) + (['cost'] if has_cost and not has_value else []) + (['profit'] if both else [])
     finding = (f"metric mismatch: from version {a} to {b} the ML metric {metric} improved {bad.metric_before:.4g} → "
                f"{bad.metric_after:.4g} ({bad.metric_change:+.1%}) while the business KPI {kpi} fell {kb} → {ka} "
-               f"({bad.kpi_change:+.1%}{'' if kpi in _RATES else ' per candidate'}); revenue per impression "
-               f"{by_version.loc[a, 'revenue_per_impression']:.4g} → {by_version.loc[b, 'revenue_per_impression']:.4g}, profit per "
-               f"impression {by_version.loc[a, 'profit_per_impression']:.4g} → {by_version.loc[b, 'profit_per_impression']:.4g}; "
-               f"per 1000 candidates: impressions {fmt('impressions')}, revenue {fmt('revenue')}, profit {fmt('profit')}")
+               f"({bad.kpi_change:+.1%}{'' if kpi in _RATES else ' per candidate'})" + (f"; {', '.join(money)}" if money else '')
+               + f"; per 1000 candidates: {', '.join(f'{c} {fmt(c)}' for c in per1k)}")
     aligned = KPI_METRICS.get(kpi)
     if aligned is None or aligned == metric:
         return finding + f"; no other metric is mapped to {kpi!r} in KPI_METRICS, so no scope change is recommended", None
@@ -209,10 +227,11 @@ def _finding(by_version, changes, kpi, metric, mismatch, min_change):
               metric_before=float(bad.metric_before), metric_after=float(bad.metric_after),
               kpi_before=float(bad.kpi_before), kpi_after=float(bad.kpi_after),
               impressions_per_1k_before=float(per('impressions', a)), impressions_per_1k_after=float(per('impressions', b)),
-              profit_per_1k_before=float(per('profit', a)), profit_per_1k_after=float(per('profit', b)),
-              profit_per_impression_before=float(by_version.loc[a, 'profit_per_impression']),
-              profit_per_impression_after=float(by_version.loc[b, 'profit_per_impression']),
               min_change=float(min_change))
+    if both:
+        ev.update(profit_per_1k_before=float(per('profit', a)), profit_per_1k_after=float(per('profit', b)),
+                  profit_per_impression_before=float(by_version.loc[a, 'profit_per_impression']),
+                  profit_per_impression_after=float(by_version.loc[b, 'profit_per_impression']))
     dec = Decision(f"change the scope: optimize {aligned} instead of {metric}",
                    finding + f"; {metric} does not serve the KPI {kpi}, {aligned} measures it directly",
                    {'scope': {'metric': aligned}}, ev, 'business')
@@ -244,38 +263,114 @@ def plot_business(report:BusinessReport, # a business report
     return ax
 
 # %% ../nbs/70_business.ipynb #8571bfcc
+def _utc(values) -> pd.Series:
+    "Times as naive UTC `datetime64[us]` (as the prediction log stores them); NaT where missing or unparseable."
+    t = pd.to_datetime(pd.Series(values), errors='coerce')
+    if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
+    return t.astype('datetime64[us]')
+
+
+_WHY = {'id': 'no row with this id', 'time': 'the id is at another time in the source (another data source?)',
+        'many': 'the id matches several rows'}
+
+
+def _join(preds:pd.DataFrame, # logged predictions: id, time (NaT = none logged)
+          src:pd.DataFrame, # the data source
+          id_col:str, time_col:str|None, cols:list, # source columns: id, time (None = join on id only), business columns
+         ) -> tuple[pd.DataFrame, pd.Series]:
+    "The business columns of the one source row each prediction names (by id, and by time when both have one); why the others have none."
+    from mlops_nb.prediction_log import _ids
+    s = src[src[id_col].notna()]
+    s = pd.DataFrame({'id': _ids(s[id_col].reset_index(drop=True)), **{c: s[c].to_numpy() for c in cols},
+                      '_src_time': _utc(s[time_col]).to_numpy() if time_col and time_col in s.columns else pd.NaT})
+    m = pd.DataFrame({'_row': preds.index, 'id': preds['id'].astype(str).to_numpy(), '_time': _utc(preds['time']).to_numpy()}).merge(s, on='id')
+    timed = m['_time'].notna() & m['_src_time'].notna()
+    hit = m[~timed | (m['_time'] == m['_src_time'])]
+    n = hit.groupby('_row').size()
+    ok = n.index[n == 1]
+    joined = hit[hit['_row'].isin(ok)].set_index('_row')[cols]
+    why = pd.Series('id', index=preds.index)
+    why[why.index.isin(m['_row'])] = 'time'
+    why[why.index.isin(n.index[n > 1])] = 'many'
+    return joined, why.drop(ok)
+
+
+def _run_params(project, run_id):
+    "The run folder of `run_id` in the project, or None."
+    from mlops_nb.runner import RunError, find_run
+    if run_id is None or (isinstance(run_id, float) and np.isnan(run_id)): return None
+    run_id = str(run_id)
+    if not run_id or run_id in ('None', 'nan', 'latest'): return None
+    try: return find_run(project, run_id)
+    except RunError: return None
+
+
 def outcomes_from_log(project, # the loop project folder
-                      params=None, # LoopParams (default: the project's params.yaml)
+                      params=None, # LoopParams for every batch (default: each batch's run params, else the project's params.yaml)
                      ) -> pd.DataFrame:
-    "Every logged prediction (version, run, time, score, prediction, label) with the business columns of the data source."
+    "Every logged prediction (version, run, time, score, prediction, label) joined with its row's business columns; the unjoinable ones left out and counted in `attrs['left_out']`."
     from mlops_nb.core import LoopParams
+    from mlops_nb.data import load_table
     from mlops_nb.monitor import PredictionLog
     project = Path(project)
-    p = params or LoopParams.from_yaml(project / 'params.yaml')
     log = PredictionLog(project)
     if not log.path.exists(): raise BusinessError(f"no prediction log in {project} ({log.path} does not exist); score batches first, or pass --outcomes FILE")
     preds = log.predictions()
     if preds.empty: raise BusinessError(f"the prediction log {log.path} holds no predictions")
     b = log.batches()[['batch_id', 'model_version', 'run_id']]
     out = preds.merge(b, on='batch_id', how='left')
-    cols = [c for c in (p.business.cost_col, p.business.value_col) if c]
-    if cols:
-        if not p.data.id_col: raise BusinessError("joining the business columns needs data.id_col in the params")
-        from mlops_nb.data import load_table
-        src = load_table(p.data.source, scenario=vars(p.scenario), seed=p.seed, base_dir=project)
+    found, proj = {}, []
+    def params_of(run_id):  # the params the batch's model was trained with; the project's when its run is not here
+        if params is not None: return params
+        if run_id not in found:
+            rd = _run_params(project, run_id)
+            try: found[run_id] = rd.params if rd is not None else None
+            except (ValueError, OSError): found[run_id] = None  # a run folder without readable params
+        if found[run_id] is not None: return found[run_id]
+        if not proj: proj.append(LoopParams.from_yaml(project / 'params.yaml'))
+        return proj[0]
+    groups = {}  # batches whose business columns come from the same source, joined the same way
+    for bid, rid in b[['batch_id', 'run_id']].itertuples(index=False):
+        q = params_of(rid); d, bz = q.data, q.business
+        key = (d.source, repr(sorted(vars(q.scenario).items())), q.seed, d.id_col, d.time_col, bz.cost_col, bz.value_col)
+        groups.setdefault(key, (q, []))[1].append(bid)
+    parts, left = [], []
+    for (source, *_), (q, bids) in groups.items():
+        rows = out[out['batch_id'].isin(bids)]
+        cols = [c for c in (q.business.cost_col, q.business.value_col) if c]
+        if not cols: parts.append(rows); continue
+        if not q.data.id_col: raise BusinessError("joining the business columns needs data.id_col in the params")
+        src = load_table(source, scenario=vars(q.scenario), seed=q.seed, base_dir=project)
         miss = [c for c in cols if c not in src.columns]
-        if miss: raise BusinessError(f"business columns {miss} (params business.cost_col / value_col) are not in the data source {p.data.source!r}")
-        biz = src[[p.data.id_col] + cols].assign(id=lambda d: d[p.data.id_col].astype(str)).drop(columns=p.data.id_col)
-        out = out.merge(biz, on='id', how='left')
-        lost = out[cols].isna().any(axis=1)
-        if lost.any(): raise BusinessError(f"{int(lost.sum())} logged predictions have no row in the data source (e.g. id {out.loc[lost, 'id'].iloc[0]!r})")
-    return out
+        if miss: raise BusinessError(f"business columns {miss} (params business.cost_col / value_col) are not in the data source {source!r}")
+        if q.data.id_col not in src.columns: raise BusinessError(f"data.id_col {q.data.id_col!r} is not in the data source {source!r}")
+        joined, why = _join(rows, src, q.data.id_col, q.data.time_col, cols)
+        parts.append(rows.loc[joined.index].assign(**{c: joined[c] for c in cols}))
+        for bid, w in why.groupby(rows.loc[why.index, 'batch_id'], sort=True):
+            ids = out.loc[out['batch_id'] == bid, 'id']
+            made_up = ids.str.fullmatch(rf'{int(bid)}:\d+').all()  # the log's ids for a batch logged without any
+            counts = w.value_counts()
+            reason = ('logged without ids' if made_up else _WHY[counts.index[0]] if len(counts) == 1
+                      else ', '.join(f"{_WHY[k]} ({n})" for k, n in counts.items()))
+            info = b.loc[b['batch_id'] == bid].iloc[0]
+            left.append(dict(batch_id=int(bid), model_version=str(info['model_version']), run_id=str(info['run_id']),
+                             predictions=len(ids), left_out=len(w), why=reason))
+    res = pd.concat(parts).sort_index() if parts else out.iloc[:0]
+    if left and res.empty:
+        raise BusinessError(f"none of the {len(out)} logged predictions can be joined to a row of the data source ("
+                            + '; '.join(f"batch {x['batch_id']}: {x['why']}" for x in left[:5]) + ('; …' if len(left) > 5 else '')
+                            + "); pass the outcomes as a table instead: mlops-nb business --outcomes FILE")
+    res = res.reset_index(drop=True)
+    res.attrs['left_out'] = left
+    return res
 
 
-def _run_params(project, run_id):
-    from mlops_nb.runner import RunError, find_run
-    try: return find_run(project, str(run_id))
-    except RunError: return None
+def _left_out_note(left:list, n_used:int) -> str:
+    "The finding's sentence about the predictions left out."
+    n = sum(x['left_out'] for x in left)
+    per = '; '.join(f"batch {x['batch_id']} (version {x['model_version']}): {x['left_out']} of {x['predictions']}, {x['why']}" for x in left[:5])
+    return (f"{n} of {n + n_used} logged predictions left out, no outcome row could be joined to them ({per}"
+            + (f"; and {len(left) - 5} more batches" if len(left) > 5 else '') + ')')
 
 
 def analyze_project(project, # the loop project folder
@@ -284,10 +379,11 @@ def analyze_project(project, # the loop project folder
                     save:bool=True, # write monitoring/business.json and the recommendation
                    ) -> BusinessReport:
     "The business analysis of a project's deployed versions, judged by the newest run's scope."
+    from dataclasses import replace
     from mlops_nb.core import DecisionLog, LoopParams
     project = Path(project)
     p = LoopParams.from_yaml(project / 'params.yaml')
-    out = outcomes_from_log(project, p) if outcomes is None else outcomes
+    out = outcomes_from_log(project) if outcomes is None else outcomes
     pick = lambda given, *names: given or next((n for n in names if n and n in out.columns), names[0])
     shown, label = pick(shown, 'prediction', 'shown'), pick(label, 'label', p.data.target)
     version = version or ('model_version' if 'model_version' in out.columns else None)
@@ -305,10 +401,17 @@ def analyze_project(project, # the loop project folder
         mv = {v: (rd.read_json('metrics.json') or {}).get('test', {}).get(metric) for v, rd in runs.items()}
         if any(x is None for x in mv.values()): mv = None
     b = p.business
-    r = analyze_business(out, shown=shown, label=label, version=version, time=time,
-                         cost=b.cost_col if b.cost_col in out.columns else None,
-                         value=b.value_col if b.value_col in out.columns else None,
+    cost, value = (c if c in out.columns else None for c in (b.cost_col, b.value_col))
+    lack = [f"business.{k}_col={c!r}" + ('' if c else ' (not set)') for k, c, have in (('cost', b.cost_col, cost), ('value', b.value_col, value))
+            if k in _NEEDS.get(p.scope.kpi, ()) and have is None]
+    if lack: raise BusinessError(f"scope.kpi={p.scope.kpi!r} needs business columns that are not in the outcomes: {', '.join(lack)}")
+    r = analyze_business(out, shown=shown, label=label, version=version, time=time, cost=cost, value=value,
                          metric=metric, metric_values=mv, kpi=p.scope.kpi, min_change=b.min_change)
+    left = out.attrs.get('left_out') or []
+    if left:
+        note = _left_out_note(left, len(out))
+        dec = r.decision and replace(r.decision, evidence={**r.decision.evidence, 'predictions_left_out': sum(x['left_out'] for x in left)})
+        r = replace(r, finding=f"{r.finding}; {note}", n_left_out=sum(x['left_out'] for x in left), left_out=pd.DataFrame(left), decision=dec)
     if save:
         r.to_json(project / 'monitoring' / 'business.json')
         if r.decision is not None and newest is not None:
