@@ -437,14 +437,16 @@ def apply_decisions(params:LoopParams, decisions) -> LoopParams:
     except ParamError as e: raise ParamError(f"applying decisions: {e}") from None
 
 # %% ../nbs/00_core.ipynb #c3775b06
+_UMASK = os.umask(0); os.umask(_UMASK)  # read once, at import: setting it is process-wide, not thread-safe
+
+
 def atomic_write(path, text:str):
     "Write `text` to `path` through a temporary file in the same folder and a rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'w') as f: f.write(text)
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the result gets a normal file's mode
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the result gets a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
