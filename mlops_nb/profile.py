@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .core import atomic_write
-from .drift import (MAX_UNIQUE_CATEGORICAL, STAT_TESTS, DriftReport, MissingColumnError, _family, _numbers,
-                            choose_stat_test)
+from .drift import (MAX_UNIQUE_CATEGORICAL, STAT_TESTS, DriftReport, MissingColumnError, _family, _few_unique,
+                            _numbers, choose_stat_test)
 
 # %% auto #0
 __all__ = ['N_QUANTILES', 'MAX_CATEGORIES', 'Profile', 'profile_drift']
@@ -52,6 +52,15 @@ def _sketch(a:np.ndarray, q:int=N_QUANTILES) -> list:
     return (a[lo] + (a[hi] - a[lo]) * (pos - lo)).tolist()
 
 
+def _zone(s:pd.Series) -> str|None:
+    "The time zone of a datetime column (its values are UTC seconds then), or None for naive times."
+    if isinstance(s.dtype, pd.DatetimeTZDtype): return str(s.dt.tz)
+    if s.dtype == object:  # Python datetimes: `_numbers` converts aware ones to UTC
+        v = s.dropna()
+        return 'UTC' if len(v) and getattr(v.iloc[0], 'tzinfo', None) is not None else None
+    return None
+
+
 def _summarize(s:pd.Series) -> dict:
     "The summary of one column: kind, counts, moments, quantile sketch or value counts."
     fam = _family(s)
@@ -59,10 +68,10 @@ def _summarize(s:pd.Series) -> dict:
     if fam in ('numeric', 'datetime', 'timedelta'):
         a = _numbers(s, fam)
         out = dict(family=fam, n=len(a), missing=n_missing + int(s.notna().sum() - len(a)))
+        if fam == 'datetime': out['tz'] = _zone(s)
         if not len(a): return out
         out.update(mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()))
-        few = len(np.unique(a[::max(1, len(a) // 2000)])) <= MAX_CATEGORIES and len(pd.unique(a)) <= MAX_CATEGORIES
-        if few:
+        if _few_unique(a, MAX_CATEGORIES):
             c = _counts(a); vals = np.array([v for v, _ in c['values']], dtype=float); cnt = np.array([n for _, n in c['values']])
             order = np.argsort(vals); vals, cnt = vals[order], cnt[order]
             out['values'] = [[float(v), int(n)] for v, n in zip(vals, cnt)]
@@ -203,6 +212,22 @@ def _aligned_counts(r:dict, c:dict, numeric:bool=False):
 def _key(v): return ('b', v) if isinstance(v, bool) else ('n', float(v)) if isinstance(v, (int, float)) else ('s', str(v))
 
 
+def _in_zone(s:dict, tz:str) -> dict:
+    "A naive datetime summary with its times read as wall-clock times in zone `tz` (UTC seconds, as an aware column's)."
+    def utc(x):
+        t = pd.DatetimeIndex(pd.to_datetime(np.asarray(x, dtype=float), unit='s'))
+        t = t.tz_localize(tz, ambiguous=np.zeros(len(t), bool), nonexistent='shift_forward').tz_convert('UTC').tz_localize(None)
+        return ((t - pd.Timestamp(0)) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
+    out = dict(s, tz=tz)
+    for k in ('mean', 'min', 'max'):
+        if k in s: out[k] = float(utc([s[k]])[0])
+    if 'quantiles' in s: out['quantiles'] = np.sort(utc(s['quantiles'])).tolist()
+    if 'values' in s:  # a repeated or skipped wall-clock hour can merge two values
+        u, inv = np.unique(utc([v for v, _ in s['values']]), return_inverse=True)
+        out['values'] = [[float(v), int(n)] for v, n in zip(u, np.bincount(inv, weights=[n for _, n in s['values']]))]
+    return out
+
+
 def _kolmogorov_p(d:float, n:int, m:int, exact:bool) -> float:
     "p-value of KS statistic `d` for samples of `n` and `m` rows."
     from scipy.special import kolmogorov
@@ -224,6 +249,8 @@ def _compare_summaries(r:dict, c:dict, name, role:str) -> dict:
     if fr != fc:  # a column whose type changed has drifted (analyze_drift raises: there the caller can cast)
         return {**row, 'kind': fr, 'stat_test': 'type_changed', 'score': 1.0, 'threshold': 0.5, 'drifted': True,
                 'n_reference': r['n'], 'n_current': c['n']}
+    if fr == 'datetime' and 'tz' in r and 'tz' in c and (r['tz'] is None) != (c['tz'] is None):  # naive vs aware
+        r, c = (_in_zone(r, c['tz']), c) if r['tz'] is None else (r, _in_zone(c, r['tz']))
     numeric = fr in ('numeric', 'datetime', 'timedelta')
     kind = 'categorical' if not numeric or len(r.get('values') or ()) and len(r['values']) <= MAX_UNIQUE_CATEGORICAL else 'numeric'
     n_r, n_c = r['n'], c['n']
