@@ -49,10 +49,13 @@ def _ids(values) -> list[str]:
     return a.astype(str).tolist()
 
 
-def _times(values) -> list:
-    "Times as ISO text (UTC, naive), None where missing."
-    t = pd.to_datetime(pd.Series(values))
-    if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
+def _times(values, where:str) -> list:
+    "Times as ISO text (UTC, naive), None where missing; `where` names the column in errors."
+    v = pd.Series(values)
+    try: t = pd.to_datetime(v, utc=True, errors='coerce', format='mixed').dt.tz_localize(None)  # aware → UTC, naive kept
+    except (TypeError, ValueError, OverflowError) as e: raise MonitorError(f"{where}: not times ({e})") from None
+    bad = t.isna() & v.notna()
+    if bad.any(): raise MonitorError(f"{where}: {int(bad.sum())} values are not times, e.g. {v[bad].astype(str).head(3).tolist()}")
     a = t.to_numpy(dtype='datetime64[us]')
     whole = (a[~np.isnat(a)].astype('int64') % 1_000_000 == 0).all()  # whole seconds: the shorter text is twice as fast
     iso = np.datetime_as_string(a.astype('datetime64[s]'), unit='s') if whole else np.datetime_as_string(a, unit='us')
@@ -70,8 +73,7 @@ class PredictionLog:
         return con
 
     def _read(self, sql:str, args=()) -> pd.DataFrame:
-        if not self.path.exists(): return pd.read_sql_query(sql, self._memory(), params=args)
-        con = self._connect()
+        con = self._connect() if self.path.exists() else self._memory()  # no log yet: the same (empty) tables
         try: return pd.read_sql_query(sql, con, params=args)
         finally: con.close()
 
@@ -99,9 +101,10 @@ class PredictionLog:
         bad = ~np.isfinite(score) | (score < 0) | (score > 1)
         if bad.any(): raise MonitorError(f"log_batch: {int(bad.sum())} scores are not probabilities in [0, 1] (first at row {int(np.flatnonzero(bad)[0])})")
         pred = pd.to_numeric(frame['prediction'], errors='coerce').to_numpy(dtype=float)
-        if not np.isin(pred, (0, 1)).all(): raise MonitorError("log_batch: `prediction` must be 0/1")
+        bad = ~np.isin(pred, (0, 1))
+        if bad.any(): raise MonitorError(f"log_batch: {int(bad.sum())} predictions are not 0/1 (first at row {int(np.flatnonzero(bad)[0])})")
         ids = _ids(frame[id_col]) if id_col else None
-        times = _times(frame[time_col]) if time_col else [None] * len(frame)
+        times = _times(frame[time_col], f"log_batch: time column {time_col!r}") if time_col else [None] * len(frame)
         known = [t for t in times if t is not None]
         con = self._connect(write=True)
         try:
@@ -194,6 +197,7 @@ class PredictionLog:
 
     def set_result(self, batch_id:int, report:Report):
         "Store the monitoring result of a batch (replacing an earlier one)."
+        self._batch_row(batch_id)  # an unknown batch is an error, not an update of nothing
         con = self._connect(write=True)
         try:
             with con: con.execute('UPDATE batches SET monitoring = ?, monitored_at = ? WHERE batch_id = ?', (report.to_json(), _now(), int(batch_id)))
@@ -203,7 +207,7 @@ class PredictionLog:
         "The stored monitoring result of a batch, or None."
         r = self._batch_row(batch_id)['monitoring']
         if not isinstance(r, str): return None
-        import mlops_nb.monitor  # registers the monitoring reports
+        import mlops_nb.monitor  # noqa: F401 (registers the monitoring reports)
         return Report.from_dict(json.loads(r))
 
     def __repr__(self): return f"PredictionLog({str(self.path)!r})"
