@@ -38,7 +38,7 @@ def estimate_performance(scores, # calibrated positive-class probabilities of th
                          *,
                          probs=None,          # calibrated probabilities of a positive, if the scores are not (see `fit_calibration`)
                          n_draws:int=50,      # Monte-Carlo label draws for the metrics without a closed form
-                         random_state:int=0,
+                         random_state:int=0,  # seed of the label draws
                         ) -> pd.DataFrame:
     "Expected value (`estimate`) and sampling spread (`sd`) of each metric on these rows, from the scores alone (CBPE)."
     from mlops_nb.scoping import METRICS
@@ -47,8 +47,10 @@ def estimate_performance(scores, # calibrated positive-class probabilities of th
     if not len(s): raise MonitorError("estimate_performance: no scores")
     if len(p) != len(s): raise MonitorError(f"estimate_performance: {len(s)} scores but {len(p)} probabilities")
     for what, a in (('scores', s), ('probs', p)):
-        if not (np.isfinite(a) & (a >= 0) & (a <= 1)).all(): raise MonitorError(f"estimate_performance: {what} must be probabilities in [0, 1]")
-    names = list(names or METRICS)
+        bad = ~(np.isfinite(a) & (a >= 0) & (a <= 1))
+        if bad.any(): raise MonitorError(f"estimate_performance: {what} must be probabilities in [0, 1]; {int(bad.sum())} are not "
+                                         f"(first at row {int(np.flatnonzero(bad)[0])}: {a[bad][0]})")
+    names = [names] if isinstance(names, str) else list(names or METRICS)
     unknown = [n for n in names if n not in METRICS]
     if unknown: raise MonitorError(f"estimate_performance: unknown metrics {unknown}; known: {', '.join(METRICS)}")
     shown = s >= threshold
@@ -90,14 +92,18 @@ def fit_calibration(scores, # the model's scores on labelled rows it was not tra
                    ) -> dict:
     "Isotonic calibration map score → probability of a positive, as JSON-ready breakpoints {'x': [...], 'y': [...]}."
     from sklearn.isotonic import IsotonicRegression
-    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    s = np.asarray(scores, dtype=float).ravel()
+    y = pd.to_numeric(pd.Series(np.asarray(labels, dtype=object).ravel()), errors='coerce').to_numpy(dtype=float)
     if len(s) != len(y) or not len(s): raise MonitorError(f"fit_calibration: {len(s)} scores and {len(y)} labels")
+    bad = ~np.isfinite(s) | ~np.isin(y, (0, 1))
+    if bad.any(): raise MonitorError(f"fit_calibration: {int(bad.sum())} rows have a non-finite score or a label other than 0/1 "
+                                     f"(first at row {int(np.flatnonzero(bad)[0])})")
     iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(s, y)
     return dict(x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
 
 
 def calibrate(calibration:dict|None, # a map from `fit_calibration`, or None (scores taken as calibrated)
-              scores,
+              scores,  # the model's scores
              ) -> np.ndarray:
     "Calibrated probabilities of `scores` (linear between the map's breakpoints, clipped at its ends)."
     s = np.asarray(scores, dtype=float)
