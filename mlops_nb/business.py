@@ -66,10 +66,27 @@ def _kpis(g:pd.DataFrame) -> pd.Series:
 
 
 def _rel(a:float, b:float) -> float:
-    "Relative change from `a` to `b` (NaN when undefined)."
+    "Relative change from `a` to `b`: ±inf from 0 to a non-zero value, NaN when either is undefined."
     if not (np.isfinite(a) and np.isfinite(b)): return np.nan
     if a == 0: return 0.0 if b == 0 else np.sign(b) * np.inf
     return (b - a) / abs(a)
+
+
+def _num(x:float) -> str:
+    "`x` to 4 significant digits, or 'undefined' (NaN: e.g. a ctr with no labelled row shown)."
+    return 'undefined' if pd.isna(x) else f"{x:.4g}"
+
+
+def _pct(ch:float) -> str:
+    "A relative change as a signed percentage; 'from 0' when infinite, 'undefined' when NaN."
+    return 'undefined' if pd.isna(ch) else f"{ch:+.1%}" if np.isfinite(ch) else 'from 0'
+
+
+def _numeric(outcomes:pd.DataFrame, c:str) -> pd.Series:
+    "Column `c` as float64, or a BusinessError naming it when a value is missing or not a number."
+    v = pd.to_numeric(outcomes[c], errors='coerce')
+    if v.isna().any(): raise BusinessError(f"analyze_business: column {c!r} has {int(v.isna().sum())} missing or non-numeric values")
+    return v.astype('float64')
 
 # %% ../nbs/70_business.ipynb #2054f072
 @register_report
@@ -131,17 +148,19 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
     df = pd.DataFrame(index=outcomes.index)
     df['_shown'] = _flag(outcomes[shown], shown)
     df['_label'] = _flag(outcomes[label], label, allow_na=True)
-    for k, c in (('_cost', cost), ('_value', value)):
-        if c is None: df[k] = 0.0; continue
-        v = pd.to_numeric(outcomes[c], errors='coerce')
-        if v.isna().any(): raise BusinessError(f"{fn}: column {c!r} has {int(v.isna().sum())} missing or non-numeric values")
-        df[k] = v.astype('float64')
+    for k, c in (('_cost', cost), ('_value', value), ('_score', score)):
+        if c is not None: df[k] = _numeric(outcomes, c)
+        elif k != '_score': df[k] = 0.0
+    if version and outcomes[version].isna().any():
+        raise BusinessError(f"{fn}: column {version!r} has {int(outcomes[version].isna().sum())} missing versions")
     df['_version'] = outcomes[version].astype(str) if version else 'all'
     if time:
         t = pd.to_datetime(outcomes[time], errors='coerce')
         if t.isna().any(): raise BusinessError(f"{fn}: column {time!r} has {int(t.isna().sum())} missing or unparseable times")
         df['_time'] = t
-    if score: df['_score'] = pd.to_numeric(outcomes[score], errors='coerce')
+        if freq:
+            try: pd.tseries.frequencies.to_offset(freq)
+            except ValueError: raise BusinessError(f"{fn}: freq={freq!r} is not a pandas offset alias (e.g. 'D', 'W', 'h')") from None
 
     # deployment order
     seen = df.groupby('_version', sort=False)['_time'].min().sort_values(kind='stable').index if time else pd.unique(df['_version'])
@@ -186,8 +205,8 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
         if metric is not None:
             ma, mb = by_version.loc[a, 'metric'], by_version.loc[b, 'metric']
             ch = _rel(ma, mb)
-            r.update(metric_before=ma, metric_after=mb, metric_change=ch, metric_improved=bool(np.isfinite(ch) and (ch if greater else -ch) > min_change))
-        r['kpi_fell'] = bool(np.isfinite(r['kpi_change']) and r['kpi_change'] < -min_change)
+            r.update(metric_before=ma, metric_after=mb, metric_change=ch, metric_improved=bool(not np.isnan(ch) and (ch if greater else -ch) > min_change))
+        r['kpi_fell'] = bool(not np.isnan(r['kpi_change']) and r['kpi_change'] < -min_change)  # from 0 to below: a fall
         r['mismatch'] = bool(r['kpi_fell'] and r.get('metric_improved', False))
         rows.append(r)
     changes = pd.DataFrame(rows, columns=['before', 'after', 'kpi_before', 'kpi_after', 'kpi_change', 'metric_before',
@@ -199,26 +218,29 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
 # %% ../nbs/70_business.ipynb #4dceb1fa
 def _finding(by_version, changes, kpi, metric, mismatch, min_change, has_cost=True, has_value=True):
     "The sentence that says what was found, and the scope-change Decision (or None)."
+    unit = '' if kpi in _RATES else ' per candidate'
     if not len(changes):
         v = by_version.index[0]
-        return f"one model version ({v}): {kpi} = {by_version.loc[v, kpi]:.4g}; nothing to compare", None
+        why = ' (no labelled row shown)' if kpi in _RATES and pd.isna(by_version.loc[v, kpi]) else ''
+        return f"one model version ({v}): {kpi} = {_num(by_version.loc[v, kpi])}{why}; nothing to compare", None
     if not mismatch:
         last = changes.iloc[-1]
-        return (f"no metric mismatch: from version {last.before} to {last.after} {kpi} changed by {last.kpi_change:+.1%}"
-                + (f" and {metric} by {last.metric_change:+.1%}" if metric else '')), None
+        by = lambda ch, x0, x1: f"by {ch:+.1%}" if np.isfinite(ch) else f"from {_num(x0)} to {_num(x1)}"  # NaN, inf: the values
+        return (f"no metric mismatch: from version {last.before} to {last.after} {kpi}{unit} changed "
+                f"{by(last.kpi_change, last.kpi_before, last.kpi_after)}"
+                + (f" and {metric} {by(last.metric_change, last.metric_before, last.metric_after)}" if metric else '')), None
     bad = changes[changes['mismatch']].sort_values('kpi_change').iloc[0]
     a, b = bad.before, bad.after
     per = lambda c, v: by_version.loc[v, c] / by_version.loc[v, 'rows'] * 1000
     fmt = lambda c: f"{per(c, a):.4g} → {per(c, b):.4g}"
-    kb, ka = (f"{x:.4g}" for x in (bad.kpi_before, bad.kpi_after))
     both = has_cost and has_value  # profit needs both; without them the money parts are left out, not shown as zeros
     pair = lambda c: f"{by_version.loc[a, c]:.4g} → {by_version.loc[b, c]:.4g}"
     money = ([f"revenue per impression {pair('revenue_per_impression')}"] if has_value else []) \
             + ([f"profit per impression {pair('profit_per_impression')}"] if both else [])
     per1k = ['impressions'] + (['revenue'] if has_value else []) + (['cost'] if has_cost and not has_value else []) + (['profit'] if both else [])
     finding = (f"metric mismatch: from version {a} to {b} the ML metric {metric} improved {bad.metric_before:.4g} → "
-               f"{bad.metric_after:.4g} ({bad.metric_change:+.1%}) while the business KPI {kpi} fell {kb} → {ka} "
-               f"({bad.kpi_change:+.1%}{'' if kpi in _RATES else ' per candidate'})" + (f"; {', '.join(money)}" if money else '')
+               f"{bad.metric_after:.4g} ({_pct(bad.metric_change)}) while the business KPI {kpi} fell {bad.kpi_before:.4g} → "
+               f"{bad.kpi_after:.4g} ({_pct(bad.kpi_change)}{unit})" + (f"; {', '.join(money)}" if money else '')
                + f"; per 1000 candidates: {', '.join(f'{c} {fmt(c)}' for c in per1k)}")
     aligned = KPI_METRICS.get(kpi)
     if aligned is None or aligned == metric:
@@ -245,19 +267,22 @@ def plot_business(report:BusinessReport, # a business report
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(7, 3.2))[1]
     k, bv = report.kpi, report.by_version
-    if report.by_period is not None and len(report.by_period):
+    periods = report.by_period is not None and len(report.by_period) > 0
+    if periods:
         for v, g in report.by_period.groupby('version', sort=False):
             ax.plot(g['period'], g[k], marker='o', label=f'version {v}')
         ax.figure.autofmt_xdate()
     else:
         ax.bar(bv.index.astype(str), bv[k], color=[f'C{i}' for i in range(len(bv))])
         ax.set_xlabel('version')
-    ax.set(ylabel=k, title=f"{k} per {'period' if report.by_period is not None else 'version'}"
-           + (' — metric mismatch' if report.mismatch else ''))
-    if report.metric is not None and 'metric' in bv and report.by_period is not None and len(report.by_period):
+    ax.set(ylabel=k, title=f"{k} per {'period' if periods else 'version'}" + (' — metric mismatch' if report.mismatch else ''))
+    if report.metric is not None and 'metric' in bv:
         ax2 = ax.twinx()
-        for i, (v, g) in enumerate(report.by_period.groupby('version', sort=False)):
-            ax2.hlines(bv.loc[v, 'metric'], g['period'].min(), g['period'].max(), colors=f'C{i}', linestyles='--')
+        if periods:
+            for i, (v, g) in enumerate(report.by_period.groupby('version', sort=False)):
+                ax2.hlines(bv.loc[v, 'metric'], g['period'].min(), g['period'].max(), colors=f'C{i}', linestyles='--')
+        else:
+            ax2.plot(bv.index.astype(str), bv['metric'], color='k', linestyle='--', marker='D')
         ax2.set_ylabel(f'{report.metric} (dashed)')
     ax.legend(fontsize='small', loc='best') if ax.get_legend_handles_labels()[0] else None
     return ax
@@ -391,15 +416,15 @@ def analyze_project(project, # the loop project folder
     runs = {}
     if version and 'run_id' in out.columns:
         for v, r in out.groupby(version, sort=False)['run_id'].first().items(): runs[str(v)] = _run_params(project, r)
-    newest = None
-    if runs and all(runs.values()):
-        order = out.groupby(out[version].astype(str))[time].min().sort_values().index if time else list(runs)
+    newest, mv = None, None
+    if runs and all(runs.values()):  # deployment order as analyze_business sees it: by first decision time
+        order = (pd.to_datetime(out[time], errors='coerce').groupby(out[version].astype(str), sort=False).min()
+                 .sort_values(kind='stable').index if time else list(runs))
         newest = runs[order[-1]]
         p = newest.params
-    metric, mv = p.scope.metric, None
-    if runs and all(runs.values()):
-        mv = {v: (rd.read_json('metrics.json') or {}).get('test', {}).get(metric) for v, rd in runs.items()}
+        mv = {v: (rd.read_json('metrics.json') or {}).get('test', {}).get(p.scope.metric) for v, rd in runs.items()}
         if any(x is None for x in mv.values()): mv = None
+    metric = p.scope.metric
     b = p.business
     cost, value = (c if c in out.columns else None for c in (b.cost_col, b.value_col))
     lack = [f"business.{k}_col={c!r}" + ('' if c else ' (not set)') for k, c, have in (('cost', b.cost_col, cost), ('value', b.value_col, value))
@@ -421,6 +446,8 @@ def analyze_project(project, # the loop project folder
 
 # %% ../nbs/70_business.ipynb #baa9c122
 def _cmd_business(args) -> int:
+    "`mlops-nb business`: the KPI table and the finding; with --json the table as JSON records on stdout, the finding on stderr."
+    import sys
     from mlops_nb.data import load_table
     out = None
     if args.outcomes:
@@ -429,12 +456,13 @@ def _cmd_business(args) -> int:
     r = analyze_project(args.project, out, shown=args.shown, label=args.label, version=args.version_col, save=not args.outcomes)
     tab = r.by_version if args.by == 'version' else r.by_period
     if tab is None: raise BusinessError("--by period needs a time column in the outcomes")
-    if args.json: print(tab.reset_index().to_json(orient='records', date_format='iso'))
+    if args.json: print((tab.reset_index() if args.by == 'version' else tab).to_json(orient='records', date_format='iso'))
     else: print(tab.to_string(float_format=lambda x: f'{x:.4g}'))
-    print(r.finding)
+    say = (lambda m: print(m, file=sys.stderr)) if args.json else print  # with --json stdout holds only the JSON
+    say(r.finding)
     if r.decision is not None:
-        print(f"recommended: {r.decision.what}")
-        if not args.outcomes: print(f"  next iteration: mlops-nb run -C {args.project} --from <newest run> --policy auto")
+        say(f"recommended: {r.decision.what}")
+        if not args.outcomes: say(f"  next iteration: mlops-nb run -C {args.project} --from <newest run> --policy auto")
     return 0
 
 
@@ -449,5 +477,5 @@ def add_commands(sub, proj, track):
     s.add_argument('--shown', default=None, help="column: the model acted on the row (default: 'prediction', else 'shown')")
     s.add_argument('--label', default=None, help="column: the outcome (default: 'label', else params.data.target)")
     s.add_argument('--version-col', default=None, help="column: model version (default: 'model_version' if present)")
-    s.add_argument('--json', action='store_true', help='print JSON records instead of a table')
+    s.add_argument('--json', action='store_true', help='print the table as JSON records on stdout (the finding goes to stderr)')
     s.set_defaults(func=_cmd_business)
