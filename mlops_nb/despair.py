@@ -48,9 +48,10 @@ def wrong_label_share(run, # a RunDir
 def test_metric(run, # a RunDir
                 name:str, # a metric in metrics.json (every registered metric is there)
                ) -> float:
-    "Metric `name` of the run's final model on its test window (the newest labelled week)."
-    v = run.read_json('metrics.json')['test'][name]
-    return float('nan') if v is None else float(v)
+    "Metric `name` of the run's final model on its test window (the newest labelled week); NaN when undefined there."
+    test = (run.read_json('metrics.json') or {}).get('test', {})
+    if name not in test: raise ValueError(f"test_metric: run {run.id} has no test value of {name!r} in {run.path / 'metrics.json'}")
+    return float('nan') if test[name] is None else float(test[name])
 
 # %% ../nbs/85_despair.ipynb #671ec547
 def operating_point(run, # a RunDir with an imbalance report and validation scores
@@ -61,6 +62,7 @@ def operating_point(run, # a RunDir with an imbalance report and validation scor
     from mlops_nb.scoping import METRICS
     p = run.params
     metric = metric or p.scope.metric
+    if metric not in METRICS: raise ValueError(f"operating_point: metric {metric!r} is not a registered metric ({', '.join(METRICS)})")
     imb = run.reports().get('imbalance')
     if imb is None or imb.thresholds is None: raise ValueError(f"operating_point: run {run.id} has no imbalance report with thresholds")
     v = run.load_split('valid_scored')
@@ -87,6 +89,7 @@ def live_days(project, # the loop project folder
     "The scenario's rows at or after `data.as_of`, one frame per day."
     from mlops_nb.data import load_table
     d = params.data
+    if not d.as_of: raise ValueError("live_days: params data.as_of is not set; it is where the live traffic starts")
     df = load_table(d.source, scenario=vars(params.scenario), seed=params.seed, base_dir=project)
     t = pd.to_datetime(df[d.time_col])
     live = t >= pd.Timestamp(d.as_of)
@@ -96,7 +99,7 @@ def live_days(project, # the loop project folder
 def serve_days(project, # the loop project folder
                days:list, # frames of live rows (from `live_days`)
                params:LoopParams, # the project's data params (target, dropped columns, id)
-               tracking_uri:str|None=None,
+               tracking_uri:str|None=None, # MLflow URI (default: the project's SQLite file)
               ) -> list[int]:
     "Score each day with the champion (one logged batch per day), then attach that day's labels; returns the batch ids."
     from mlops_nb.monitor import PredictionLog
@@ -110,6 +113,12 @@ def serve_days(project, # the loop project folder
 
 # %% ../nbs/85_despair.ipynb #3c0dd991
 TABLE_COLUMNS = ['iteration', 'run', 'found_by', 'problem', 'decision', 'improves', 'before', 'after', 'ctr_test', 'ctr_live']
+
+
+def _ctr_text(ctr:float) -> str:
+    "A click-through rate of the shown ads for the message, saying why when it is undefined (no ad shown) or 0 (none clicked)."
+    if pd.isna(ctr): return 'undefined: no ad shown'
+    return f"{ctr:.4f}" + (': no shown ad clicked' if ctr == 0 else '')
 
 
 @dataclass
@@ -132,12 +141,12 @@ class DespairStory:
         "The table and where to look, for the command line."
         t = self.table
         lines = [f"The despair story, {len(t)} iterations in {self.project}:", '']
+        num = lambda x: 'undefined' if pd.isna(x) else f"{x:.4g}"
         for i, r in t.iterrows():
-            ctr = f"{r.ctr_test:.4f}" if pd.notna(r.ctr_test) else 'undefined: no ad shown'
-            live = f", live {r.ctr_live:.4f}" if pd.notna(r.ctr_live) else ''
+            live = f", live {_ctr_text(r.ctr_live)}" if pd.notna(r.ctr_live) else ''  # NaN: not deployed
             lines += [f"{i}. run {r.run}  [{r.found_by}] {r.problem}", f"   decision: {r.decision}"]
-            if pd.notna(r.before): lines.append(f"   {r.improves}: {r.before:.4g} → {r.after:.4g}")
-            lines.append(f"   ctr of the shown ads: test week {ctr}{live}")
+            if pd.notna(r.before): lines.append(f"   {r.improves}: {num(r.before)} → {num(r.after)}")
+            lines.append(f"   ctr of the shown ads: test week {_ctr_text(r.ctr_test)}{live}")
         runs = sorted((self.project / 'runs').glob('2*'))
         lines += ['', f"every run is a folder with its executed notebooks: {self.project / 'runs'} ({len(runs)} runs)",
                   f"  jupyter lab {self.project}",
@@ -148,6 +157,7 @@ class DespairStory:
         return '\n'.join(lines)
 
     def _repr_html_(self) -> str:
+        "The table as HTML, for notebooks."
         return '<h3>The despair story</h3>' + self.table.to_html(float_format=lambda x: f'{x:.4g}')
 
 # %% ../nbs/85_despair.ipynb #79a79e27
@@ -157,6 +167,7 @@ def _rec(run, source:str) -> Decision|None:
 
 
 def _need(dec, what:str, run):
+    "`dec`, or a RunError saying that `what` was not found in `run` and the story stops."
     from mlops_nb.runner import RunError
     if dec is None: raise RunError(f"despair story: {what} was not found in run {run.id}; the story stops here ({run.path})")
     return dec
@@ -170,6 +181,7 @@ def _markdown(df:pd.DataFrame) -> str:
 
 
 def _live_ctr(project, version) -> float:
+    "Live CTR of the shown ads of deployed `version`, from the business analysis of the prediction log (NaN if it served nothing)."
     from mlops_nb.business import analyze_project
     bv = analyze_project(project, save=False).by_version
     return float(bv.loc[str(version), 'ctr']) if str(version) in bv.index else float('nan')
@@ -191,7 +203,9 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
     project = init_project(path, story_params(rows, seed))
     st = DespairStory(Path(project))
     run = lambda label, **kw: st.runs.setdefault(label, run_loop(project, progress=False, tracking_uri=tracking_uri, **kw))
-    decide = lambda rd, dec: DecisionLog(rd.path / 'decisions.yaml').append(dec, by='human') and dec
+    def decide(rd, dec):  # the team takes `dec`: it goes into the run's DecisionLog, the next run applies it
+        DecisionLog(rd.path / 'decisions.yaml').append(dec, by='human')
+        return dec
     def watch(batches):  # monitoring checks each labelled batch against its model's reference, by the scoped metric
         st.monitoring.extend(monitor(project, b) for b in batches)
     def step(**kw): st.steps.append(dict(iteration=len(st.steps) + 1, **kw)); say(f"{kw['problem']} → {kw['decision']}")

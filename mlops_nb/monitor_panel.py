@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .core import Decision, DecisionLog, decision_html, report_html
+from .core import Decision, decision_html, report_html
 from .monitor import MonitoringHistory, MonitorReport, PredictionLog, monitoring_history, reference_run
 from .panels import PLOTS, Panel, _table_html, panel_for
 
@@ -50,7 +50,9 @@ def plot_metric_history(h:MonitoringHistory, # monitoring history
     return ax
 
 
-def plot_drift_history(h:MonitoringHistory, ax=None):
+def plot_drift_history(h:MonitoringHistory, # monitoring history
+                       ax=None, # matplotlib axes to draw on (None: a new figure)
+                      ):
     "Share of drifted features per batch (red: the batch raised an alert)."
     import matplotlib.pyplot as plt
     if not len(h.table): raise ValueError("plot_drift_history: no monitored batches")
@@ -61,7 +63,9 @@ def plot_drift_history(h:MonitoringHistory, ax=None):
     return ax
 
 
-def plot_prediction_history(h:MonitoringHistory, ax=None):
+def plot_prediction_history(h:MonitoringHistory, # monitoring history
+                            ax=None, # matplotlib axes to draw on (None: a new figure)
+                           ):
     "Mean score per batch against the reference's mean score (prediction drift marked)."
     import matplotlib.pyplot as plt
     if not len(h.table): raise ValueError("plot_prediction_history: no monitored batches")
@@ -75,7 +79,9 @@ def plot_prediction_history(h:MonitoringHistory, ax=None):
     return ax
 
 
-def plot_performance(r:MonitorReport, ax=None):
+def plot_performance(r:MonitorReport, # one batch's monitoring report
+                     ax=None, # matplotlib axes to draw on (None: a new figure)
+                    ):
     "The batch's metrics: reference, estimated (±2 sd) and realized, side by side."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
@@ -88,7 +94,9 @@ def plot_performance(r:MonitorReport, ax=None):
     return ax
 
 
-def plot_batch_drift(r:MonitorReport, ax=None):
+def plot_batch_drift(r:MonitorReport, # one batch's monitoring report
+                     ax=None, # matplotlib axes to draw on (None: a new figure)
+                    ):
     "The batch's drift tests (`plot_drift` of its DriftReport)."
     from mlops_nb.drift import plot_drift
     if r.drift is None: raise ValueError("plot_batch_drift: the batch was logged without an input profile")
