@@ -34,6 +34,16 @@ def _score_summary(scores) -> dict:
     return Profile.from_frame(pd.DataFrame(index=range(len(scores))), [], score=scores).score
 
 
+def _labels(labels, where:str) -> np.ndarray:
+    "0/1 labels (also as text) as floats, NaN where missing; anything else is an error naming `where`, the count and the first row."
+    v = pd.Series(np.asarray(labels, dtype=object).ravel())
+    y = pd.to_numeric(v, errors='coerce')
+    bad = ((y.isna() & v.notna()) | (y.notna() & ~y.isin([0, 1]))).to_numpy()
+    if bad.any(): raise MonitorError(f"{where}: labels must be 0/1 (NaN = not yet known); {int(bad.sum())} are not "
+                                     f"(first at row {int(np.flatnonzero(bad)[0])}: {v[bad].iloc[0]!r})")
+    return y.to_numpy(dtype=float)
+
+
 def _metric_names(metric:str) -> list:
     from mlops_nb.scoping import METRICS
     return [metric] + [m for m in USUAL_METRICS if m != metric and m in METRICS]
@@ -46,13 +56,14 @@ def reference_profile(features:pd.DataFrame, # the final model's training rows, 
                       metric:str,     # the scoped metric (`params.scope.metric`)
                       threshold:float, # the model's decision threshold
                       info:dict|None=None, # more facts to keep (run id, model name, …)
-                      n_draws:int=50,
+                      n_draws:int=50,  # Monte-Carlo draws of the reference's performance estimate
                      ) -> Profile:
     "The monitoring reference of a trained model: its training features' profile plus its scores and metrics on the test window."
     from mlops_nb.scoping import METRICS, evaluate
     if metric not in METRICS: raise MonitorError(f"reference_profile: unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    s, y = np.asarray(scores, dtype=float).ravel(), _labels(labels, 'reference_profile')
     if len(s) != len(y) or not len(s): raise MonitorError(f"reference_profile: {len(s)} test scores and {len(y)} labels")
+    if np.isnan(y).any(): raise MonitorError(f"reference_profile: {int(np.isnan(y).sum())} test labels are missing (first at row {int(np.flatnonzero(np.isnan(y))[0])})")
     names = _metric_names(metric)
     cal = fit_calibration(s, y)
     est = estimate_performance(s, threshold, [metric], probs=calibrate(cal, s), n_draws=n_draws)
@@ -149,13 +160,17 @@ def analyze_batch(reference:Profile, # the model's reference: `reference_profile
     if metric not in METRICS: raise MonitorError(f"analyze_batch: the reference's metric {metric!r} is not a registered metric")
     greater = METRICS[metric].greater_is_better
     s = None if scores is None else np.asarray(scores, dtype=float).ravel()
+    if s is not None:
+        bad = ~(np.isfinite(s) & (s >= 0) & (s <= 1))
+        if not len(s): raise MonitorError("analyze_batch: scores is empty (0 rows)")
+        if bad.any(): raise MonitorError(f"analyze_batch: {int(bad.sum())} scores are not probabilities in [0, 1] (first at row {int(np.flatnonzero(bad)[0])})")
     if isinstance(current, pd.DataFrame): current = Profile.from_frame(current, [c for c in reference.columns if c in current.columns])
     if current is not None and not isinstance(current, Profile): raise MonitorError(f"analyze_batch: current must be a Profile or DataFrame, got {type(current).__name__}")
     n_rows = len(s) if s is not None else current.n_rows if current is not None else 0
     if not n_rows: raise MonitorError("analyze_batch: give the batch's scores or its input profile (both are empty)")
-    y = None if labels is None else pd.to_numeric(pd.Series(np.asarray(labels, dtype=object)), errors='coerce').to_numpy(dtype=float)
-    if y is not None and (s is None or len(y) != len(s)): raise MonitorError(f"analyze_batch: {0 if y is None else len(y)} labels for {0 if s is None else len(s)} scores")
-    if y is not None and not np.isin(y[np.isfinite(y)], (0, 1)).all(): raise MonitorError("analyze_batch: labels must be 0/1 (NaN = not yet known)")
+    y = None if labels is None else _labels(labels, 'analyze_batch')
+    if y is not None and (s is None or len(y) != len(s)): raise MonitorError(f"analyze_batch: {len(y)} labels for {0 if s is None else len(s)} scores")
+    if times is not None and len(times) != n_rows: raise MonitorError(f"analyze_batch: {len(times)} times for {n_rows} rows")
     alerts, too_few = [], n_rows < mp.min_rows
     def alert(name, value, thr, fired, message):
         if too_few: return  # drift tests and metrics on a handful of rows mean nothing: no alert at all
@@ -319,7 +334,9 @@ class MonitoringHistory(Report):
         return {b: log.result(b) for b in self.table.index}
 
 
-def history_from_reports(reports:list, n_batches:int|None=None) -> MonitoringHistory:
+def history_from_reports(reports:list,            # MonitorReports, oldest first
+                         n_batches:int|None=None, # batches in the log (default: len(reports))
+                        ) -> MonitoringHistory:
     "A MonitoringHistory from MonitorReports (oldest first)."
     rows = []
     for r in reports:
