@@ -37,21 +37,27 @@ class DeployError(ValueError):
     "A registry, promotion or deployment step that cannot be done; the message says why, with the numbers."
 
 
-def model_name(project) -> str:
+def model_name(project, # the loop project folder
+              ) -> str:
     "The registered model name: `deploy.model_name` in the project's params.yaml, or the project folder's name."
     project = Path(project).resolve()
     p = project / 'params.yaml'
     return (LoopParams.from_yaml(p).deploy.model_name if p.exists() else None) or project.name
 
 
-def registry_client(project, tracking_uri:str|None=None):
+def registry_client(project, # the loop project folder
+                    tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                   ):
     "An MlflowClient on the project's tracking store (registry included), telemetry and progress bars off."
     from mlops_nb.runner import _mlflow
     os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')
     return _mlflow(project, tracking_uri).MlflowClient()
 
 
-def model_dir(project, name:str, version:int) -> Path:
+def model_dir(project, # the loop project folder
+              name:str, # registered model name
+              version:int, # registered version
+             ) -> Path:
     "Where a registered version lives in the project: its model card and its downloaded artifacts."
     return Path(project).resolve() / 'models' / name / f'v{int(version)}'
 
@@ -69,12 +75,17 @@ def _as_run(project, run) -> RunDir:
     return rd
 
 
+def _missing(e:Exception) -> bool:
+    "Is `e` the registry saying that a model or version does not exist?"
+    return getattr(e, 'error_code', '') == 'RESOURCE_DOES_NOT_EXIST'
+
+
 def _alias(client, name:str, alias:str) -> int|None:
     "The version `alias` points to, or None."
     try: return int(client.get_registered_model(name).aliases.get(alias))
     except (TypeError, ValueError): return None
     except Exception as e:
-        if getattr(e, 'error_code', '') == 'RESOURCE_DOES_NOT_EXIST': return None
+        if _missing(e): return None
         raise
 
 
@@ -82,7 +93,7 @@ def _version_of(client, name:str, run_id:str) -> int|None:
     "The version registered from loop run `run_id`, or None."
     try: vs = client.search_model_versions(f"name='{name}' and tag.`mlops_nb.run_id`='{run_id}'")
     except Exception as e:
-        if getattr(e, 'error_code', '') == 'RESOURCE_DOES_NOT_EXIST': return None
+        if _missing(e): return None
         raise
     return min(int(v.version) for v in vs) if vs else None
 
@@ -111,7 +122,9 @@ def register_run(project, # the loop project folder
     version = _version_of(client, name, rd.id)
     if version is None:
         try: client.get_registered_model(name)
-        except Exception: client.create_registered_model(name, description=f"mlops_nb loop project {project.name}")
+        except Exception as e:
+            if not _missing(e): raise
+            client.create_registered_model(name, description=f"mlops_nb loop project {project.name}")
         m = rd.read_json('metrics.json') or {}
         sc = m.get('scoped', {})
         cols = json.dumps(_table_columns(rd))
@@ -232,6 +245,8 @@ def gate(y, # labels of the window (0/1)
     if metric not in METRICS: raise DeployError(f"gate: metric {metric!r} is unknown; choose one of {', '.join(METRICS)}")
     m = METRICS[metric]
     y = np.asarray(y, dtype=float)
+    for who, s in (('champion_score', champion_score), ('challenger_score', challenger_score)):
+        if len(s) != len(y): raise DeployError(f"gate: {who} has {len(s):,} values but y has {len(y):,} labels")
     a, b = m(y, champion_score, champion_threshold), m(y, challenger_score, challenger_threshold)
     n, pos = len(y), int(y.sum())
     where = f"on {n:,} rows ({pos:,} positives){' ' + window if window else ''}"
@@ -251,7 +266,9 @@ def gate(y, # labels of the window (0/1)
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
 
 
-def deployment_history(project, *, name:str|None=None) -> pd.DataFrame:
+def deployment_history(project, # the loop project folder
+                       *, name:str|None=None, # registered model name (default: the project's)
+                      ) -> pd.DataFrame:
     "Every promotion, refusal and rollback of the project's model, oldest first."
     p = Path(project).resolve() / 'models' / (name or model_name(project)) / 'deployments.json'
     rows = json.loads(p.read_text()) if p.exists() else []
@@ -260,28 +277,43 @@ def deployment_history(project, *, name:str|None=None) -> pd.DataFrame:
 
 
 def _record(project, name:str, **entry):
+    "Append one entry to the model's deployments.json."
     p = Path(project).resolve() / 'models' / name / 'deployments.json'
     rows = json.loads(p.read_text()) if p.exists() else []
     atomic_write(p, json.dumps(rows + [_encode({'at': _now(), **entry})], indent=1))
 
 
-def fetch_version(project, name:str, version:int, *, client=None, tracking_uri:str|None=None) -> Path:
+_REQUIRED_FILES = ('model.skops', 'features.json', 'params.yaml')
+
+def fetch_version(project, # the loop project folder
+                  name:str, # registered model name
+                  version:int, # registered version
+                  *, client=None, # an MlflowClient (default: `registry_client(project, tracking_uri)`)
+                  tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 ) -> Path:
     "The folder with a registered version's artifacts (`CACHED_FILES`), downloaded once into models/<name>/v<N>/artifacts."
     dest = model_dir(project, name, version) / 'artifacts'
-    if (dest / 'model.skops').exists(): return dest
+    if (dest / 'model.skops').exists(): return dest  # only a complete download is ever moved there
     import mlflow.artifacts
     client = client or registry_client(project, tracking_uri)
     src = client.get_model_version(name, str(version)).source.rstrip('/')
+    def fail(what, e): return DeployError(f"{name} v{version}: {what} from {src}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    try: logged = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=src)}
+    except Exception as e: raise fail('cannot list the artifacts', e) from None
+    if missing := [f for f in _REQUIRED_FILES if f not in logged]: raise DeployError(f"{name} v{version}: {src} lacks {', '.join(missing)}")
     tmp = dest.parent / f'.tmp-artifacts-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     try:
-        for f in CACHED_FILES:
+        for f in (f for f in CACHED_FILES if f in logged):  # a file that was logged but fails to download is an error, not a gap
             try: mlflow.artifacts.download_artifacts(artifact_uri=f'{src}/{f}', dst_path=str(tmp))
-            except Exception:
-                if f in ('model.skops', 'features.json', 'params.yaml'):
-                    raise DeployError(f"{name} v{version}: artifact {f} cannot be read from {src}") from None
-        if dest.exists(): shutil.rmtree(tmp)  # another process was faster
-        else: os.replace(tmp, dest)
+            except Exception as e: raise fail(f'artifact {f} cannot be downloaded', e) from None
+        if (dest / 'model.skops').exists(): shutil.rmtree(tmp)  # another process was faster
+        else:
+            shutil.rmtree(dest, ignore_errors=True)  # an incomplete folder left by hand or by an older version
+            try: os.replace(tmp, dest)
+            except OSError:
+                if not (dest / 'model.skops').exists(): raise
+                shutil.rmtree(tmp)  # another process was faster
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
@@ -322,7 +354,7 @@ def promote(project, # the loop project folder
             run, # the challenger: a RunDir, run id, unique prefix or 'latest'
             *, data=None, # labelled window to compare on: CSV / Parquet path or DataFrame (default: the run's test split)
             force:bool=False, # promote even without a champion or when the gate refuses (recorded as forced)
-            tracking_uri:str|None=None,
+            tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
            ) -> GateResult:
     "Register `run`, make it the challenger and promote it to champion if it beats the champion on the newest labelled window."
     project = Path(project).resolve()
@@ -343,11 +375,10 @@ def promote(project, # the loop project folder
                 model_name=name, challenger_version=version, challenger_run=rd.id, champion_version=champ)
     if champ == version:
         return GateResult(passed=False, champion_value=None, challenger_value=None, rows=0, positives=0, window='',
-                          reason=f"it is already the champion", **{**base, 'champion_run': rd.id})
+                          reason="it is already the champion", **{**base, 'champion_run': rd.id})
     if champ is None and not force:
         raise DeployError(f"model {name!r} has no champion yet, so run {rd.id} has nothing to beat; the first deployment "
                           f"needs force (`mlops-nb promote {rd.id} --force`), which skips the gate")
-    client.set_registered_model_alias(name, 'challenger', str(version))
     if champ is None:
         result = GateResult(passed=True, forced=True, champion_value=None, challenger_value=None, rows=0, positives=0, window='',
                             reason='first deployment: no champion to compare with, gate skipped (forced)', **base)
@@ -361,10 +392,12 @@ def promote(project, # the loop project folder
         result = dataclasses.replace(result, **{**base, 'champion_run': champ_run})
         if force and not result.passed:
             result = dataclasses.replace(result, passed=True, forced=True, reason=result.reason + '; promoted anyway (forced)')
+    # the aliases move only now: a gate that fails on the way (unreadable artifacts, a window without the features) changes nothing
     if result.passed:
         client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', '' if champ is None else str(champ))
         client.set_registered_model_alias(name, 'champion', str(version))
-        client.delete_registered_model_alias(name, 'challenger')
+        if _alias(client, name, 'challenger') is not None: client.delete_registered_model_alias(name, 'challenger')
+    else: client.set_registered_model_alias(name, 'challenger', str(version))
     _record(project, name, action='promote' if result.passed else 'refused', version=version, previous=champ, run_id=rd.id,
             forced=result.forced, metric=result.metric, champion_value=result.champion_value,
             challenger_value=result.challenger_value, rows=result.rows, reason=result.reason)
@@ -372,7 +405,8 @@ def promote(project, # the loop project folder
 
 
 def rollback(project, # the loop project folder
-             *, tracking_uri:str|None=None) -> int:
+             *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+            ) -> int:
     "Make the champion's predecessor the champion again; returns the version restored."
     project = Path(project).resolve()
     client, name = registry_client(project, tracking_uri), model_name(project)
@@ -382,22 +416,32 @@ def rollback(project, # the loop project folder
     prev = mv.tags.get('mlops_nb.previous_champion', '')
     if not prev: raise DeployError(f"champion {name} v{champ} (run {mv.tags.get('mlops_nb.run_id', '?')}) was the first deployment: "
                                    "there is no previous champion to roll back to")
+    try: run_id = client.get_model_version(name, prev).tags.get('mlops_nb.run_id', '')  # before moving anything
+    except Exception as e:
+        if not _missing(e): raise
+        raise DeployError(f"champion {name} v{champ} replaced v{prev}, which is no longer in the registry: nothing to roll back to") from None
     client.set_registered_model_alias(name, 'champion', prev)
-    run_id = client.get_model_version(name, prev).tags.get('mlops_nb.run_id', '')
+    if _alias(client, name, 'challenger') == int(prev): client.delete_registered_model_alias(name, 'challenger')  # champion, not proposed
     _record(project, name, action='rollback', version=int(prev), previous=champ, run_id=run_id, forced=False,
             reason=f"rolled back from v{champ}")
     return int(prev)
 
 # %% ../nbs/50_deploy.ipynb #2c216666
-def list_versions(project, *, tracking_uri:str|None=None) -> pd.DataFrame:
+def list_versions(project, # the loop project folder
+                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 ) -> pd.DataFrame:
     "One row per registered version: aliases, loop run id, MLflow run id, scoped metric (test), created."
     client, name = registry_client(project, tracking_uri), model_name(project)
     try: aliases = client.get_registered_model(name).aliases
-    except Exception: aliases = {}
+    except Exception as e:
+        if not _missing(e): raise
+        aliases = {}
     by_version = {}
     for a, v in aliases.items(): by_version.setdefault(int(v), []).append(a)
     try: vs = client.search_model_versions(f"name='{name}'")
-    except Exception: vs = []
+    except Exception as e:
+        if not _missing(e): raise
+        vs = []
     rows = [dict(version=int(v.version), aliases=','.join(sorted(by_version.get(int(v.version), []))),
                  run_id=v.tags.get('mlops_nb.run_id', ''), metric=v.tags.get('mlops_nb.metric', ''),
                  value=float(v.tags['mlops_nb.metric_test']) if v.tags.get('mlops_nb.metric_test', '') not in ('', 'None') else None,
