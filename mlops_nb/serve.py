@@ -99,7 +99,9 @@ class Deployed:
             if c in self.roles.get(role, []): return kind
         return 'unknown'
 
-    def check_input(self, df:pd.DataFrame) -> pd.DataFrame:
+    def check_input(self,
+                    df:pd.DataFrame, # rows to score
+                   ) -> pd.DataFrame:
         "A checked copy of `df`, or one InputError naming every missing, unknown, new-category or wrong-type column."
         if not isinstance(df, pd.DataFrame): raise InputError(f"expected a table (DataFrame) of rows to score, got {type(df).__name__}")
         if not len(df): raise InputError("no rows to score")
@@ -146,9 +148,14 @@ class Deployed:
             raise InputError(f"input does not fit {self.name} v{self.version} (run {self.run_id}): " + '; '.join(problems))
         return out
 
-    def predict(self, df:pd.DataFrame) -> pd.DataFrame:
+    def predict(self,
+                df:pd.DataFrame, # rows to score
+               ) -> pd.DataFrame:
         "Scores and 0/1 predictions of the checked rows, with the id and time columns and the answering version."
-        x = self.check_input(df)
+        return self._predict_checked(self.check_input(df))
+
+    def _predict_checked(self, x:pd.DataFrame) -> pd.DataFrame:
+        "`predict` of rows that `check_input` returned (checked once, not twice)."
         s = self.model.predict_proba(x[self.features])[:, 1]
         d = self.params.data
         keep = [c for c in (d.id_col, d.time_col) if c and c in x.columns]
@@ -160,6 +167,7 @@ class Deployed:
 
 # %% ../nbs/55_serve.ipynb #04d90f37
 def _load_version(project, name:str, version:int, client) -> Deployed:
+    "A registered version, downloaded once and loaded."
     from mlops_nb.train import load_model
     folder = fetch_version(project, name, version, client=client)
     fj = json.loads((folder / 'features.json').read_text())
@@ -177,7 +185,8 @@ def _load_version(project, name:str, version:int, client) -> Deployed:
 
 def load_deployed(project, # the loop project folder
                   alias:str='champion', # registry alias: 'champion' or 'challenger'
-                  *, tracking_uri:str|None=None) -> Deployed:
+                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 ) -> Deployed:
     "The registered version `alias` points to, loaded and ready to score."
     client, name = registry_client(project, tracking_uri), model_name(project)
     version = _alias(client, name, alias)
@@ -188,13 +197,18 @@ def load_deployed(project, # the loop project folder
 
 # %% ../nbs/55_serve.ipynb #acdb8448
 def _read(data) -> pd.DataFrame:
+    "The table to score: `data` itself, or the CSV / Parquet file it names (InputError if unreadable)."
     if isinstance(data, pd.DataFrame): return data
     from mlops_nb.data import load_table
     try: return load_table(str(data))
     except ValueError as e: raise InputError(str(e).removeprefix('data.source: ')) from None
 
 
-def log_predictions(project, dep:Deployed, checked:pd.DataFrame, out:pd.DataFrame) -> int:
+def log_predictions(project, # the loop project folder
+                    dep:Deployed, # the version that scored
+                    checked:pd.DataFrame, # the rows it scored, as `check_input` returned them
+                    out:pd.DataFrame, # their scores and predictions (`Deployed.predict`)
+                   ) -> int:
     "Write one scored batch (with the profile of its inputs and scores) to the project's prediction log."
     from mlops_nb.prediction_log import PredictionLog
     from mlops_nb.profile import Profile
@@ -209,20 +223,25 @@ def score(project, # the loop project folder
           data, # rows to score: a DataFrame or a CSV / Parquet path
           *, alias:str='champion', # which registered version answers
           log:bool=True, # write the batch to the prediction log
-          tracking_uri:str|None=None,
+          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
          ) -> pd.DataFrame:
     "Score `data` with the deployed model; one batch in the prediction log; `attrs['batch_id']` says which."
     dep = load_deployed(project, alias, tracking_uri=tracking_uri)
     frame = _read(data)
     checked = dep.check_input(frame)
-    out = dep.predict(checked)
+    out = dep._predict_checked(checked)
     out.attrs['batch_id'] = log_predictions(project, dep, checked, out) if log else None
     return out
 
 # %% ../nbs/55_serve.ipynb #52ce98e0
 class LiveModel:
     "The version an alias points to, re-resolved at most every `refresh` seconds; each version loaded once."
-    def __init__(self, project, alias:str='champion', *, tracking_uri:str|None=None, refresh:float=1.0):
+    def __init__(self,
+                 project, # the loop project folder
+                 alias:str='champion', # registry alias to follow
+                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 refresh:float=1.0, # seconds between registry look-ups of the alias
+                ):
         self.project, self.alias, self.refresh = Path(project).resolve(), alias, refresh
         self.client, self.name = registry_client(project, tracking_uri), model_name(project)
         self._lock, self._checked, self._version, self._loaded = threading.Lock(), -float('inf'), None, {}
@@ -255,12 +274,13 @@ def _records_frame(records:list, dep:Deployed) -> pd.DataFrame:
 
 
 def _records_json(out:pd.DataFrame) -> list:
+    "The predictions of an answer as JSON records (ISO times)."
     return json.loads(out.drop(columns='model_version').to_json(orient='records', date_format='iso'))
 
 
 def make_app(project, # the loop project folder
              *, alias:str='champion', # which registered version answers
-             tracking_uri:str|None=None,
+             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
              refresh:float=1.0, # seconds between registry look-ups of the alias
              log:bool=True, # write each answered request to the prediction log
             ):
@@ -284,7 +304,7 @@ def make_app(project, # the loop project folder
         dep = live.current()
         try:
             frame = dep.check_input(_records_frame(records, dep))
-            out = dep.predict(frame)
+            out = dep._predict_checked(frame)
         except InputError as e:
             return JSONResponse({'error': str(e), **who(dep)}, status_code=422, headers={'X-Model-Version': str(dep.version)})
         bid = log_predictions(live.project, dep, frame, out) if log else None
@@ -305,7 +325,7 @@ def make_app(project, # the loop project folder
 # %% ../nbs/55_serve.ipynb #8cc2733d
 def _check_port(host:str, port:int):
     "DeployError if `host:port` cannot be bound (in use, or not an address of this machine)."
-    import socket
+    import errno, socket
     try: infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e: raise DeployError(f"serve: cannot resolve host {host!r} ({e.strerror})") from None
     fam, _, _, _, addr = infos[0]
@@ -313,14 +333,17 @@ def _check_port(host:str, port:int):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
         try: sock.bind(addr)
         except OSError as e:
-            hint = '; choose another with --port (or deploy.port in params.yaml)' if e.errno == 98 else ''
+            hint = '; choose another with --port (or deploy.port in params.yaml)' if e.errno == errno.EADDRINUSE else ''
             raise DeployError(f"serve: cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
 
 def serve(project='.', # the loop project folder
           *, host:str|None=None, # default: deploy.host in params.yaml (127.0.0.1)
           port:int|None=None, # default: deploy.port in params.yaml (8765)
-          alias:str='champion', tracking_uri:str|None=None, log:bool=True):
+          alias:str='champion', # which registered version answers
+          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+          log:bool=True, # write each answered request to the prediction log
+         ):
     "Serve the deployed model over HTTP with uvicorn until interrupted."
     import uvicorn
     p = Path(project) / 'params.yaml'
@@ -333,12 +356,15 @@ def serve(project='.', # the loop project folder
 
 # %% ../nbs/55_serve.ipynb #316b2284
 def _cmd_score(a):
+    dest = Path(a.out) if a.out else None
+    if dest is not None:  # checked before scoring: a batch whose scores cannot be written is not logged either
+        if dest.suffix not in ('.csv', '.parquet', '.pq'):
+            raise InputError(f"--out {a.out}: unknown file type {dest.suffix or '(none)'!r}; write .csv or .parquet")
+        if not dest.parent.is_dir(): raise InputError(f"--out {a.out}: folder {dest.parent} does not exist")
     out = score(a.project, a.data, alias=a.alias, log=not a.no_log, tracking_uri=a.tracking_uri)
-    if a.out:
-        suffix = Path(a.out).suffix
-        if suffix == '.csv': out.to_csv(a.out, index=False)
-        elif suffix in ('.parquet', '.pq'): out.to_parquet(a.out, index=False)
-        else: raise InputError(f"--out {a.out}: write .csv or .parquet")
+    if dest is not None:
+        if dest.suffix == '.csv': out.to_csv(dest, index=False)
+        else: out.to_parquet(dest, index=False)
     else: print(out.to_string(index=False, max_rows=20))
     v = out.model_version.iloc[0]
     bid = out.attrs.get('batch_id')
