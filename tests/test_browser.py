@@ -5,6 +5,7 @@ reports), runs it, changes controls in the rendered widgets, clicks Apply and ch
 holds the decisions.
 Never runs `playwright install`: it uses /usr/bin/chromium.
 """
+import contextlib
 import json
 import os
 import re
@@ -156,14 +157,34 @@ def run_notebook(page, attempts:int=3, panel:str='.mlops-nb-error-analysis'):
         raise AssertionError(f"the panel did not appear; cell prompt {prompt.inner_text()!r}, output:\n{out[-3000:]}") from None
 
 
-def test_panel_apply_appends_decisions(jupyter_lab, tmp_path):
+def write_notebook(path:Path, source:str):
+    "A one-cell notebook with the python3 kernel."
     import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
+    nbformat.write(nb, path)
+
+
+@contextlib.contextmanager
+def opened(url:str, token:str, name:str, panel:str):
+    "A Chromium page on notebook `name` in JupyterLab, its cell run until `panel` shows; the browser closes after."
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f'{url}/lab/tree/{name}?token={token}')
+            run_notebook(page, panel=panel)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_panel_apply_appends_decisions(jupyter_lab, tmp_path):
     url, token, root = jupyter_lab
     run = make_run(root / 'runs' / 'run-1')
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(f"from mlops_nb.panels import ErrorAnalysisPanel\nErrorAnalysisPanel.from_run({str(run.path)!r})")]
-    nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
-    nbformat.write(nb, root / 'panel.ipynb')
+    write_notebook(root / 'panel.ipynb', f"from mlops_nb.panels import ErrorAnalysisPanel\nErrorAnalysisPanel.from_run({str(run.path)!r})")
     decisions = run.path / 'decisions.yaml'
 
     def logged(timeout=20):
@@ -177,42 +198,34 @@ def test_panel_apply_appends_decisions(jupyter_lab, tmp_path):
         raise AssertionError(f"no new decision in {decisions} after {timeout} s")
     logged.n = 0
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
-            page.set_default_timeout(60_000)
-            page.goto(f'{url}/lab/tree/panel.ipynb?token={token}')
-            run_notebook(page)
-            page.locator('.mlops-nb-imbalance .mlops-nb-plot img').wait_for()
-            page.screenshot(path=str(tmp_path / 'panel.png'))
+    with opened(url, token, 'panel.ipynb', '.mlops-nb-error-analysis') as page:
+        page.locator('.mlops-nb-imbalance .mlops-nb-plot img').wait_for()
+        page.screenshot(path=str(tmp_path / 'panel.png'))
 
-            # imbalance (the first tab): choose balanced class weights without a threshold, Apply
-            imb = page.locator('.mlops-nb-imbalance')
-            imb.locator('.mlops-nb-remedy select').select_option(label='weight classes as balanced')
-            cb = imb.locator('.mlops-nb-set-threshold input[type=checkbox]')
-            if cb.is_checked(): cb.uncheck()
-            imb.locator('.mlops-nb-apply').click()
-            e = logged()[-1]
-            assert e['patch'] == {'imbalance': {'class_weight': 'balanced'}} and e['by'] == 'human', e
-            imb.locator('.mlops-nb-output', has_text='decisions.yaml: weight classes as balanced').wait_for()
+        # imbalance (the first tab): choose balanced class weights without a threshold, Apply
+        imb = page.locator('.mlops-nb-imbalance')
+        imb.locator('.mlops-nb-remedy select').select_option(label='weight classes as balanced')
+        cb = imb.locator('.mlops-nb-set-threshold input[type=checkbox]')
+        if cb.is_checked(): cb.uncheck()
+        imb.locator('.mlops-nb-apply').click()
+        e = logged()[-1]
+        assert e['patch'] == {'imbalance': {'class_weight': 'balanced'}} and e['by'] == 'human', e
+        imb.locator('.mlops-nb-output', has_text='decisions.yaml: weight classes as balanced').wait_for()
 
-            # staleness tab: type 21 into the train_days slider's readout, Apply
-            page.locator('.lm-TabBar-tab', has_text='Model staleness').click()
-            st = page.locator('.mlops-nb-staleness')
-            readout = st.locator('.mlops-nb-train-days .widget-readout')
-            readout.click()
-            page.keyboard.press('Control+A')
-            page.keyboard.type('21')
-            page.keyboard.press('Enter')
-            page.locator('.mlops-nb-staleness .mlops-nb-preview', has_text='train on the last 21 days').wait_for()
-            st.locator('.mlops-nb-apply').click()
-            e = logged()[-1]
-            assert e['patch'] == {'window': {'train_days': 21}} and e['source'] == 'staleness', e
-            st.locator('.mlops-nb-output', has_text='decisions.yaml: train on the last 21 days').wait_for()
-            page.screenshot(path=str(tmp_path / 'staleness.png'))
-        finally:
-            browser.close()
+        # staleness tab: type 21 into the train_days slider's readout, Apply
+        page.locator('.lm-TabBar-tab', has_text='Model staleness').click()
+        st = page.locator('.mlops-nb-staleness')
+        readout = st.locator('.mlops-nb-train-days .widget-readout')
+        readout.click()
+        page.keyboard.press('Control+A')
+        page.keyboard.type('21')
+        page.keyboard.press('Enter')
+        page.locator('.mlops-nb-staleness .mlops-nb-preview', has_text='train on the last 21 days').wait_for()
+        st.locator('.mlops-nb-apply').click()
+        e = logged()[-1]
+        assert e['patch'] == {'window': {'train_days': 21}} and e['source'] == 'staleness', e
+        st.locator('.mlops-nb-output', has_text='decisions.yaml: train on the last 21 days').wait_for()
+        page.screenshot(path=str(tmp_path / 'staleness.png'))
     from mlops_nb.core import LoopParams, apply_decisions
     from mlops_nb.runner import RunDir
     p = apply_decisions(LoopParams(), RunDir(run.path).decisions.decisions)
@@ -243,40 +256,28 @@ def make_monitoring(root:Path) -> dict:
 
 
 def test_monitoring_panel_apply_takes_the_retrain_decision(jupyter_lab, tmp_path):
-    import nbformat
     url, token, root = jupyter_lab
     reports = make_monitoring(root)
     assert not reports[1].fired and 'input_drift' in reports[2].fired and reports[2].decision is not None
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(
+    write_notebook(root / 'monitoring.ipynb',
         "from mlops_nb.core import DecisionLog, Report\n"
         "from mlops_nb.monitor import history_from_reports\n"
         "from mlops_nb.monitor_panel import MonitoringPanel\n"
         "rs = {b: Report.read_json(f'batch-{b}.json') for b in (1, 2)}\n"
         "log = DecisionLog('decisions.yaml')\n"
-        "MonitoringPanel(history_from_reports(list(rs.values())), on_apply=lambda d: f\"appended: {d.what}\" if log.append(d) else '', reports=rs)")]
-    nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
-    nbformat.write(nb, root / 'monitoring.ipynb')
+        "MonitoringPanel(history_from_reports(list(rs.values())), on_apply=lambda d: f\"appended: {d.what}\" if log.append(d) else '', reports=rs)")
     decisions = root / 'decisions.yaml'
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
-            page.set_default_timeout(60_000)
-            page.goto(f'{url}/lab/tree/monitoring.ipynb?token={token}')
-            run_notebook(page, panel='.mlops-nb-monitoring')
-            mon = page.locator('.mlops-nb-monitoring')
-            mon.locator('.mlops-nb-plot img').first.wait_for()
-            mon.locator('.mlops-nb-details', has_text='batch 2').wait_for()  # the newest batch is shown first
-            mon.locator('.mlops-nb-batch select').select_option('1')
-            mon.locator('.mlops-nb-details', has_text='batch 1: 0 alerts').wait_for()
-            mon.locator('.mlops-nb-batch select').select_option('2')
-            mon.locator('.mlops-nb-details', has_text='input_drift').wait_for()
-            mon.locator('.mlops-nb-take input[type=checkbox]').check()
-            mon.locator('.mlops-nb-apply').click()
-            mon.locator('.mlops-nb-output', has_text='appended').wait_for()
-            page.screenshot(path=str(tmp_path / 'monitoring.png'))
-        finally:
-            browser.close()
+    with opened(url, token, 'monitoring.ipynb', '.mlops-nb-monitoring') as page:
+        mon = page.locator('.mlops-nb-monitoring')
+        mon.locator('.mlops-nb-plot img').first.wait_for()
+        mon.locator('.mlops-nb-details', has_text='batch 2').wait_for()  # the newest batch is shown first
+        mon.locator('.mlops-nb-batch select').select_option('1')
+        mon.locator('.mlops-nb-details', has_text='batch 1: 0 alerts').wait_for()
+        mon.locator('.mlops-nb-batch select').select_option('2')
+        mon.locator('.mlops-nb-details', has_text='input_drift').wait_for()
+        mon.locator('.mlops-nb-take input[type=checkbox]').check()
+        mon.locator('.mlops-nb-apply').click()
+        mon.locator('.mlops-nb-output', has_text='appended').wait_for()
+        page.screenshot(path=str(tmp_path / 'monitoring.png'))
     entries = yaml.safe_load(decisions.read_text())
     assert len(entries) == 1 and entries[0]['source'] == 'monitor' and 'as_of' in entries[0]['patch']['data'], entries
