@@ -196,6 +196,16 @@ def _numbers(s:pd.Series, family:str) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
+def _same_zone(r:pd.Series, c:pd.Series) -> tuple:
+    "Two columns with a side's naive times read as wall-clock times in the other side's zone (not as UTC)."
+    zone = lambda s: getattr(s.dt, 'tz', None) if pd.api.types.is_datetime64_any_dtype(s) else None
+    zr, zc = zone(r), zone(c)
+    loc = lambda s, z: s.dt.tz_localize(z, ambiguous='NaT', nonexistent='NaT')
+    if zr is not None and zc is None and pd.api.types.is_datetime64_any_dtype(c): c = loc(c, zr)
+    elif zc is not None and zr is None and pd.api.types.is_datetime64_any_dtype(r): r = loc(r, zc)
+    return r, c
+
+
 def _few_unique(a:np.ndarray, k:int=MAX_UNIQUE_CATEGORICAL) -> bool:
     "Does `a` have at most `k` distinct values? (a strided sample first, the full column only if needed)"
     if len(np.unique(a[::max(1, len(a) // 2000)])) > k: return False
@@ -255,6 +265,7 @@ def _compare(r:pd.Series, c:pd.Series, name, role:str, test:str|None=None) -> di
         raise DtypeMismatchError(f"analyze_drift: column {name!r} is {fr} in reference but {fc} in current; "
                                  "cast one side so both have the same type")
     if fr in ('numeric', 'datetime', 'timedelta'):
+        if fr == 'datetime': r, c = _same_zone(r, c)
         a, b = _numbers(r, fr), _numbers(c, fr)
         kind = 'numeric' if not _few_unique(a) else 'categorical'
     else: a, b, kind = r, c, 'categorical'
@@ -367,6 +378,7 @@ def plot_distribution(reference, current, # the two samples (DataFrames, Series 
     fam = fc if fr == 'empty' else fr
     numeric = fam in ('numeric', 'datetime', 'timedelta') and fc in (fam, 'empty')
     if numeric:
+        if fam == 'datetime': r, c = _same_zone(r, c)
         a, b = (_numbers(s, fam) if f != 'empty' else np.array([]) for s, f in ((r, fr), (c, fc)))
         both = np.concatenate([a, b])
         numeric = len(both) > 0 and not _few_unique(both)
