@@ -40,10 +40,8 @@ RUNNER = HERE / '_evidently_runner.py'
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split('\n', 2)[2],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, RESULTS, repeat_help='timed runs per way in part a; the best is reported')
     ap.add_argument('--rows', type=int, default=1_000_000, help='rows of each side for part a (default: 1,000,000)')
-    ap.add_argument('--repeat', type=int, default=3, help='timed runs per way in part a; the best is reported (default: 3)')
     ap.add_argument('--evidently-rows', type=int, default=100_000, help='rows of each side for part b (default: 100,000)')
     ap.add_argument('--evidently-repeat', type=int, default=3, help='timed runs per way in part b (default: 3)')
     ap.add_argument('--evidently-python', type=Path, default=None,
@@ -51,17 +49,13 @@ def _parser() -> argparse.ArgumentParser:
                          'without it part b is skipped (e.g. /tmp/evidently-venv/bin/python)')
     ap.add_argument('--parts', default='ab', help="which parts to run: 'a', 'b' or 'ab' (default: ab)")
     ap.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses of part a')
-    ap.add_argument('--threads', type=int, default=1, help='OMP/OPENBLAS/MKL_NUM_THREADS for every process (default: 1)')
-    ap.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    ap.add_argument('--out', type=Path, default=RESULTS, help=f'markdown file to write (default: {RESULTS})')
-    ap.add_argument('--no-write', action='store_true', help='print the result, do not write the file')
     ap.add_argument('--_child', default=None, help=argparse.SUPPRESS)  # internal: measure one way's peak memory
     return ap
 
 
 
 
-from _common import publish, set_threads  # noqa: E402
+from _common import bench_parser, publish, set_threads  # noqa: E402
 if __name__ == '__main__': set_threads()
 
 import numpy as np  # noqa: E402  (after the thread variables)

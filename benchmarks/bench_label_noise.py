@@ -34,22 +34,16 @@ DATASETS = ('ads', 'mc')
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split('\n', 2)[2],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, RESULTS)
     ap.add_argument('--rows', type=int, default=100_000, help='rows of each data set (default: 100,000)')
-    ap.add_argument('--repeat', type=int, default=3, help='timed runs per way; the best is reported (default: 3)')
     ap.add_argument('--datasets', default=','.join(DATASETS), help=f"comma-separated, from {', '.join(DATASETS)} (default: all)")
     ap.add_argument('--noise-rate', type=float, default=0.2, help='share of labels flipped in the noisy group (default: 0.2)')
-    ap.add_argument('--threads', type=int, default=1, help='OMP/OPENBLAS/MKL_NUM_THREADS (default: 1)')
-    ap.add_argument('--seed', type=int, default=0, help='random seed of the data (default: 0)')
-    ap.add_argument('--out', type=Path, default=RESULTS, help=f'markdown file to write (default: {RESULTS})')
-    ap.add_argument('--no-write', action='store_true', help='print the result, do not write the file')
     return ap
 
 
 
 
-from _common import publish, set_threads  # noqa: E402
+from _common import bench_parser, publish, set_threads  # noqa: E402
 if __name__ == '__main__': set_threads()
 
 import numpy as np  # noqa: E402  (after the thread variables)

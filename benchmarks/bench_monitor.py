@@ -26,7 +26,6 @@ size, the log's size. OMP/OPENBLAS/MKL threads = `--threads` (default 1). Writes
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -37,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import publish, set_threads  # noqa: E402
+from _common import bench_parser, publish, set_threads  # noqa: E402
 
 set_threads()
 import numpy as np  # noqa: E402
@@ -50,16 +49,10 @@ SHIFTED = ['bid', 'user_age', 'placement', 'device']
 
 
 def _parser():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split('\n', 2)[2],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, RESULTS)
     ap.add_argument('--rows', type=int, default=1_000_000, help='rows of the scored batch (default: 1,000,000)')
     ap.add_argument('--reference-rows', type=int, default=1_000_000, help='training rows behind the reference (default: 1,000,000)')
     ap.add_argument('--draws', type=int, default=50, help='Monte-Carlo label draws of the estimate, both ways (default: 50)')
-    ap.add_argument('--repeat', type=int, default=3, help='timed runs per way; the best is reported (default: 3)')
-    ap.add_argument('--threads', type=int, default=1, help='OMP/OPENBLAS/MKL_NUM_THREADS (default: 1)')
-    ap.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    ap.add_argument('--out', type=Path, default=RESULTS, help=f'markdown file to write (default: {RESULTS})')
-    ap.add_argument('--no-write', action='store_true', help='print the result, do not write the file')
     return ap
 
 

@@ -6,7 +6,6 @@ structure (the world, the ground truth, the string ids, the DataFrame) costs on 
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gc
 import os
@@ -15,7 +14,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from _common import publish
+from _common import bench_parser, publish
 import numpy as np
 import pandas as pd
 
@@ -55,12 +54,8 @@ def with_arrow_peak(fn):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, RESULTS, threads=False, repeat_help='timing runs; the best is reported')
     ap.add_argument('--rows', type=int, default=1_000_000, help='impressions to simulate (default: 1,000,000)')
-    ap.add_argument('--repeat', type=int, default=3, help='timing runs; the best is reported (default: 3)')
-    ap.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    ap.add_argument('--out', type=Path, default=RESULTS, help=f'markdown file to write (default: {RESULTS})')
-    ap.add_argument('--no-write', action='store_true', help='print the result, do not write the file')
     a = ap.parse_args(argv)
     if a.rows < 1: ap.error('--rows must be >= 1')
     if a.repeat < 1: ap.error('--repeat must be >= 1')
