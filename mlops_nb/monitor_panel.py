@@ -29,13 +29,19 @@ def _x(h:MonitoringHistory):
     return (t, 'batch end time') if t.notna().all() and len(t) else (h.table.index.to_numpy(), 'batch')
 
 
+def _history_axes(h:MonitoringHistory, ax, who:str):
+    "The axes to draw a history on (a new figure when None); an empty history is an error naming `who`."
+    import matplotlib.pyplot as plt
+    if not len(h.table): raise ValueError(f"{who}: no monitored batches")
+    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
+    return ax
+
+
 def plot_metric_history(h:MonitoringHistory, # monitoring history
                         ax=None,             # matplotlib axes to draw on
                        ):
     "The scoped metric per batch: reference, estimate (±2 sd) and realized; batches with alerts marked."
-    import matplotlib.pyplot as plt
-    if not len(h.table): raise ValueError("plot_metric_history: no monitored batches")
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
+    ax = _history_axes(h, ax, 'plot_metric_history')
     t = h.table; x, xl = _x(h)
     est, sd = t['estimated_metric'].astype(float), t['estimated_sd'].astype(float)
     ax.plot(x, t['reference_metric'].astype(float), color='k', ls='--', lw=1, label='reference (test window)')
@@ -54,9 +60,7 @@ def plot_drift_history(h:MonitoringHistory, # monitoring history
                        ax=None, # matplotlib axes to draw on (None: a new figure)
                       ):
     "Share of drifted features per batch (red: the batch raised an alert)."
-    import matplotlib.pyplot as plt
-    if not len(h.table): raise ValueError("plot_drift_history: no monitored batches")
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
+    ax = _history_axes(h, ax, 'plot_drift_history')
     t = h.table
     ax.bar([str(b) for b in t.index], t['share_drifted'].astype(float).fillna(0), color=np.where(t['n_alerts'] > 0, '#d62728', '#999999'))
     ax.set_ylim(0, 1); ax.set_xlabel('batch'); ax.set_ylabel('share of features drifted'); ax.set_title('input drift')
@@ -67,9 +71,7 @@ def plot_prediction_history(h:MonitoringHistory, # monitoring history
                             ax=None, # matplotlib axes to draw on (None: a new figure)
                            ):
     "Mean score per batch against the reference's mean score (prediction drift marked)."
-    import matplotlib.pyplot as plt
-    if not len(h.table): raise ValueError("plot_prediction_history: no monitored batches")
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
+    ax = _history_axes(h, ax, 'plot_prediction_history')
     t = h.table; x = [str(b) for b in t.index]
     ax.plot(x, t['reference_prediction_mean'].astype(float), color='k', ls='--', lw=1, label='reference')
     ax.plot(x, t['prediction_mean'].astype(float), 'o-', label='batch')
