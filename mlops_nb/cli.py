@@ -36,9 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser('run', parents=[proj, track], help='run one loop iteration', description='Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow.')
     s.add_argument('--params', default=None, help="params YAML (default: the project's params.yaml)")
     s.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help='override one parameter, e.g. --set model.kind=logistic (repeatable)')
-    s.add_argument('--from', dest='from_run', default=None, metavar='RUN', help="continue from RUN: its params plus its decisions ('latest' = newest complete run)")
+    s.add_argument('--from', dest='from_run', default=None, metavar='RUN', help="continue from RUN: its params plus its decisions ('latest' = the complete run that finished last)")
     s.add_argument('--policy', choices=['human', 'auto'], default='human', help="with --from: 'human' applies RUN's decisions.yaml, 'auto' its recommendations")
-    s.add_argument('--run-id', default=None, help='id of the new run (default: time-based)')
+    s.add_argument('--run-id', default=None, help="id of the new run: letters, digits, '.', '_', '-' (default: time-based)")
     s.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
 
     s = sub.add_parser('runs', parents=[proj], help='list runs', description='List the runs of the project with their scoped metric.')
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser('show', parents=[proj], help='show one run', description='Show one run: status, params, metrics, data, decisions, reports.')
     s.add_argument('run', help="run id, a unique prefix, or 'latest'")
+
+    s = sub.add_parser('log', parents=[proj, track], help='log a run to MLflow that is not logged yet',
+                       description="Log RUN to MLflow if it is not there yet: an 'unlogged' run (its logging failed, or its process "
+                                   "was killed before it finished) becomes complete. A run already logged is not logged twice.")
+    s.add_argument('run', help='run id or a unique prefix')
 
     s = sub.add_parser('batch', parents=[proj, track], help='run many parameter sets', description="Run every parameter set of a batch file ('runs:' list or 'grid:' mapping) in parallel processes.")
     s.add_argument('file', help='batch YAML file')
@@ -97,6 +102,25 @@ def _demo_message(rd, project) -> str:
         "next iteration, taking the analyses' recommendations:",
         f"  mlops-nb run -C {project} --from {rd.id} --policy auto"])
 
+
+def _run_message(rd) -> str:
+    "What `mlops-nb run` prints for a finished run: the decisions it applied, its scoped metric (if any), folder, notes."
+    info = rd.info
+    lines = []
+    if info.get('parent'):
+        applied = info.get('decisions_applied') or []
+        lines.append(f"from run {info['parent']} ({info.get('policy')}): {len(applied)} decision{'s' * (len(applied) != 1)} applied"
+                     + ('' if applied else " (its decisions.yaml is empty)" if info.get('policy') == 'human' else " (it recommended none)"))
+        lines += [f"  - {d.get('what')}  (source: {d.get('source') or 'unknown'})" for d in applied]
+    sc = (rd.read_json('metrics.json') or {}).get('scoped') or {}
+    if sc.get('name') and isinstance(sc.get('test'), (int, float)):
+        lines.append(f"run {rd.id} {rd.status}: {sc['name']} (test) = {sc['test']:.4f}")
+    else:
+        lines.append(f"run {rd.id} {rd.status}: no test metric (stages run: {', '.join(info.get('stage_seconds') or {}) or 'none'})")
+    lines.append(f"  {rd.path}")
+    lines += [f"  note: {n}" for n in (rd.read_json('data.json') or {}).get('notes', [])]
+    return '\n'.join(lines)
+
 # %% ../nbs/90_cli.ipynb #02c6acad
 def main(argv=None) -> int:
     "Entry point of `mlops-nb`."
@@ -111,12 +135,16 @@ def main(argv=None) -> int:
         elif args.cmd == 'run':
             rd = runner.run_loop(args.project, args.params, args.sets, args.from_run, args.policy, args.run_id,
                                  args.tracking_uri, progress=not args.quiet)
-            m = (rd.read_json('metrics.json') or {}).get('scoped', {})
-            print(f"run {rd.id} complete: {m.get('name')} (test) = {m.get('test')}\n  {rd.path}")
-            for note in (rd.read_json('data.json') or {}).get('notes', []): print(f"  note: {note}")
+            print(_run_message(rd))
+        elif args.cmd == 'log':
+            rd, mlflow_id, new = runner.log_run(args.project, args.run, args.tracking_uri)
+            print(f"run {rd.id} {'logged to' if new else 'was already in'} MLflow: run {mlflow_id} in {rd.info.get('tracking_uri')}; "
+                  f"status {rd.status}")
         elif args.cmd == 'runs':
             df = runner.list_runs(args.project)
             print(df.to_json(orient='records') if args.json else (df.to_string(index=False) if len(df) else 'no runs yet'))
+            if not args.json and (df.status == 'unlogged').any():
+                print(f"unlogged runs ran to the end but are not in MLflow: log them with `mlops-nb log RUN`")
         elif args.cmd == 'show':
             print(json.dumps(runner.show_run(args.project, args.run), indent=1, default=str))
         elif args.cmd == 'batch':

@@ -11,11 +11,13 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,9 +27,10 @@ import mlops_nb
 from .core import (Decision, DecisionLog, LoopParams, ParamError, apply_decisions, atomic_write, _encode)
 
 # %% auto #0
-__all__ = ['LOOP_DIR', 'KERNEL_ARGS', 'RunError', 'init_project', 'RunDir', 'check_notebook', 'resolve_params', 'new_run_id',
-           'code_version', 'StageKernel', 'run_loop', 'tracking_uri_for', 'log_to_mlflow', 'find_run', 'list_runs',
-           'show_run', 'batch_sets', 'run_batch', 'compare_runs']
+__all__ = ['LOOP_DIR', 'RUN_STATUSES', 'KERNEL_ARGS', 'KERNEL_START_ATTEMPTS', 'STORE_LOCK_TIMEOUT', 'LOG_ATTEMPTS', 'RunError',
+           'init_project', 'RunDir', 'require_complete', 'check_notebook', 'resolve_params', 'new_run_id',
+           'code_version', 'StageKernel', 'check_run_id', 'run_loop', 'tracking_uri_for', 'store_lock', 'log_to_mlflow',
+           'log_run', 'find_run', 'list_runs', 'show_run', 'batch_sets', 'run_batch', 'compare_runs']
 
 # %% ../nbs/80_runner.ipynb #1fb92081
 LOOP_DIR = Path(mlops_nb.__file__).parent / 'loop'
@@ -57,6 +60,26 @@ def _project(path) -> Path:
     return path
 
 # %% ../nbs/80_runner.ipynb #e1649ca4
+RUN_STATUSES = {
+    'complete': 'every stage ran and the run is logged to MLflow',
+    'unlogged': 'every stage ran but the run is not logged to MLflow yet: `mlops-nb log RUN` logs it',
+    'failed': 'a stage failed; run.json has the error',
+    'running': 'its process is still writing it (runs/.tmp-<id>)',
+    'interrupted': 'its process stopped before the run finished (runs/.tmp-<id>)',
+}
+
+
+def _alive(pid) -> bool:
+    "Is process `pid` running on this machine (a zombie is not)?"
+    if not pid: return False
+    if os.name == 'nt': return True  # os.kill(pid, 0) would end it there
+    try: os.kill(int(pid), 0)
+    except PermissionError: return True
+    except (OSError, ValueError, OverflowError): return False
+    try: return Path(f'/proc/{int(pid)}/stat').read_text().rsplit(') ', 1)[-1][:1] != 'Z'
+    except OSError: return True
+
+
 class RunDir:
     "Files of one run: params, status, data split, JSON documents, reports, model."
     def __init__(self, path):
@@ -66,13 +89,17 @@ class RunDir:
         self.path = path
 
     @property
-    def id(self) -> str: return self.path.name
+    def id(self) -> str: return self.path.name.removeprefix('.tmp-')
     @property
     def params(self) -> LoopParams: return LoopParams.from_yaml(self.path / 'params.yaml')
     @property
     def info(self) -> dict: return self.read_json('run.json') or {}
     @property
-    def status(self) -> str: return self.info.get('status', 'unknown')
+    def status(self) -> str:
+        "One of RUN_STATUSES ('unknown' without run.json); a `.tmp-` folder is running or interrupted, whatever it says."
+        info = self.info
+        if self.path.name.startswith('.tmp-'): return 'running' if _alive(info.get('pid')) else 'interrupted'
+        return info.get('status', 'unknown')
     @property
     def decisions(self) -> DecisionLog: return DecisionLog(self.path / 'decisions.yaml')
 
@@ -118,6 +145,20 @@ class RunDir:
         return recs + DecisionLog(self.path / 'monitoring' / 'recommendations.yaml').decisions
 
     def __repr__(self): return f"RunDir({str(self.path)!r}, status={self.status!r})"
+
+
+def require_complete(rd:RunDir, # the run
+                     what:str, # who asks, for the message: '--from', 'promote', …
+                    ) -> RunDir:
+    "`rd` if its status is complete; else RunError naming its status and what to do about it."
+    info, s = rd.info, rd.status
+    if s == 'complete': return rd
+    why = {'unlogged': f"it ran to the end but is not logged to MLflow"
+                       f"{' (' + info['mlflow_error'] + ')' if info.get('mlflow_error') else ''}; log it with `mlops-nb log {rd.id}`",
+           'failed': f"it failed: {info.get('error') or 'see its run.json'}",
+           'running': f"it is still running (process {info.get('pid')})",
+           'interrupted': "its process stopped before the run finished; start a new run (the id may be reused)"}
+    raise RunError(f"{what} {rd.id}: run status is {s!r}: {why.get(s, 'its folder has no run.json')}; only complete runs can be used")
 
 # %% ../nbs/80_runner.ipynb #26ad0397
 def check_notebook(path) -> None:
@@ -210,16 +251,36 @@ def code_version(project) -> dict:
 
 # %% ../nbs/80_runner.ipynb #52fe4b66
 KERNEL_ARGS = ('--IPKernelApp.log_level=ERROR',)  # no TCP-without-encryption warning per kernel on the console
+KERNEL_START_ATTEMPTS = 4
+
+
+def _start_kernel(cwd, attempts:int=KERNEL_START_ATTEMPTS):
+    "A started kernel manager whose kernel answered; a kernel that died at start is retried on fresh ports."
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+    err = None
+    for i in range(attempts):
+        km = AsyncKernelManager(kernel_name='python3')  # a new manager picks new free ports
+        try:
+            run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS))
+            kc = km.client(); kc.start_channels()
+            try: run_sync(kc.wait_for_ready)(timeout=60)
+            finally: kc.stop_channels()
+            return km
+        except Exception as e:
+            err = e
+            try: run_sync(km.shutdown_kernel)(now=True)
+            except Exception: pass
+            time.sleep(0.2 * (i + 1) + secrets.randbelow(200) / 1000)
+    raise RunError(f"a Jupyter kernel did not start in {attempts} attempts (last: {type(err).__name__}: {err})")
 
 
 class StageKernel:
     "One Jupyter kernel shared by the stages of a run; `fresh()` resets its namespace and returns its manager."
     def __init__(self, cwd):
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
         self._sync = run_sync
-        self.km = AsyncKernelManager(kernel_name='python3')
-        run_sync(self.km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS))
+        self.km = _start_kernel(cwd)
         self.used = False
 
     def fresh(self):
@@ -237,7 +298,46 @@ class StageKernel:
         except Exception: pass
 
 # %% ../nbs/80_runner.ipynb #426f48a0
-def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='microseconds')
+
+_RUN_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')
+
+
+def check_run_id(run_id) -> str:
+    "`run_id` if it is one safe folder name, else RunError saying what is allowed."
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or run_id == 'latest':
+        raise RunError(f"run id {run_id!r} is not allowed: use up to 128 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit, and not 'latest'")
+    return run_id
+
+
+def _claim(project:Path, run_id:str) -> Path:
+    "Create runs/.tmp-<id> for a new run; a stale one (its process gone) is moved to runs/.interrupted/ first."
+    from filelock import FileLock
+    runs = project / 'runs'; runs.mkdir(exist_ok=True)
+    final, tmp = runs / run_id, runs / f'.tmp-{run_id}'
+    with FileLock(str(runs / '.claim.lock'), timeout=60):
+        if final.exists(): raise RunError(f"run folder {final} already exists; runs are immutable, pick another id")
+        if tmp.exists():
+            old = RunDir(tmp)
+            if old.status == 'running':
+                raise RunError(f"run {run_id} is being written by process {old.info.get('pid')} ({tmp}); pick another id")
+            aside = runs / '.interrupted' / f"{run_id}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S-%f}"
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(tmp, aside)
+        tmp.mkdir()
+    return tmp
+
+
+def _notebooks_folder(tmp:Path) -> Path:
+    "Make <run>/notebooks, its .ipynb_checkpoints a link to runs/.checkpoints/<id> (outside the run)."
+    nbs = tmp / 'notebooks'; nbs.mkdir()
+    target = tmp.parent / '.checkpoints' / tmp.name.removeprefix('.tmp-')
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        (nbs / '.ipynb_checkpoints').symlink_to(Path('..', '..', '.checkpoints', target.name), target_is_directory=True)
+    except OSError: pass  # no symlinks here (Windows without developer mode): checkpoints as usual
+    return nbs
 
 
 def run_loop(project='.', # the loop project folder
@@ -254,53 +354,78 @@ def run_loop(project='.', # the loop project folder
     "Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow; returns the run."
     import papermill as pm
     project = _project(project)
+    if run_id is not None: check_run_id(run_id)
+    if from_run: require_complete(find_run(project, from_run), '--from')
     params, parent, decisions = resolve_params(project, params_file, sets, from_run, policy)
     run_id = run_id or new_run_id()
+    tmp = _claim(project, run_id)
     final = project / 'runs' / run_id
-    if final.exists(): raise RunError(f"run folder {final} already exists; runs are immutable, pick another id")
-    tmp = project / 'runs' / f'.tmp-{run_id}'
-    tmp.mkdir(parents=True)
     rd = RunDir(tmp)
     params.to_yaml(tmp / 'params.yaml')
     rd.write_json('run.json', dict(id=run_id, status='running', started=_now(), parent=parent, policy=policy if parent else None,
                                    decisions_applied=[d.to_dict() for d in decisions], sets=list(sets),
                                    code_version=code_version(project), pid=os.getpid()))
-    (tmp / 'notebooks').mkdir()
+    nbs = _notebooks_folder(tmp)
     from tqdm.auto import tqdm
     bar = tqdm(params.stages, desc=f'run {run_id}', unit='stage', disable=not progress)
-    error, seconds, st = None, {}, None
-    kernel = StageKernel(project) if shared_kernel else None
+    error, seconds, st, kernel = None, {}, None, None
     try:
+        if shared_kernel: kernel = StageKernel(project)
         for st in bar:
             bar.set_postfix_str(st)
             t0 = _dt.datetime.now()
-            kw = dict(km=kernel.fresh()) if kernel else dict(extra_arguments=list(KERNEL_ARGS))
-            pm.execute_notebook(project / 'loop' / f'{st}.ipynb', tmp / 'notebooks' / f'{st}.ipynb',
-                                parameters=dict(params=params.to_dict(), run_dir=str(tmp), project_dir=str(project)),
-                                kernel_name='python3', language='python', progress_bar=False, log_output=log_output,
-                                cwd=str(project), **kw)
+            k = kernel or StageKernel(project)  # without a shared kernel: one per stage, started with the same retries
+            try:
+                pm.execute_notebook(project / 'loop' / f'{st}.ipynb', nbs / f'{st}.ipynb',
+                                    parameters=dict(params=params.to_dict(), run_dir=str(tmp), project_dir=str(project)),
+                                    kernel_name='python3', language='python', progress_bar=False, log_output=log_output,
+                                    cwd=str(project), km=k.fresh())
+            finally:
+                if k is not kernel: k.shutdown()
             seconds[st] = round((_dt.datetime.now() - t0).total_seconds(), 2)
     except pm.PapermillExecutionError as e:
         error = f"stage {st!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:
-        error = f"stage {st!r} failed: {type(e).__name__}: {e}"
+        error = f"stage {st!r} failed: {type(e).__name__}: {e}" if st else f"{type(e).__name__}: {e}"
     finally:
         bar.close()
         if kernel: kernel.shutdown()
-    rd.update_info(status='failed' if error else 'complete', finished=_now(), error=error, pid=None, stage_seconds=seconds)
+    # 'unlogged' until log_to_mlflow records the MLflow run: a run killed after the rename is never 'complete'
+    rd.update_info(status='failed' if error else 'unlogged', finished=_now(), error=error, stage_seconds=seconds)
     os.replace(tmp, final)
     rd = RunDir(final)
     try: log_to_mlflow(project, rd, tracking_uri)
     except Exception as e:
-        rd.update_info(mlflow_error=f"{type(e).__name__}: {e}")
-        if not error: raise RunError(f"run {run_id} completed but could not be logged to MLflow: {e}") from e
+        msg = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        rd.update_info(mlflow_error=msg)
+        if not error: raise RunError(f"run {run_id} ran to the end but could not be logged to MLflow ({msg}); it is kept as "
+                                     f"'unlogged' in {final}: log it with `mlops-nb log {run_id}`") from e
     if error: raise RunError(f"run {run_id} failed ({final}): {error}")
     return rd
 
 # %% ../nbs/80_runner.ipynb #ad7e8c2e
+STORE_LOCK_TIMEOUT = 600  # seconds to wait for the store lock (other runs logging) before giving up
+LOG_ATTEMPTS = 5  # tries of one MLflow log when the database stays locked
+
+
 def tracking_uri_for(project, tracking_uri=None) -> str:
     "The MLflow URI for `project`: explicit, $MLFLOW_TRACKING_URI, or sqlite:///<project>/mlflow.db."
     return tracking_uri or os.environ.get('MLFLOW_TRACKING_URI') or f"sqlite:///{Path(project).resolve() / 'mlflow.db'}"
+
+
+def store_lock(uri:str):
+    "A file lock serializing the writers of the SQLite store `uri` (a no-op lock for other stores)."
+    import contextlib
+    from filelock import FileLock
+    db = uri.removeprefix('sqlite:///').split('?')[0] if uri.startswith('sqlite:///') else ''
+    if not db or db == ':memory:': return contextlib.nullcontext()
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(db + '.lock', timeout=STORE_LOCK_TIMEOUT)
+
+
+def _transient(e:Exception) -> bool:
+    "Is `e` a store that was busy (worth another try) rather than a real error?"
+    return 'database is locked' in str(e) or getattr(e, 'error_code', '') == 'TEMPORARILY_UNAVAILABLE'
 
 
 def _mlflow(project, tracking_uri=None):
@@ -309,82 +434,172 @@ def _mlflow(project, tracking_uri=None):
     import mlflow
     for name in ('alembic', 'mlflow'): logging.getLogger(name).setLevel(logging.WARNING)  # after import: mlflow sets INFO
     before = os.environ.get('MLFLOW_TRACKING_URI')
-    mlflow.set_tracking_uri(tracking_uri_for(project, tracking_uri))
+    uri = tracking_uri_for(project, tracking_uri)
+    mlflow.set_tracking_uri(uri)
     # mlflow ≥ 3 also exports the URI to the environment; put it back, or the next project in this process (a
     # notebook kernel working on two projects) would be logged into this one's store
     if before is None: os.environ.pop('MLFLOW_TRACKING_URI', None)
     else: os.environ['MLFLOW_TRACKING_URI'] = before
     name = Path(project).resolve().name
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is None:
-        mlflow.create_experiment(name, artifact_location=(Path(project).resolve() / 'mlartifacts').as_uri())
-    mlflow.set_experiment(name)
+    try:
+        with store_lock(uri):
+            client = mlflow.MlflowClient(uri)
+            client.search_experiments(max_results=1)  # the tracking store: tables created and migrated once, here
+            client.search_registered_models(max_results=1)  # the registry store, the same
+            if client.get_experiment_by_name(name) is None:
+                try: client.create_experiment(name, artifact_location=(Path(project).resolve() / 'mlartifacts').as_uri())
+                except Exception as e:
+                    if getattr(e, 'error_code', '') != 'RESOURCE_ALREADY_EXISTS': raise  # a store shared with other machines
+            mlflow.set_experiment(name)
+    except RunError: raise
+    except Exception as e:
+        if type(e).__name__ == 'Timeout': raise RunError(f"MLflow store {uri}: another process held its lock for {STORE_LOCK_TIMEOUT} s") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise RunError(f"MLflow store {uri} cannot be opened: {type(e).__name__}: {first}") from e
     return mlflow
 
 
-def log_to_mlflow(project, rd:RunDir, tracking_uri=None) -> str:
-    "Log run `rd` to MLflow; returns the MLflow run id (also stored in run.json)."
-    mlflow = _mlflow(project, tracking_uri)
+def _artifact_files(root:Path):
+    "Files of a run folder to log, with their relative paths: all but data/, hidden names and links (the checkpoints link)."
+    for d, dirs, files in os.walk(root):
+        rel = Path(d).relative_to(root)
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.') and not (rel == Path('.') and x == 'data')
+                         and not (Path(d) / x).is_symlink())
+        for f in sorted(files):
+            if not f.startswith('.') and not (Path(d) / f).is_symlink(): yield Path(d) / f, rel / f
+
+
+def _log_once(mlflow, project, rd:RunDir, uri:str) -> tuple[str, bool]:
+    "Log `rd` unless its finished MLflow run is there already; (MLflow run id, logged now), the id also in run.json."
+    from mlflow.entities import Metric, Param, ViewType
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(Path(project).resolve().name)
+    found = client.search_runs([exp.experiment_id], f"tags.`mlops_nb.run_id` = '{rd.id}'", run_view_type=ViewType.ACTIVE_ONLY)
+    done = [r for r in found if r.info.status == 'FINISHED']
+    for r in found:
+        if r.info.status != 'FINISHED': client.delete_run(r.info.run_id)  # what an attempt that died halfway left
     info = rd.info
-    metrics = rd.read_json('metrics.json') or {}
-    with mlflow.start_run(run_name=rd.id) as r:
-        flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in rd.params.flat().items()}
-        mlflow.log_params(flat)
-        for part in ('test', 'valid'):
-            vals = {f'{part}_{k}': float(v) for k, v in (metrics.get(part) or {}).items() if isinstance(v, (int, float)) and v == v}
-            if vals: mlflow.log_metrics(vals)
-        data = rd.read_json('data.json') or {}
-        mlflow.set_tags({'mlops_nb.run_id': rd.id, 'mlops_nb.status': info.get('status'), 'mlops_nb.parent': info.get('parent') or '',
-                         'mlops_nb.data_version': data.get('version', ''), 'mlops_nb.code_version': json.dumps(info.get('code_version'))})
-        for p in sorted(rd.path.iterdir()):  # the data split stays in the run folder: it is large and versioned by hash
-            if p.name == 'data': continue
-            if p.is_dir(): mlflow.log_artifacts(str(p), artifact_path=f'run/{p.name}')
-            else: mlflow.log_artifact(str(p), artifact_path='run')
-        run_id = r.info.run_id
-    rd.update_info(mlflow_run_id=run_id, tracking_uri=tracking_uri_for(project, tracking_uri))
-    return run_id
+    status = 'complete' if info.get('status') in ('unlogged', 'complete') else info.get('status')
+    new = not done
+    if done: mlflow_id = done[0].info.run_id  # logged before; only run.json did not hear of it
+    else:
+        data, metrics = rd.read_json('data.json') or {}, rd.read_json('metrics.json') or {}
+        r = client.create_run(exp.experiment_id, run_name=rd.id, tags={
+            'mlops_nb.run_id': rd.id, 'mlops_nb.status': status, 'mlops_nb.parent': info.get('parent') or '',
+            'mlops_nb.data_version': data.get('version', ''), 'mlops_nb.code_version': json.dumps(info.get('code_version'))})
+        mlflow_id, now = r.info.run_id, int(time.time() * 1000)
+        try:
+            flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in rd.params.flat().items()}
+            mets = [Metric(f'{part}_{k}', float(v), now, 0) for part in ('test', 'valid') for k, v in (metrics.get(part) or {}).items()
+                    if isinstance(v, (int, float)) and v == v]
+            client.log_batch(mlflow_id, metrics=mets, params=[Param(k, str(v)) for k, v in flat.items()])
+            for p, rel in _artifact_files(rd.path):  # the data split stays in the run folder: it is large and versioned by hash
+                if rel != Path('run.json'): client.log_artifact(mlflow_id, str(p), '/'.join(('run',) + rel.parts[:-1]))
+            with tempfile.TemporaryDirectory() as t:  # run.json as it will be once logged
+                f = Path(t) / 'run.json'
+                f.write_text(json.dumps(_encode({**info, 'status': status, 'mlflow_run_id': mlflow_id, 'tracking_uri': uri}), indent=1))
+                client.log_artifact(mlflow_id, str(f), 'run')
+            client.set_terminated(mlflow_id, 'FINISHED')
+        except BaseException:
+            try: client.set_terminated(mlflow_id, 'FAILED')  # deleted by the next attempt
+            except Exception: pass
+            raise
+    info.pop('mlflow_error', None)
+    rd.write_json('run.json', {**info, 'status': status, 'mlflow_run_id': mlflow_id, 'tracking_uri': uri})
+    return mlflow_id, new
+
+
+def _log(project, rd:RunDir, tracking_uri=None) -> tuple[str, bool]:
+    "Log `rd` once, under the store lock, retrying while the database stays locked; (MLflow run id, logged now)."
+    if rd.status not in ('complete', 'unlogged', 'failed'):
+        raise RunError(f"run {rd.id} is {rd.status}: only a run that finished (complete, unlogged or failed) can be logged")
+    mlflow = _mlflow(project, tracking_uri)
+    uri = tracking_uri_for(project, tracking_uri)
+    for i in range(LOG_ATTEMPTS):
+        try:
+            with store_lock(uri): return _log_once(mlflow, project, rd, uri)
+        except Exception as e:
+            if i == LOG_ATTEMPTS - 1 or not _transient(e): raise
+            time.sleep(min(30, 0.5 * 2 ** i) * (1 + secrets.randbelow(500) / 1000))
+
+
+def log_to_mlflow(project, # the loop project folder
+                  rd:RunDir, # a finished run (complete, unlogged or failed)
+                  tracking_uri=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 ) -> str:
+    "Log run `rd` to MLflow once (an unlogged run becomes complete); returns the MLflow run id (also in run.json)."
+    return _log(project, rd, tracking_uri)[0]
+
+
+def log_run(project, # the loop project folder
+            run_id:str, # run id, unique prefix or 'latest'
+            tracking_uri=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+           ) -> tuple[RunDir, str, bool]:
+    "Log a run to MLflow if it is not there yet (`mlops-nb log`): the run, its MLflow run id, whether it was logged now."
+    rd = find_run(project, run_id)
+    return (rd, *_log(project, rd, tracking_uri))
 
 # %% ../nbs/80_runner.ipynb #62f8a1be
-def find_run(project, run_id:str) -> RunDir:
-    "The run `run_id` (a unique prefix is enough; 'latest' is the newest complete run)."
+def _finished_key(rd:RunDir):
+    "Sort key for 'newest': the recorded finish time, then the start time, then the id; a missing time sorts first."
+    def utc(k):
+        try: ts = pd.Timestamp(rd.info.get(k))
+        except (ValueError, TypeError): ts = pd.NaT
+        if pd.isna(ts): return pd.Timestamp.min.tz_localize('UTC')
+        return ts.tz_convert('UTC') if ts.tzinfo else ts.tz_localize('UTC')
+    return (utc('finished'), utc('started'), rd.id)
+
+
+def _run_folders(runs:Path) -> dict[str, Path]:
+    "Run id → folder: every run folder and every `.tmp-` one of a run in progress or interrupted."
+    out = {}
+    for p in sorted(runs.iterdir()) if runs.exists() else []:
+        if not p.is_dir(): continue
+        if p.name.startswith('.tmp-'): out.setdefault(p.name[5:], p)
+        elif not p.name.startswith('.'): out[p.name] = p
+    return out
+
+
+def find_run(project, # the loop project folder
+             run_id:str, # run id, a unique prefix, or 'latest' (the complete run that finished last)
+            ) -> RunDir:
+    "The run `run_id` (a unique prefix is enough; 'latest' is the newest complete run by finish time)."
     runs = Path(project) / 'runs'
-    names = sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith('.')) if runs.exists() else []
+    folders = _run_folders(runs)
+    names = sorted(folders)
     if run_id == 'latest':
-        done = [n for n in names if RunDir(runs / n).status == 'complete']
-        if not done: raise RunError(f"no complete run in {runs}")
-        return RunDir(runs / done[-1])
-    hits = [n for n in names if n.startswith(run_id)]
+        done = [rd for rd in map(RunDir, folders.values()) if rd.status == 'complete']
+        if not done:
+            unlogged = [rd.id for rd in map(RunDir, folders.values()) if rd.status == 'unlogged']
+            hint = f"; not logged to MLflow yet: {', '.join(unlogged)} (log with `mlops-nb log RUN`)" if unlogged else ''
+            raise RunError(f"no complete run in {runs}{hint}")
+        return max(done, key=_finished_key)
+    hits = [n for n in names if n.startswith(run_id)] if run_id else []
     if not hits: raise RunError(f"no run {run_id!r} in {runs} (have: {', '.join(names[-5:]) or 'none'})")
     if len(hits) > 1 and run_id not in hits: raise RunError(f"run id {run_id!r} is ambiguous: {', '.join(hits)}")
-    return RunDir(runs / (run_id if run_id in hits else hits[0]))
+    return RunDir(folders[run_id if run_id in hits else hits[0]])
 
 
 def list_runs(project='.') -> pd.DataFrame:
-    "One row per run: id, status, parent, scoped metric on the test window, data version, started."
-    runs = Path(project) / 'runs'
+    "One row per run (interrupted ones too): id, status, parent, scoped metric on the test window, data version, started, finished."
     rows = []
-    for p in sorted(runs.iterdir()) if runs.exists() else []:
-        if not p.is_dir(): continue
+    for p in _run_folders(Path(project) / 'runs').values():
         rd = RunDir(p); info = rd.info
-        status = info.get('status', 'unknown')
-        if p.name.startswith('.tmp-'): status = 'interrupted' if status == 'running' and not _alive(info.get('pid')) else status
         m = rd.read_json('metrics.json') or {}
-        rows.append(dict(run=info.get('id', p.name), status=status, parent=info.get('parent') or '',
+        rows.append(dict(run=rd.id, status=rd.status, parent=info.get('parent') or '',
                          metric=m.get('scoped', {}).get('name'), value=m.get('scoped', {}).get('test'),
-                         data_version=(rd.read_json('data.json') or {}).get('version'), started=info.get('started')))
-    return pd.DataFrame(rows, columns=['run', 'status', 'parent', 'metric', 'value', 'data_version', 'started'])
-
-
-def _alive(pid) -> bool:
-    if not pid: return False
-    try: os.kill(pid, 0); return True
-    except OSError: return False
+                         data_version=(rd.read_json('data.json') or {}).get('version'), started=info.get('started'),
+                         finished=info.get('finished')))
+    return pd.DataFrame(rows, columns=['run', 'status', 'parent', 'metric', 'value', 'data_version', 'started', 'finished'])
 
 
 def show_run(project, run_id:str) -> dict:
     "Everything about one run: info, params, metrics, data, decisions, recommendations, reports on disk."
     rd = find_run(project, run_id)
-    return dict(path=str(rd.path), **rd.info, params=rd.params.to_dict(), metrics=rd.read_json('metrics.json'),
+    info = rd.info
+    p = rd.path / 'params.yaml'
+    return dict(path=str(rd.path), **{**info, 'status': rd.status}, status_means=RUN_STATUSES.get(rd.status, 'no run.json in the folder'),
+                params=rd.params.to_dict() if p.exists() else None, metrics=rd.read_json('metrics.json'),
                 data=rd.read_json('data.json'), decisions=rd.decisions.entries(),
                 recommendations=[d.to_dict() for d in rd.recommendations()],
                 reports=sorted(p.stem for p in (rd.path / 'reports').glob('*.json')))
@@ -414,12 +629,15 @@ def batch_sets(spec:dict) -> list[list[str]]:
 # %% ../nbs/80_runner.ipynb #767e45ab
 def _batch_one(args):
     project, sets, tracking_uri = args
+    run_id = new_run_id()
     try:
-        rd = run_loop(project, sets=sets, tracking_uri=tracking_uri, progress=False)
+        rd = run_loop(project, sets=sets, tracking_uri=tracking_uri, progress=False, run_id=run_id)
         m = rd.read_json('metrics.json') or {}
-        return dict(run=rd.id, status='complete', value=m.get('scoped', {}).get('test'), error=None)
+        return dict(run=rd.id, status=rd.status, value=m.get('scoped', {}).get('test'), error=None)
     except Exception as e:
-        return dict(run=None, status='failed', value=None, error=f"{type(e).__name__}: {e}".splitlines()[0][:300])
+        rd = RunDir(Path(project) / 'runs' / run_id)
+        return dict(run=run_id if rd.path.exists() else None, status=rd.status if rd.path.exists() else 'failed', value=None,
+                    error=f"{type(e).__name__}: {e}".splitlines()[0][:300])
 
 
 def run_batch(project, batch_file, workers:int=2, tracking_uri=None, progress:bool=True) -> pd.DataFrame:
@@ -464,7 +682,8 @@ def compare_runs(project, run_a:str, run_b:str) -> pd.DataFrame:
     fa, fb = _findings(a), _findings(b)
     for k in sorted(set(fa) | set(fb)):
         if fa.get(k) != fb.get(k): rows.append(('finding', k, fa.get(k), fb.get(k)))
-    df = pd.DataFrame(rows, columns=['section', 'key', a.id, b.id])
-    num = pd.to_numeric(df[a.id], errors='coerce'), pd.to_numeric(df[b.id], errors='coerce')
-    df['change'] = (num[1] - num[0]).where(df.section == 'metric')
+    ca, cb = (a.id, b.id) if a.id != b.id else (f'{a.id} (A)', f'{b.id} (B)')  # `compare X latest` when latest is X
+    df = pd.DataFrame(rows, columns=['section', 'key', ca, cb])
+    num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float('nan')
+    df['change'] = [num(y) - num(x) if s == 'metric' else float('nan') for s, x, y in zip(df.section, df[ca], df[cb])]
     return df.set_index(['section', 'key'])
