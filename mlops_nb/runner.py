@@ -455,7 +455,9 @@ def _mlflow(project, tracking_uri=None):
     except Exception as e:
         if type(e).__name__ == 'Timeout': raise RunError(f"MLflow store {uri}: another process held its lock for {STORE_LOCK_TIMEOUT} s") from None
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise RunError(f"MLflow store {uri} cannot be opened: {type(e).__name__}: {first}") from e
+        hint = ('; it looks half-migrated (an older mlops_nb let two processes create it at once): keep a copy, move it aside, '
+                'and log the runs again into a new store with `mlops-nb log RUN`') if re.search('alembic|out-of-date', str(e)) else ''
+        raise RunError(f"MLflow store {uri} cannot be opened: {type(e).__name__}: {first}{hint}") from e
     return mlflow
 
 
