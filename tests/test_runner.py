@@ -1,6 +1,7 @@
 "End-to-end: real papermill runs of the loop notebooks into run folders, tracked in a real MLflow SQLite store."
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -149,3 +150,72 @@ def test_batch_rejects_invalid_sets_before_running(project, tmp_path):
     with pytest.raises(ParamError, match='nonsense'):
         run_batch(project, f, workers=2, progress=False)
     assert len(list_runs(project)) == n
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, '-c', 'import sys; from mlops_nb.cli import main; sys.exit(main())', *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_compare_a_run_with_itself(project, first_run):
+    from mlops_nb.runner import compare_runs
+    df = compare_runs(project, first_run.id, first_run.id)
+    assert list(df.columns) == [f'{first_run.id} (A)', f'{first_run.id} (B)', 'change']
+    ch = df.xs('metric').change.dropna()
+    assert (ch == 0).all() and len(ch) > 3
+    r = _cli('compare', '-C', project, first_run.id, first_run.id)
+    assert r.returncode == 0 and 'test.pr_auc' in r.stdout, r.stderr
+
+
+def test_unsafe_run_ids_are_refused(project):
+    before = sorted(p.name for p in (project / 'runs').iterdir())
+    for bad in ('../../evil', str(project.parent / 'abs'), '.hidden', 'a/b', '..'):
+        r = _cli('run', '-C', project, '--run-id', bad)
+        assert r.returncode == 2 and 'not allowed' in r.stderr and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+    assert sorted(p.name for p in (project / 'runs').iterdir()) == before
+    assert not (project.parent / 'evil').exists() and not (project.parent / 'abs').exists()
+
+
+def test_run_from_prints_the_decisions_applied(project, first_run, small_sets):
+    rd = first_run
+    recs = rd.recommendations()
+    assert recs, 'the small scenario should give at least one recommendation'
+    r = _cli('run', '-C', project, '-q', '--from', rd.id, '--policy', 'auto', '--run-id', 'child-auto')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"from run {rd.id} (auto): {len(recs)} decision{'s' * (len(recs) != 1)} applied"
+    assert lines[1:1 + len(recs)] == [f"  - {d.what}  (source: {d.source or 'unknown'})" for d in recs]
+    assert lines[1 + len(recs)].startswith('run child-auto complete: pr_auc (test) = ')
+
+
+def test_run_without_metrics_prints_no_none(project, small_sets):
+    r = _cli('run', '-C', project, '-q', '--run-id', 'scope-only', '--set', 'stages=[scoping]', *[a for s in small_sets for a in ('--set', s)])
+    assert r.returncode == 0, r.stderr
+    assert 'None' not in r.stdout and r.stdout.startswith('run scope-only complete: no test metric (stages run: scoping)'), r.stdout
+
+
+def test_jupyter_checkpoints_stay_out_of_the_run_folder(project, first_run):
+    "A real Jupyter server saves a notebook's checkpoint (as JupyterLab does on open): nothing is written into the run."
+    import json, os, secrets, socket, time, urllib.request
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    token = secrets.token_hex(8)
+    def tree():
+        return sorted(str(Path(d, f).relative_to(first_run.path)) for d, ds, fs in os.walk(first_run.path) for f in fs + ds)
+    before = tree()
+    srv = subprocess.Popen([sys.executable, '-m', 'jupyter_server', '--no-browser', '--allow-root', f'--port={port}', '--ServerApp.port_retries=0',
+                            f'--ServerApp.root_dir={project}', f'--IdentityProvider.token={token}'],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f'http://127.0.0.1:{port}/api/contents/runs/{first_run.id}/notebooks/data.ipynb/checkpoints'
+        hdr = {'Authorization': f'token {token}'}
+        for _ in range(120):
+            try: urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/api/status', headers=hdr), timeout=2); break
+            except OSError: time.sleep(0.5)
+        with urllib.request.urlopen(urllib.request.Request(url, method='POST', headers=hdr), timeout=30) as r:
+            assert r.status == 201 and json.loads(r.read())['id'] == 'checkpoint'
+        with urllib.request.urlopen(urllib.request.Request(url, headers=hdr), timeout=30) as r:
+            assert [c['id'] for c in json.loads(r.read())] == ['checkpoint']
+    finally:
+        srv.terminate(); srv.wait(timeout=30)
+    assert tree() == before
+    assert (project / 'runs' / '.checkpoints' / first_run.id / 'data-checkpoint.ipynb').is_file()
