@@ -414,13 +414,13 @@ def tracking_uri_for(project, tracking_uri=None) -> str:
 
 
 def store_lock(uri:str):
-    "A file lock serializing the writers of the SQLite store `uri` (a no-op lock for other stores)."
+    "A file lock serializing the writers of the SQLite store `uri` (re-entrant; a no-op for other stores)."
     import contextlib
     from filelock import FileLock
     db = uri.removeprefix('sqlite:///').split('?')[0] if uri.startswith('sqlite:///') else ''
     if not db or db == ':memory:': return contextlib.nullcontext()
     Path(db).parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(db + '.lock', timeout=STORE_LOCK_TIMEOUT)
+    return FileLock(db + '.lock', timeout=STORE_LOCK_TIMEOUT, is_singleton=True)  # one object per file: re-entrant in a process
 
 
 def _transient(e:Exception) -> bool:

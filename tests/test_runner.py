@@ -219,3 +219,9 @@ def test_jupyter_checkpoints_stay_out_of_the_run_folder(project, first_run):
         srv.terminate(); srv.wait(timeout=30)
     assert tree() == before
     assert (project / 'runs' / '.checkpoints' / first_run.id / 'data-checkpoint.ipynb').is_file()
+
+
+def test_a_kernel_per_stage(project, small_sets):
+    rd = run_loop(project, sets=small_sets + ['stages=[scoping, data]'], run_id='own-kernels', progress=False, shared_kernel=False)
+    assert rd.status == 'complete' and sorted(rd.info['stage_seconds']) == ['data', 'scoping']
+    assert (rd.path / 'notebooks' / 'data.ipynb').exists() and (rd.path / 'data' / 'train.parquet').exists()
