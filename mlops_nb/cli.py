@@ -1,4 +1,4 @@
-"""`init`, `run`, `runs`, `show`, `batch`, `compare`, `demo` and the commands of deployment, monitoring and business analysis — each a thin layer over a Python function, with `--help` on every command and one clear line for every expected error.
+"""`init`, `run`, `runs`, `show`, `log`, `batch`, `compare`, `demo` and the commands of deployment, monitoring and business analysis — each a thin layer over a Python function, with `--help` on every command and one clear line for every expected error.
 
 Docs: https://mlops-nb.github.io/mlops_nb/cli.html.md"""
 

@@ -1,4 +1,4 @@
-"""`init_project` lays out a loop project; `run_loop` executes the loop notebooks with papermill into an immutable run folder and logs it to MLflow; `list_runs`, `show_run` and `run_batch` look after the rest.
+"""`init_project` lays out a loop project; `run_loop` executes the loop notebooks with papermill into an immutable run folder and logs it to MLflow; `list_runs`, `show_run`, `log_run` and `run_batch` look after the rest.
 
 Docs: https://mlops-nb.github.io/mlops_nb/runner.html.md"""
 
