@@ -85,3 +85,97 @@ def test_a_user_registered_kind_loads_and_is_trusted_through_the_registry(frame,
     np.testing.assert_allclose(load_model(path).predict_proba(X), m.predict_proba(X))
     monkeypatch.delitem(train.MODELS, 'shrunk')  # without its registration the same file is refused
     with pytest.raises(UntrustedModelError, match='ShrunkLogistic'): load_model(path)
+
+
+# --- label and patch files --------------------------------------------------------------------------------------
+
+from mlops_nb.runner import LABEL_FILE_LIMIT, RunError, init_project, resolve_params  # noqa: E402
+
+
+@pytest.fixture
+def project(tmp_path):
+    return init_project(tmp_path / 'proj')
+
+
+def _patch(path, ids=(1, 2)):
+    pd.DataFrame({'impression_id': list(ids), 'label': [0] * len(ids)}).to_csv(path, index=False)
+    return path
+
+
+def test_a_patch_inside_the_project_is_copied_content_addressed(project):
+    _patch(project / 'data' / 'fix.csv')
+    p, _, _ = resolve_params(project, sets=['labels.patch=data/fix.csv'])
+    assert p.labels.patch.startswith('data/patches/patch-')
+    assert (project / p.labels.patch).read_bytes() == (project / 'data' / 'fix.csv').read_bytes()
+    again, _, _ = resolve_params(project, sets=[f'labels.patch={p.labels.patch}'])  # an existing copy stays itself
+    assert again.labels.patch == p.labels.patch
+
+
+@pytest.mark.parametrize('kind', ['patch', 'exclude'])
+def test_a_file_outside_the_project_is_refused(project, kind):
+    with pytest.raises(RunError, match='outside'): resolve_params(project, sets=[f'labels.{kind}=/etc/passwd'])
+    assert not list((project / 'data').glob('patches/*'))
+
+
+def test_dot_dot_out_of_data_patches_is_refused(project):
+    (project / 'data' / 'patches').mkdir()
+    with pytest.raises(RunError, match='outside'): resolve_params(project, sets=['labels.patch=data/patches/' + '../' * 12 + 'etc/passwd'])
+
+
+def test_a_folder_is_refused(project):
+    (project / 'data' / 'folder.csv').mkdir()
+    with pytest.raises(RunError, match='not a regular file'): resolve_params(project, sets=['labels.exclude=data/folder.csv'])
+    with pytest.raises(RunError, match='outside'): resolve_params(project, sets=['labels.exclude=/etc'])
+
+
+def test_dev_zero_is_refused_without_reading_it(project, monkeypatch):
+    (project / 'data' / 'zero.csv').symlink_to('/dev/zero')  # even through a link inside the project
+    with pytest.raises(RunError, match='outside'): resolve_params(project, sets=['labels.patch=/dev/zero'])
+    with pytest.raises(RunError, match='outside'): resolve_params(project, sets=['labels.patch=data/zero.csv'])
+    # named as an allowed folder, /dev/zero is still not a regular file: refused on its stat, before any read
+    reads = []
+    real_open = __import__('os').open
+    monkeypatch.setattr('os.open', lambda p, *a, **k: reads.append(str(p)) or real_open(p, *a, **k))
+    with pytest.raises(RunError, match='not a regular file'):
+        resolve_params(project, sets=['labels.folder=/dev', 'labels.patch=/dev/zero'])
+    assert '/dev/zero' not in reads
+
+
+def test_a_symlink_out_of_the_project_is_refused(project, tmp_path):
+    outside = _patch(tmp_path / 'outside.csv')
+    (project / 'data' / 'link.csv').symlink_to(outside)
+    with pytest.raises(RunError, match='outside'): resolve_params(project, sets=['labels.patch=data/link.csv'])
+
+
+def test_a_named_folder_is_allowed(project, tmp_path):
+    (tmp_path / 'labels').mkdir(); f = _patch(tmp_path / 'labels' / 'fix.csv')
+    p, _, _ = resolve_params(project, sets=[f'labels.folder={tmp_path / "labels"}', f'labels.patch={f}'])
+    assert (project / p.labels.patch).read_bytes() == f.read_bytes()
+    with pytest.raises(RunError, match='outside'):  # the folder allows itself, not its parent
+        resolve_params(project, sets=[f'labels.folder={tmp_path / "labels"}', f'labels.patch={_patch(tmp_path / "other.csv")}'])
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(project, monkeypatch):
+    import mlops_nb.runner as runner
+    f = _patch(project / 'data' / 'big.csv', ids=range(100))
+    monkeypatch.setattr(runner, 'LABEL_FILE_LIMIT', f.stat().st_size - 1)
+    with pytest.raises(RunError, match='limited to'): resolve_params(project, sets=['labels.patch=data/big.csv'])
+    monkeypatch.setattr(runner, 'LABEL_FILE_LIMIT', f.stat().st_size)
+    resolve_params(project, sets=['labels.patch=data/big.csv'])
+    assert LABEL_FILE_LIMIT == 256 * 2**20
+
+
+def test_accumulated_label_files_are_checked_too(project):
+    _patch(project / 'data' / 'a.csv')
+    from mlops_nb.runner import _accumulate
+    with pytest.raises(RunError, match='outside'): _accumulate(project, 'data/a.csv', '/etc/passwd', 'exclude', 'impression_id')
+    both = _accumulate(project, 'data/a.csv', 'data/a.csv', 'exclude', 'impression_id')
+    assert sorted(pd.read_csv(project / both).impression_id) == [1, 2]
+
+
+def test_the_cli_prints_a_refused_patch_as_one_line(project, capsys, monkeypatch):
+    from mlops_nb.cli import main
+    monkeypatch.chdir(project)
+    assert main(['run', '--set', 'labels.patch=/etc/passwd']) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and 'outside' in err and 'Traceback' not in err
