@@ -226,10 +226,9 @@ class LoopParams:
         from mlops_nb.train import MODELS
         _choose('scope.metric', self.scope.metric, METRICS)
         _choose('model.kind', self.model.kind, MODELS)
-        if not self.stages: raise ParamError(f"stages: the list is empty; run at least one of: {', '.join(STAGES + tuple(EXTRA_STAGES))}")
-        _choose('stages', self.stages, STAGES + tuple(EXTRA_STAGES))
+        _check_stages(self.stages)
         _choose('analysis.enabled', self.analysis.enabled, ANALYSES)
-        _unique('stages', self.stages); _unique('analysis.enabled', self.analysis.enabled)
+        _unique('analysis.enabled', self.analysis.enabled)
         MODELS[self.model.kind].check_params(self.model.params)
         _check_scenario(self)
         return self
@@ -353,6 +352,19 @@ def _unique(key, items:list):
     "Raise ParamError if a name repeats in the list `items`."
     twice = sorted({x for x in items if items.count(x) > 1})
     if twice: raise ParamError(f"{key}: {', '.join(map(repr, twice))} listed more than once; each may appear once")
+
+
+def _check_stages(stages:list):
+    "Raise ParamError unless `stages` is a non-empty list of known stages, each once, the loop's own in the loop's order."
+    if not stages: raise ParamError(f"stages: the list is empty; run at least one of: {', '.join(STAGES + tuple(EXTRA_STAGES))}")
+    _choose('stages', stages, STAGES + tuple(EXTRA_STAGES))
+    _unique('stages', stages)
+    loop = [s for s in stages if s in STAGES]
+    if loop != sorted(loop, key=STAGES.index):
+        raise ParamError(f"stages: {', '.join(loop)} is out of order; the loop's stages run in the order {', '.join(STAGES)}")
+    for s in loop:  # a run starts empty: each stage after data reads what the stages from data up to it write
+        missing = [n for n in STAGES[STAGES.index('data'):STAGES.index(s)] if n not in loop]
+        if missing: raise ParamError(f"stages: {s} needs {', '.join(missing)} before it in the same run (it reads what they write)")
 
 
 def _check_scenario(p):

@@ -22,6 +22,8 @@ def _cli(project, monkeypatch, capsys, *args):
     (['stages=[]'], 'stages: the list is empty'),
     (['stages=[data, train, data]'], "'data' listed more than once"),
     (['stages=[data, nonsense]'], "'nonsense' is not one of"),
+    (['stages=[features, data]'], 'out of order'),
+    (['stages=[scoping, error_analysis]'], 'error_analysis needs data, features, train before it'),
     (['analysis.enabled=[drift, drift]'], 'analysis.enabled'),
     (['model.params.max_iter=abc'], "'max_iter' parameter of HistGradientBoostingClassifier must be an int"),
     (['model.params.learning_rate=-0.1'], "'learning_rate' parameter"),
