@@ -10,6 +10,8 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
 from mlops_nb import train
+from mlops_nb.core import LoopParams
+from mlops_nb.runner import LABEL_FILE_LIMIT, RunError, init_project, resolve_params
 from mlops_nb.train import LoopClassifier, UntrustedModelError, load_model, save_model
 
 
@@ -88,8 +90,6 @@ def test_a_user_registered_kind_loads_and_is_trusted_through_the_registry(frame,
 
 
 # --- label and patch files --------------------------------------------------------------------------------------
-
-from mlops_nb.runner import LABEL_FILE_LIMIT, RunError, init_project, resolve_params  # noqa: E402
 
 
 @pytest.fixture
@@ -179,3 +179,34 @@ def test_the_cli_prints_a_refused_patch_as_one_line(project, capsys, monkeypatch
     assert main(['run', '--set', 'labels.patch=/etc/passwd']) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and 'outside' in err and 'Traceback' not in err
+
+
+def _parent(project, labels:dict, rid='20260101-000000-parent'):
+    "A complete run folder whose decision log holds one decision patching `labels`."
+    import json
+    from mlops_nb.core import Decision, DecisionLog
+    rd = project / 'runs' / rid; rd.mkdir(parents=True)
+    LoopParams().to_yaml(rd / 'params.yaml')
+    (rd / 'run.json').write_text(json.dumps({'id': rid, 'status': 'complete'}))
+    DecisionLog(rd / 'decisions.yaml').append(Decision('leave out suspect labels', 'label noise', {'labels': labels}))
+    return rd
+
+
+def test_a_decision_label_file_in_the_parent_run_is_checked_and_copied(project):
+    rd = _parent(project, {'exclude': 'reports/exclude.csv'})
+    (rd / 'reports').mkdir(); _patch(rd / 'reports' / 'exclude.csv')
+    p, parent, _ = resolve_params(project, from_run=rd.name)
+    assert parent == rd.name and p.labels.exclude.startswith('data/patches/exclude-')
+    assert (project / p.labels.exclude).read_bytes() == (rd / 'reports' / 'exclude.csv').read_bytes()
+
+
+@pytest.mark.parametrize('target', ['/etc/passwd', '/dev/zero'])
+def test_a_decision_pointing_outside_the_project_is_refused(project, target):
+    rd = _parent(project, {'patch': target})
+    with pytest.raises(RunError, match='outside'): resolve_params(project, from_run=rd.name)
+
+
+def test_a_decision_symlink_in_the_parent_run_pointing_out_is_refused(project):
+    rd = _parent(project, {'exclude': 'exclude.csv'})
+    (rd / 'exclude.csv').symlink_to('/etc/passwd')
+    with pytest.raises(RunError, match='outside'): resolve_params(project, from_run=rd.name)
