@@ -134,8 +134,8 @@ def check_notebook(path) -> None:
 LABEL_FILE_LIMIT = 256 * 2**20  # bytes: a label patch or exclusion list above this is refused before it is read
 
 
-def _label_bytes(src, project:Path, kind:str, folder=None) -> bytes:
-    "The content of label file `src`: a regular file inside `project` (or `folder`), at most LABEL_FILE_LIMIT bytes."
+def _label_text(src, project:Path, kind:str, folder=None) -> str:
+    "The text of label file `src`: a regular UTF-8 file inside `project` (or `folder`), at most LABEL_FILE_LIMIT bytes."
     import stat
     what, src = f"labels.{kind}", Path(src) if Path(src).is_absolute() else project / src
     try: real = src.resolve(strict=True)  # symlinks followed first: where the file really is counts
@@ -153,39 +153,33 @@ def _label_bytes(src, project:Path, kind:str, folder=None) -> bytes:
         if st.st_size > LABEL_FILE_LIMIT: raise RunError(f"{what}: {src} is {st.st_size:,} bytes; label files are limited to {LABEL_FILE_LIMIT:,}")
         data = f.read(LABEL_FILE_LIMIT + 1)  # bounded, even if the file grows while it is read
     if len(data) > LABEL_FILE_LIMIT: raise RunError(f"{what}: {src} is over {LABEL_FILE_LIMIT:,} bytes; label files are limited to that")
-    return data
+    try: return data.decode('utf-8')
+    except UnicodeDecodeError as e: raise RunError(f"{what}: {src} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
 
 
-def _store_label(data:bytes, project:Path, kind:str) -> str:
-    "Write label file content into data/patches under its content hash (atomically); return its project-relative path."
-    dest = project / 'data' / 'patches' / f'{kind}-{hashlib.sha256(data).hexdigest()[:12]}.csv'
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as f: f.write(data)
-            os.chmod(tmp, 0o644); os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True); raise
+def _store_label(text:str, project:Path, kind:str) -> str:
+    "Write label file `text` into data/patches under its content hash; return its project-relative path."
+    dest = project / 'data' / 'patches' / f'{kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.csv'
+    if not dest.exists(): atomic_write(dest, text)
     return str(dest.relative_to(project))
 
 
 def _content_copy(src, project:Path, kind:str, folder=None) -> str:
-    "Copy a label file (checked by `_label_bytes`) into data/patches under its content hash; return its project-relative path."
-    return _store_label(_label_bytes(src, project, kind, folder), project, kind)
+    "Copy a label file (checked by `_label_text`) into data/patches under its content hash; return its project-relative path."
+    return _store_label(_label_text(src, project, kind, folder), project, kind)
 
 
 def _accumulate(project:Path, earlier:str, later:str, kind:str, id_col:str, folder=None) -> str:
     "A label file with the rows of `earlier` and `later` (for the same id, `later` wins), copied into data/patches."
     import io
     def rd(f):
-        try: return pd.read_csv(io.BytesIO(_label_bytes(f, project, kind, folder)))
-        except (ValueError, UnicodeDecodeError) as e: raise RunError(f"labels.{kind}: {f} is not a readable CSV ({str(e).splitlines()[0]})") from None
+        try: return pd.read_csv(io.StringIO(_label_text(f, project, kind, folder)))
+        except ValueError as e: raise RunError(f"labels.{kind}: {f} is not a readable CSV ({str(e).splitlines()[0]})") from None
     old, new = rd(earlier), rd(later)
     for f, df in ((earlier, old), (later, new)):
         if id_col not in df.columns: raise RunError(f"labels.{kind}: {f} has no id column {id_col!r} (columns: {list(df.columns)})")
     both = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=id_col, keep='last')
-    return _store_label(both.to_csv(index=False).encode(), project, kind)
+    return _store_label(both.to_csv(index=False), project, kind)
 
 
 def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str='human'):

@@ -165,6 +165,11 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(project, monkeypatch
     assert LABEL_FILE_LIMIT == 256 * 2**20
 
 
+def test_a_label_file_that_is_not_utf8_is_refused(project):
+    (project / 'data' / 'latin1.csv').write_bytes('impression_id,label,note\n1,0,café\n'.encode('latin-1'))
+    with pytest.raises(RunError, match='latin1.csv is not UTF-8'): resolve_params(project, sets=['labels.patch=data/latin1.csv'])
+
+
 def test_accumulated_label_files_are_checked_too(project):
     _patch(project / 'data' / 'a.csv')
     from mlops_nb.runner import _accumulate
