@@ -65,10 +65,13 @@ def test_partial_around_a_trusted_but_unlisted_function_is_refused(frame, tmp_pa
     with pytest.raises(UntrustedModelError, match=r'functools\.partial'): load_model(path)
 
 
-@pytest.mark.parametrize('content', [b'', b'not a model\n', 'pickle'])
+@pytest.mark.parametrize('content', [b'', b'not a model\n', 'pickle', 'zip', 'bad schema'])
 def test_a_file_that_is_not_a_skops_archive_is_one_clear_refusal(content, frame, tmp_path):
+    import zipfile
     path = tmp_path / 'model.skops'
     if content == 'pickle': pickle.dump(LogisticRegression(), open(path, 'wb'))
+    elif content in ('zip', 'bad schema'):
+        with zipfile.ZipFile(path, 'w') as z: z.writestr('schema.json' if content == 'bad schema' else 'other.txt', '[1, 2')
     else: path.write_bytes(content)
     with pytest.raises(UntrustedModelError, match='is not a skops model file'): load_model(path)
 
