@@ -46,7 +46,7 @@ def knob(default, doc:str='', *, ge=None, gt=None, le=None, lt=None):
 
 class Frequency(str):
     "Knob type: a pandas frequency of positive length ('W', 'D', '14D', 'h', 'MS'); the value stays a plain str."
-    allowed = "a pandas frequency of positive length, e.g. 'W', 'D', '14D', 'h' or 'MS'"
+    allowed = "a pandas frequency of positive length (e.g. 'W', 'D', '14D', 'h' or 'MS')"
 
     @staticmethod
     def check(s:str) -> bool:
@@ -58,7 +58,7 @@ class Frequency(str):
 
 class TimeString(str):
     "Knob type: a date or time pandas can read ('2026-03-01', '2026-03-01T12:00'); the value stays a plain str."
-    allowed = "a date or time, e.g. '2026-03-01' or '2026-03-01T12:00'"
+    allowed = "a date or time (e.g. '2026-03-01' or '2026-03-01T12:00')"
 
     @staticmethod
     def check(s:str) -> bool:
@@ -266,9 +266,14 @@ def _allowed(tp) -> str:
     if origin in (typing.Union, getattr(__import__('types'), 'UnionType', None)):
         return ' or '.join(_allowed(a) for a in args)
     if tp is type(None): return 'null'
-    if isinstance(tp, type) and issubclass(tp, str) and tp is not str: return tp.allowed  # Frequency, TimeString
+    if _formatted(tp): return tp.allowed
     if origin is list: return f"a list of {_allowed(args[0]) if args else 'values'}"
     return {int: 'an integer', float: 'a number', str: 'a string', bool: 'true/false', dict: 'a mapping'}.get(tp, str(tp))
+
+
+def _formatted(tp) -> bool:
+    "Whether `tp` is a string knob type with a format (Frequency, TimeString)."
+    return isinstance(tp, type) and issubclass(tp, str) and tp is not str
 
 
 def _coerce(v, tp, key):
@@ -280,7 +285,8 @@ def _coerce(v, tp, key):
         for a in args:
             if a is type(None): continue
             try: return _coerce(v, a, key)
-            except ParamError: pass
+            except ParamError as e:
+                if _formatted(a) and isinstance(v, str): bad = e  # a string in the wrong format: say what the format is
         raise bad
     if origin is Literal:
         if v in args: return v
@@ -298,9 +304,9 @@ def _coerce(v, tp, key):
     if tp is float:
         if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v): return float(v)
         raise bad
-    if isinstance(tp, type) and issubclass(tp, str) and tp is not str:  # a string with a format: Frequency, TimeString
+    if _formatted(tp):
         s = _coerce(v, str, key)
-        if not tp.check(s): raise ParamError(f"{key}: {s!r} is not allowed; expected {tp.allowed}")
+        if not tp.check(s): raise ParamError(f"{key}: {s!r} is not {tp.allowed}")
         return s
     if tp is str:
         if isinstance(v, str): return v
