@@ -230,6 +230,7 @@ class LoopParams:
         _choose('analysis.enabled', self.analysis.enabled, ANALYSES)
         _unique('analysis.enabled', self.analysis.enabled)
         MODELS[self.model.kind].check_params(self.model.params)
+        _check_columns(self)
         _check_scenario(self)
         return self
 
@@ -371,6 +372,21 @@ def _check_stages(stages:list):
     for s in loop:  # a run starts empty: each stage after data reads what the stages from data up to it write
         missing = [n for n in STAGES[STAGES.index('data'):STAGES.index(s)] if n not in loop]
         if missing: raise ParamError(f"stages: {s} needs {', '.join(missing)} before it in the same run (it reads what they write)")
+
+
+def _check_columns(p):
+    "Column roles that contradict each other, refused before any data is read."
+    d = p.data
+    if (p.labels.patch or p.labels.exclude) and not d.id_col:
+        raise ParamError("labels.patch / labels.exclude need data.id_col, the column their rows refer to; it is null")
+    roles = [(f"data.{k}", getattr(d, k)) for k in ('time_col', 'target', 'id_col', 'group_col') if getattr(d, k)]
+    for i, (k, v) in enumerate(roles):
+        for k2, v2 in roles[i + 1:]:
+            if v == v2: raise ParamError(f"{k} and {k2} are both {v!r}; each role needs its own column")
+    for k, why in (('target', 'the label itself: a leak'), ('group_col', 'the labeling batch is never a feature')):
+        if getattr(d, k) in (d.features or []): raise ParamError(f"data.features: {getattr(d, k)!r} is data.{k} ({why})")
+    both = sorted(set(d.features or []) & set(d.drop))
+    if both: raise ParamError(f"data.features: {both} are also in data.drop (columns never used as features); keep each in one list")
 
 
 def _check_scenario(p):

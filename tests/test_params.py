@@ -40,6 +40,11 @@ def _cli(project, monkeypatch, capsys, *args):
     (['scenario.noise_rate=0.2'], 'needs scenario.noise_batch'),
     (['scenario.noise_batch=8', 'scenario.noise_rate=0.2'], 'scenario.noise_batch: 8 is out of range'),
     (['scenario.drift_days=56'], 'scenario.drift_days'),
+    (['data.features=[hour, clicked]'], "data.features: 'clicked' is data.target (the label itself: a leak)"),
+    (['data.features=[hour, label_batch]'], 'data.group_col'),
+    (['data.features=[hour, cost]'], "['cost'] are also in data.drop"),
+    (['data.id_col=timestamp'], "data.time_col and data.id_col are both 'timestamp'"),
+    (['data.id_col=null', 'labels.exclude=data/x.csv'], 'labels.patch / labels.exclude need data.id_col'),
     (['data.foo.bar=1'], "unknown key 'data.foo'; allowed keys in data: source, time_col"),
     (['data.time_coll=t'], 'did you mean data.time_col'),
     (['nosuch.key=1'], "unknown key 'nosuch'; allowed keys in params: data, scenario"),
@@ -56,7 +61,8 @@ def test_a_bad_knob_is_one_line_before_anything_runs(project, monkeypatch, capsy
 @pytest.mark.parametrize('sets', [['analysis.freq=14D'], ['analysis.freq=MS'], ['analysis.freq=h'], ['seed=4294967295'],
                                   ['data.as_of=2026-02-01T12:00'], ['model.params.max_iter=20'],
                                   ['model.kind=logistic', 'model.params.C=0.1'], ['stages=[scoping, data]'],
-                                  ['scenario.noise_rate=0.1', 'scenario.noise_batch=7']])
+                                  ['scenario.noise_rate=0.1', 'scenario.noise_batch=7'],
+                                  ['data.features=[hour, timestamp]'], ['data.group_col=null', 'data.id_col=null']])
 def test_good_knobs_pass(project, sets):
     p, _, _ = resolve_params(project, sets=sets)
     assert p == LoopParams().override(sets)
