@@ -299,11 +299,14 @@ def _coerce(v, tp, key):
         if isinstance(v, bool): return v
         raise bad
     if tp is int:
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool): return int(v)
-        if isinstance(v, float) and v.is_integer(): return int(v)
-        raise bad
+        if isinstance(v, float) and v.is_integer(): v = int(v)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool): raise bad
+        return int(v)
     if tp is float:
-        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v): return float(v)
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            try: f = float(v)
+            except OverflowError: raise bad from None  # an integer too large for a float
+            if math.isfinite(f): return f
         raise bad
     if _formatted(tp):
         s = _coerce(v, str, key)
@@ -320,10 +323,13 @@ def _coerce(v, tp, key):
 
 
 def _check_range(v, meta, key):
+    "Raise ParamError unless number `v` is in the knob's range (and an integer fits in 64 bits)."
     if v is None or not isinstance(v, (int, float)): return
     for op, ok, word in (('ge', v.__ge__, '≥'), ('gt', v.__gt__, '>'), ('le', v.__le__, '≤'), ('lt', v.__lt__, '<')):
         lim = meta.get(op)
         if lim is not None and not ok(lim): raise ParamError(f"{key}: {v!r} is out of range; allowed: {word} {lim}")
+    if isinstance(v, int) and not -2**63 <= v < 2**63:  # numpy and pandas take no more: it would overflow inside a stage
+        raise ParamError(f"{key}: {v!r} is out of range; allowed: a 64-bit integer")
 
 
 def _build(cls, d, prefix):

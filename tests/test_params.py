@@ -32,6 +32,8 @@ def _cli(project, monkeypatch, capsys, *args):
     (['seed=1.0e+29'], 'seed: 99999999999999991433150857216 is out of range; allowed: < 4294967296'),
     (['seed=4294967296'], 'seed'),
     (['seed=-1'], 'seed'),
+    (['imbalance.threshold=' + '1' * 400], 'imbalance.threshold: expected a number'),
+    (['scenario.rows=' + '9' * 30], 'scenario.rows: ' + '9' * 30 + ' is out of range'),
     (['analysis.freq=nonsense'], 'analysis.freq'),
     (['analysis.freq=0D'], 'analysis.freq'),
     (['analysis.freq=7'], 'analysis.freq'),
