@@ -216,7 +216,10 @@ class LoopParams:
         for s in ([sets] if isinstance(sets, str) else sets or []):
             key, sep, raw = s.partition('=')
             if not sep or not key.strip(): raise ParamError(f"--set {s!r}: expected key=value, e.g. model.kind=logistic")
-            _set_path(d, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+            try: value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError as e:
+                raise ParamError(f"--set {s!r}: the value is not valid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]}); quote text, e.g. {key.strip()}='...'") from None
+            _set_path(d, key.strip(), value)
         return LoopParams.from_dict(d)
 
     def validate(self) -> 'LoopParams':

@@ -47,6 +47,8 @@ def _cli(project, monkeypatch, capsys, *args):
     (['data.features=[hour, cost]'], "['cost'] are also in data.drop"),
     (['data.id_col=timestamp'], "data.time_col and data.id_col are both 'timestamp'"),
     (['data.id_col=null', 'labels.exclude=data/x.csv'], 'labels.patch / labels.exclude need data.id_col'),
+    (['stages=[data'], "--set 'stages=[data': the value is not valid YAML"),
+    (['seed=!!python/name:os.system'], 'not valid YAML'),
     (['data.foo.bar=1'], "unknown key 'data.foo'; allowed keys in data: source, time_col"),
     (['data.time_coll=t'], 'did you mean data.time_col'),
     (['nosuch.key=1'], "unknown key 'nosuch'; allowed keys in params: data, scenario"),
