@@ -190,15 +190,18 @@ def _partial_targets(node):
 
 def load_model(path):
     "Load a model saved by `save_model` if every type in it is trusted; else `UntrustedModelError`, nothing built."
-    import json, zipfile
+    import io, json, zipfile
     import skops.io as sio
+    path = Path(path)
+    if path.exists() and not path.is_file(): raise UntrustedModelError(f"load_model: {path} is not a regular file")
+    data = path.read_bytes()  # read once: what is checked is what is loaded
     try:
-        with zipfile.ZipFile(path) as z: schema = json.loads(z.read('schema.json'))
-        untrusted = sio.get_untrusted_types(file=path)
+        with zipfile.ZipFile(io.BytesIO(data)) as z: schema = json.loads(z.read('schema.json'))
+        untrusted = sio.get_untrusted_types(data=data)
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError) as e:
         raise UntrustedModelError(f"load_model: {path} is not a skops model file ({type(e).__name__}: {e})") from None
     allowed = trusted_types()
     bad = sorted(set(untrusted) - allowed)
     bad += sorted({f"functools.partial({t})" for t in _partial_targets(schema) if t not in allowed})  # even if skops trusted partial
     if bad: raise UntrustedModelError(f"load_model: {path} holds types outside the trusted set, refused: {', '.join(bad)}")
-    return sio.load(path, trusted=untrusted)
+    return sio.loads(data, trusted=untrusted)

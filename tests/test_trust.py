@@ -65,6 +65,12 @@ def test_partial_around_a_trusted_but_unlisted_function_is_refused(frame, tmp_pa
     with pytest.raises(UntrustedModelError, match=r'functools\.partial'): load_model(path)
 
 
+def test_a_model_path_that_is_not_a_regular_file_is_refused_unread(tmp_path):
+    (tmp_path / 'model.skops').mkdir()
+    for p in (tmp_path / 'model.skops', '/dev/zero'):
+        with pytest.raises(UntrustedModelError, match='not a regular file'): load_model(p)
+
+
 @pytest.mark.parametrize('content', [b'', b'not a model\n', 'pickle', 'zip', 'bad schema'])
 def test_a_file_that_is_not_a_skops_archive_is_one_clear_refusal(content, frame, tmp_path):
     import zipfile
