@@ -222,6 +222,7 @@ def model_card(rd:RunDir, # the run folder
     for k in ('rows', 'positives', 'prevalence', 'start', 'end', 'train_rows', 'valid_rows', 'test_rows', 'refit_rows',
               'n_patched', 'n_excluded'):
         if k in data: L.append(f"- {k}: {_fmt(data[k])}")
+    L += [f"- note: {n}" for n in data.get('notes') or []]  # data read, but not as given (stray words in numbers, …)
     L += ['', '## Parameters (those that differ from the defaults, and the scope)', '', '| key | value |', '|---|---|']
     L += [f"| `{k}` | {_fmt(v)} |" for k, v in _changed_params(p).items()]
     L += ['', '## Decisions applied', '']
