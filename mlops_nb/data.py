@@ -62,8 +62,9 @@ def _plain(v):
 
 
 def _examples(values, n:int=3) -> str:
-    "The first `n` distinct values, quoted, with an ellipsis when there are more."
-    ex = list(dict.fromkeys(map(str, values)))
+    "The first `n` distinct values as Python reprs (`2`, `'abc'`; never `np.int64(2)`), with an ellipsis when there are more."
+    try: ex = list(dict.fromkeys(_plain(v) for v in values))
+    except TypeError: ex = list(dict.fromkeys(map(str, values)))  # unhashable values: their text
     return ', '.join(map(repr, ex[:n])) + (', …' if len(ex) > n else '')
 
 
@@ -165,7 +166,8 @@ def apply_label_patch(df:pd.DataFrame, patch:pd.DataFrame, *, id_col:str, target
     unknown = ~patch[id_col].isin(df[id_col])
     if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data (e.g. {patch[id_col][unknown].head(3).tolist()})")
     if patch['label'].isna().any(): raise DataError(f"label patch: {int(patch['label'].isna().sum())} missing labels")
-    if not set(pd.unique(patch['label'])) <= {0, 1}: raise DataError(f"label patch: labels must be 0/1, got {sorted(pd.unique(patch['label']))[:5]}")
+    bad = patch['label'][~patch['label'].isin([0, 1])]
+    if len(bad): raise DataError(f"label patch: labels must be 0/1; {len(bad):,} are not ({_examples(bad, 5)})")
     out = df.copy()
     if f'{target}_original' not in out: out[f'{target}_original'] = out[target]
     new = out[id_col].map(patch.set_index(id_col)['label'])

@@ -20,7 +20,7 @@ import pandas as pd
 from .core import Decision, DecisionLog, LoopParams, MonitorParams, Report, register_report
 from .data import _plain
 from .drift import DriftReport
-from .estimate import calibrate, estimate_performance, fit_calibration
+from .estimate import _per_row_scores, calibrate, estimate_performance, fit_calibration
 from .prediction_log import MonitorError, PredictionLog
 from .profile import Profile, profile_drift
 
@@ -65,7 +65,7 @@ def reference_profile(features:pd.DataFrame, # the final model's training rows, 
     "The monitoring reference of a trained model: its training features' profile plus its scores and metrics on the test window."
     from mlops_nb.scoping import METRICS, evaluate
     if metric not in METRICS: raise MonitorError(f"reference_profile: unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    s, y = np.asarray(scores, dtype=float).ravel(), _labels(labels, 'reference_profile')
+    s, y = _per_row_scores(scores, 'reference_profile'), _labels(labels, 'reference_profile')
     if len(s) != len(y) or not len(s): raise MonitorError(f"reference_profile: {len(s)} test scores and {len(y)} labels")
     if np.isnan(y).any(): raise MonitorError(f"reference_profile: {int(np.isnan(y).sum())} test labels are missing (first at row {int(np.flatnonzero(np.isnan(y))[0])})")
     names = _metric_names(metric)
@@ -143,27 +143,6 @@ def _stat_label(row:dict) -> str:
     if t is None: return f"{row['stat_test']} score = {row['score']:.3g}"
     what = 'p-value' if t.drift_if == 'below' else 'distance'
     return f"{t.name} {what} = {row['score']:.3g} (drift {t.drift_if} {row['threshold']:g})"
-
-
-def _per_row_scores(scores, where:str) -> np.ndarray|None:
-    "One score per row: a 1-D array, or the positive (second) column of a two-column `predict_proba` output (with a warning)."
-    if scores is None: return None
-    try: s = np.asarray(scores, dtype=float)
-    except (TypeError, ValueError):
-        raise MonitorError(f"{where}: scores must be numbers, one probability per row (got {type(scores).__name__} of non-numbers)") from None
-    if s.ndim == 2 and s.shape[1] == 1: s = s[:, 0]
-    elif s.ndim == 2 and s.shape[1] == 2 and len(s):
-        sums = s.sum(axis=1)
-        if not np.allclose(sums[np.isfinite(sums)], 1.0, atol=1e-6):
-            raise MonitorError(f"{where}: scores has 2 columns whose rows do not sum to 1, so it is not predict_proba output; "
-                               "pass one score per row: the positive class's probability")
-        warnings.warn(f"{where}: scores has 2 columns (predict_proba output): using the second, the positive class's "
-                      "probability; pass predict_proba(X)[:, 1] to say so", UserWarning, stacklevel=3)
-        s = s[:, 1]
-    if s.ndim != 1:
-        raise MonitorError(f"{where}: scores must be one score per row, got an array of shape {tuple(int(d) for d in s.shape)}; "
-                           "pass the positive class's column, e.g. predict_proba(X)[:, 1]")
-    return s
 
 
 def _batch_times(times, n_rows:int, where:str) -> pd.Series|None:
