@@ -18,6 +18,8 @@ from mlops_nb.runner import RunDir, init_project, log_to_mlflow
 from mlops_nb.scoping import evaluate
 from mlops_nb.train import LoopClassifier, save_model
 
+pytestmark = pytest.mark.slow  # real processes, each importing mlflow
+
 FEATURES = ('hour', 'position', 'ad_quality', 'device')
 
 
@@ -100,7 +102,6 @@ def promote_together(tmp_path, project, runs):
 
 def assert_one_winner_per_round(res, runs):
     lines = [r.stdout.strip() for r in res]
-    print(*lines, sep="\n")
     won = [l for l in lines if l.startswith('PROMOTED')]
     lost = [l for l in lines if l.startswith('REFUSED')]
     assert len(won) + len(lost) == len(runs) and won, lines
@@ -134,6 +135,32 @@ def test_two_concurrent_gated_promotions_lose_nothing(tmp_path, project):
     assert c.get_model_version('ads-loop', str(final)).tags['mlops_nb.previous_champion'] == str(int(h[h.action == 'promote'].iloc[-1].previous))
     for l in lost: assert f"champion moved from v{first.challenger_version} to v{final} (run " in l, l
     assert sorted(list_versions(project).run_id) == ['run-a', 'run-b', 'run-c']  # each run registered once
+
+
+ROLLBACK = """
+from mlops_nb.cli import main
+import mlops_nb.deploy, mlflow
+---
+raise SystemExit(main(['rollback', '-C', {project!r}]))
+"""
+
+
+def test_a_rollback_during_a_promotion_loses_nothing(tmp_path, project):
+    for run in ('run-a', 'run-b'): assert promote(project, run, force=True).passed  # champion b, which replaced a
+    c = registry_client(project)
+    v_a, v_b = (int(v) for v in list_versions(project).set_index('run_id').loc[['run-a', 'run-b'], 'version'])
+    res = start_together(tmp_path, [PROMOTE.format(run='run-c', project=str(project)), ROLLBACK.format(project=str(project))])
+    promoted, rolled = (r.stdout.strip() for r in res)
+    assert res[1].returncode == 0, (rolled, res[1].stderr)
+    h = deployment_history(project)
+    assert len(h) == 4 and sorted(h.action.iloc[2:]) in (['promote', 'rollback'], ['refused', 'rollback']), h
+    check_chain(h, None, _alias(c, 'ads-loop', 'champion'))
+    if promoted.startswith('REFUSED'):  # the rollback went first: the promotion gated against v_b, which is gone
+        assert f"champion moved from v{v_b} to v{v_a}" in promoted and _alias(c, 'ads-loop', 'champion') == v_a, promoted
+        assert rolled == f"rolled back: ads-loop champion is v{v_a} again", rolled
+    else:  # serialized the other way: c promoted over b, then rolled back to b
+        assert promoted.startswith('PROMOTED') and h.action.iloc[-1] == 'rollback', h
+        assert rolled == f"rolled back: ads-loop champion is v{v_b} again" and _alias(c, 'ads-loop', 'champion') == v_b, rolled
 
 
 RECORD = """
