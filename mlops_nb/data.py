@@ -162,9 +162,10 @@ def read_id_table(path, id_col:str, what:str) -> pd.DataFrame:
 def apply_label_patch(df:pd.DataFrame, patch:pd.DataFrame, *, id_col:str, target:str) -> pd.DataFrame:
     "A copy of `df` with `patch`'s labels overlaid on `target`; the given labels stay in `<target>_original`."
     if 'label' not in patch.columns: raise DataError(f"label patch: needs a 'label' column (has {list(patch.columns)})")
-    if patch[id_col].duplicated().any(): raise DataError(f"label patch: ids repeat ({patch[id_col][patch[id_col].duplicated()].head(3).tolist()})")
+    rep = patch[id_col][patch[id_col].duplicated()]
+    if len(rep): raise DataError(f"label patch: {len(rep):,} ids repeat ({_examples(rep)})")
     unknown = ~patch[id_col].isin(df[id_col])
-    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data (e.g. {patch[id_col][unknown].head(3).tolist()})")
+    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data ({_examples(patch[id_col][unknown])})")
     if patch['label'].isna().any(): raise DataError(f"label patch: {int(patch['label'].isna().sum())} missing labels")
     bad = patch['label'][~patch['label'].isin([0, 1])]
     if len(bad): raise DataError(f"label patch: labels must be 0/1; {len(bad):,} are not ({_examples(bad, 5)})")
