@@ -174,7 +174,8 @@ def register_run(project, # the loop project folder
                 client.update_model_version(name, str(version), description=short)  # registry stores allow 5000 characters
                 atomic_write(card_path, card)
         except BaseException:
-            if created: client.delete_model_version(name, str(version))  # no half-registered version is left behind
+            if created:  # no half-registered version is left behind (and the first error is the one reported)
+                with contextlib.suppress(Exception): client.delete_model_version(name, str(version))
             raise
     return version
 
