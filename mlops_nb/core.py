@@ -30,8 +30,8 @@ import yaml
 __all__ = ['ANALYSES', 'STAGES', 'EXTRA_STAGES', 'REPORTS', 'REPORT_MODULES', 'ParamError', 'knob', 'Frequency', 'TimeString',
            'DataParams', 'ScenarioParams', 'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams',
            'SplitParams', 'ModelParams', 'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams',
-           'LoopParams', 'Decision', 'apply_decisions', 'atomic_write', 'DecisionLog', 'register_report', 'Report',
-           'report_html', 'decision_html']
+           'LoopParams', 'Decision', 'apply_decisions', 'atomic_write', 'DecisionLog', 'plain', 'listing',
+           'register_report', 'Report', 'report_html', 'decision_html']
 
 # %% ../nbs/00_core.ipynb #8cbbba44
 class ParamError(ValueError):
@@ -575,6 +575,20 @@ class DecisionLog:
 
     def __len__(self): return len(self.entries())
     def __repr__(self): return f"DecisionLog({str(self.path)!r}, {len(self)} decisions)"
+
+# %% ../nbs/00_core.ipynb #912b806f
+def plain(v):
+    "A numpy scalar as its Python value (`3`, not `np.int64(3)`); anything else as it is."
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def listing(values, # the values to name (any iterable)
+            n:int=3, # how many distinct values to show
+           ) -> str:
+    "The first `n` distinct values as Python reprs, with an ellipsis when there are more."
+    try: ex = list(dict.fromkeys(plain(v) for v in values))
+    except TypeError: ex = list(dict.fromkeys(map(str, values)))  # unhashable values (lists, dicts): their text
+    return ', '.join(map(repr, ex[:n])) + (', …' if len(ex) > n else '')
 
 # %% ../nbs/00_core.ipynb #004c2d03
 REPORTS: dict[str, type] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import DataParams, LoopParams
+from .core import DataParams, LoopParams, listing, plain
 
 # %% auto #0
 __all__ = ['DataError', 'DataWarning', 'load_table', 'mostly_numeric', 'binary_target', 'validate_table', 'feature_columns',
@@ -56,18 +56,6 @@ def _rows(mask, n=3) -> str:
     return f"rows {idx}{' …' if np.asarray(mask).sum() > n else ''}"
 
 
-def _plain(v):
-    "A numpy scalar as its Python value, for messages (`3`, not `np.int64(3)`)."
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _examples(values, n:int=3) -> str:
-    "The first `n` distinct values as Python reprs (`2`, `'abc'`; never `np.int64(2)`), with an ellipsis when there are more."
-    try: ex = list(dict.fromkeys(_plain(v) for v in values))
-    except TypeError: ex = list(dict.fromkeys(map(str, values)))  # unhashable values: their text
-    return ', '.join(map(repr, ex[:n])) + (', …' if len(ex) > n else '')
-
-
 def mostly_numeric(s:pd.Series, # a column
                    share:float=0.95, # at least this share of its non-missing values must be numbers
                   ) -> pd.Series|None:
@@ -91,11 +79,11 @@ def _parse_times(t:pd.Series, col:str) -> tuple[pd.Series, list]:
         aware = v.str.strip().str.contains(r'\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$', regex=True)
     else: aware = v.map(lambda x: getattr(x, 'tzinfo', None) is not None)
     if not aware.all():
-        raise DataError(f"{col}: {int((~aware).sum()):,} timestamps have no time zone (e.g. {_plain(v[~aware].iloc[0])!r}) but "
-                        f"{int(aware.sum()):,} have one (e.g. {_plain(v[aware].iloc[0])!r}); write them all with a UTC offset, "
+        raise DataError(f"{col}: {int((~aware).sum()):,} timestamps have no time zone (e.g. {plain(v[~aware].iloc[0])!r}) but "
+                        f"{int(aware.sum()):,} have one (e.g. {plain(v[aware].iloc[0])!r}); write them all with a UTC offset, "
                         "or all without one, in data.source")
     parsed = pd.to_datetime(t, errors='coerce', format='mixed', utc=True)
-    return parsed, [f"{col}: the timestamps carry different UTC offsets (e.g. {_plain(v.iloc[0])!r} and {_plain(v.iloc[-1])!r}); read as UTC times "
+    return parsed, [f"{col}: the timestamps carry different UTC offsets (e.g. {plain(v.iloc[0])!r} and {plain(v.iloc[-1])!r}); read as UTC times "
                     "(days and hours of the split and the time features are UTC ones)"]
 
 
@@ -104,7 +92,7 @@ def binary_target(y:pd.Series, name:str='target') -> tuple[pd.Series, object]:
     if y.isna().any(): raise DataError(f"{name}: {int(y.isna().sum())} missing labels ({_rows(y.isna())})")
     vals = [v.item() if hasattr(v, 'item') else v for v in pd.unique(y)]
     if len(vals) < 2: raise DataError(f"{name}: all labels are {vals[0]!r}; a binary target needs two classes")
-    if len(vals) > 2: raise DataError(f"{name}: expected a binary target, found {len(vals)} classes ({_examples(vals, 5)})")
+    if len(vals) > 2: raise DataError(f"{name}: expected a binary target, found {len(vals)} classes ({listing(vals, 5)})")
     if set(vals) <= {0, 1} or set(vals) <= {True, False}: pos = 1
     else: pos = y.value_counts().idxmin()
     return (y == pos).astype('int64'), (pos.item() if hasattr(pos, 'item') else pos)
@@ -124,12 +112,12 @@ def validate_table(df:pd.DataFrame, data:DataParams) -> pd.DataFrame:
         parsed, more = _parse_times(t, data.time_col); notes += more
         for n in more: warnings.warn(n, DataWarning, stacklevel=2)
         bad = parsed.isna() & t.notna()
-        if bad.any(): raise DataError(f"{data.time_col}: {int(bad.sum())} timestamps do not parse ({_rows(bad)}, e.g. {_plain(t[bad].iloc[0])!r})")
+        if bad.any(): raise DataError(f"{data.time_col}: {int(bad.sum())} timestamps do not parse ({_rows(bad)}, e.g. {plain(t[bad].iloc[0])!r})")
         out[data.time_col] = parsed
     for c in feature_columns(out, data):  # numbers with a few stray words in them: numeric, the words missing, said loudly
         bad = mostly_numeric(out[c])
         if bad is None: continue
-        note = (f"{c}: {len(bad):,} of {int(out[c].notna().sum()):,} values are not numbers ({_examples(bad)}, {_rows(out[c].isin(bad))}); "
+        note = (f"{c}: {len(bad):,} of {int(out[c].notna().sum()):,} values are not numbers ({listing(bad)}, {_rows(out[c].isin(bad))}); "
                 f"read {c!r} as numeric with those values missing — fix them in data.source, or add {c!r} to data.drop")
         warnings.warn(note, DataWarning, stacklevel=2); notes.append(note)
         out[c] = pd.to_numeric(out[c].astype(object), errors='coerce')
@@ -163,12 +151,12 @@ def apply_label_patch(df:pd.DataFrame, patch:pd.DataFrame, *, id_col:str, target
     "A copy of `df` with `patch`'s labels overlaid on `target`; the given labels stay in `<target>_original`."
     if 'label' not in patch.columns: raise DataError(f"label patch: needs a 'label' column (has {list(patch.columns)})")
     rep = patch[id_col][patch[id_col].duplicated()]
-    if len(rep): raise DataError(f"label patch: {len(rep):,} ids repeat ({_examples(rep)})")
+    if len(rep): raise DataError(f"label patch: {len(rep):,} ids repeat ({listing(rep)})")
     unknown = ~patch[id_col].isin(df[id_col])
-    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data ({_examples(patch[id_col][unknown])})")
+    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data ({listing(patch[id_col][unknown])})")
     if patch['label'].isna().any(): raise DataError(f"label patch: {int(patch['label'].isna().sum())} missing labels")
     bad = patch['label'][~patch['label'].isin([0, 1])]
-    if len(bad): raise DataError(f"label patch: labels must be 0/1; {len(bad):,} are not ({_examples(bad, 5)})")
+    if len(bad): raise DataError(f"label patch: labels must be 0/1; {len(bad):,} are not ({listing(bad, 5)})")
     out = df.copy()
     if f'{target}_original' not in out: out[f'{target}_original'] = out[target]
     new = out[id_col].map(patch.set_index(id_col)['label'])

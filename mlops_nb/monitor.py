@@ -17,8 +17,7 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, DecisionLog, LoopParams, MonitorParams, Report, register_report
-from .data import _plain
+from .core import Decision, DecisionLog, LoopParams, MonitorParams, Report, plain, register_report
 from .drift import DriftReport
 from .estimate import _per_row_scores, calibrate, estimate_performance, fit_calibration
 from .prediction_log import MonitorError, PredictionLog
@@ -44,7 +43,7 @@ def _labels(labels, where:str) -> np.ndarray:
     y = pd.to_numeric(v, errors='coerce')
     bad = ((y.isna() & v.notna()) | (y.notna() & ~y.isin([0, 1]))).to_numpy()
     if bad.any(): raise MonitorError(f"{where}: labels must be 0/1 (NaN = not yet known); {int(bad.sum())} are not "
-                                     f"(first at row {int(np.flatnonzero(bad)[0])}: {_plain(v[bad].iloc[0])!r})")
+                                     f"(first at row {int(np.flatnonzero(bad)[0])}: {plain(v[bad].iloc[0])!r})")
     return y.to_numpy(dtype=float)
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .core import listing
 from .features import make_preprocessor
 
 # %% auto #0
@@ -107,7 +108,7 @@ class LoopClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X:pd.DataFrame, y, time=None):
         "Fit on features `X`, binary labels `y` (0/1) and, for recency weights, row times `time`."
         y = np.asarray(y)
-        if set(np.unique(y)) - {0, 1}: raise ValueError(f"LoopClassifier.fit: labels must be 0/1, got {np.unique(y)[:5]}")
+        if set(np.unique(y)) - {0, 1}: raise ValueError(f"LoopClassifier.fit: labels must be 0/1, got {listing(np.unique(y), 5)}")
         if len(np.unique(y)) < 2: raise ValueError("LoopClassifier.fit: the training labels have a single class")
         if not 0 < self.neg_sample_rate <= 1: raise ValueError(f"neg_sample_rate must be in (0, 1], got {self.neg_sample_rate}")
         rng = np.random.default_rng(self.random_state)
