@@ -441,14 +441,35 @@ def tracking_uri_for(project, tracking_uri=None) -> str:
     return tracking_uri or os.environ.get('MLFLOW_TRACKING_URI') or f"sqlite:///{Path(project).resolve() / 'mlflow.db'}"
 
 
+def _sqlite_file(uri:str) -> str:
+    "The database file of a `sqlite:///` URI ('' for other stores and in-memory databases)."
+    db = uri.removeprefix('sqlite:///').split('?')[0] if uri.startswith('sqlite:///') else ''
+    return '' if db == ':memory:' else db
+
+
 def store_lock(uri:str):
     "A file lock serializing the writers of the SQLite store `uri` (re-entrant; a no-op for other stores)."
     import contextlib
     from filelock import FileLock
-    db = uri.removeprefix('sqlite:///').split('?')[0] if uri.startswith('sqlite:///') else ''
-    if not db or db == ':memory:': return contextlib.nullcontext()
+    db = _sqlite_file(uri)
+    if not db: return contextlib.nullcontext()
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     return FileLock(db + '.lock', timeout=STORE_LOCK_TIMEOUT, is_singleton=True)  # one object per file: re-entrant in a process
+
+
+def _store_ready(uri:str) -> bool:
+    "Is the store at `uri` created and migrated to this MLflow's schema, so that opening it writes nothing?"
+    db = _sqlite_file(uri)
+    if not db: return not uri.startswith('sqlite')  # a server migrates its own store
+    if not Path(db).is_file(): return False
+    try:
+        import sqlite3
+        from mlflow.store.db.utils import _get_latest_schema_revision
+        con = sqlite3.connect(f'{Path(db).resolve().as_uri()}?mode=ro', uri=True, timeout=20)
+        try: rev = con.execute('select version_num from alembic_version').fetchall()
+        finally: con.close()
+        return rev == [(_get_latest_schema_revision(),)]
+    except Exception: return False  # no such table yet, a migration under way, …: open it under the lock
 
 
 def _transient(e:Exception) -> bool:
@@ -458,6 +479,7 @@ def _transient(e:Exception) -> bool:
 
 def _mlflow(project, tracking_uri=None):
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
+    import contextlib
     import logging
     import mlflow
     for name in ('alembic', 'mlflow'): logging.getLogger(name).setLevel(logging.WARNING)  # after import: mlflow sets INFO
@@ -470,7 +492,10 @@ def _mlflow(project, tracking_uri=None):
     else: os.environ['MLFLOW_TRACKING_URI'] = before
     name = Path(project).resolve().name
     try:
-        with store_lock(uri):
+        # a store that exists, migrated, with the experiment, is opened without the lock (opening it writes nothing);
+        # else under it: the first process creates and migrates the tables and the experiment, the others wait and find them
+        ready = _store_ready(uri) and mlflow.MlflowClient(uri).get_experiment_by_name(name) is not None
+        with contextlib.nullcontext() if ready else store_lock(uri):
             client = mlflow.MlflowClient(uri)
             client.search_experiments(max_results=1)  # the tracking store: tables created and migrated once, here
             client.search_registered_models(max_results=1)  # the registry store, the same
@@ -478,7 +503,7 @@ def _mlflow(project, tracking_uri=None):
                 try: client.create_experiment(name, artifact_location=(Path(project).resolve() / 'mlartifacts').as_uri())
                 except Exception as e:
                     if getattr(e, 'error_code', '') != 'RESOURCE_ALREADY_EXISTS': raise  # a store shared with other machines
-            mlflow.set_experiment(name)
+        mlflow.set_experiment(name)
     except RunError: raise
     except Exception as e:
         if type(e).__name__ == 'Timeout': raise RunError(f"MLflow store {uri}: another process held its lock for {STORE_LOCK_TIMEOUT} s") from None
