@@ -176,7 +176,7 @@ def test_serve_answers_with_the_current_champion(project, weak, strong, batch):
         status, _, body = _http(url + '/predict', {'records': [{k: v for k, v in records[0].items() if k != 'bid'}]})
         assert status == 422 and "missing feature column(s) ['bid']" in body['error']
         status, _, body = _http(url + '/predict', {'records': [dict(records[0], hour=[1, 2])]})
-        assert status == 422 and 'hour: row(s) 0 hold a list or an object' in body['error']
+        assert status == 422 and 'hour: record(s) 0 hold a list or an object' in body['error']
         status, _, body = _http(url + '/predict', {'records': [dict(records[0], bid=float('inf'))]})  # sent as Infinity
         assert status == 422 and 'bid: non-finite number(s) inf' in body['error']
         status, _, body = _http(url + '/predict', {'records': [records[0], {k: v for k, v in records[1].items() if k != 'hour'}]})
