@@ -277,7 +277,7 @@ class ScoredRows:
     model_name: str            # registered model name
     model_version: object      # its version
     run_id: str                # the run the model came from
-    features: pd.DataFrame|None = None  # the rows' input features, profiled when their logged batch closes; None = no profile
+    features: pd.DataFrame|dict|None = None  # the rows' input features (a frame or a dict of columns), profiled when their batch closes; None = no profile
     id_col: str|None = None    # column of row ids; None = '<batch_id>:<row>'
     time_col: str|None = None  # column of row times
     unseen: dict = field(default_factory=dict)  # per column, values never seen in training (scored as missing)
@@ -287,14 +287,28 @@ class ScoredRows:
 class _Open:
     "The logged batch a LogWriter appends to: its id, model, rows so far, time range, unseen counts, rows to profile."
     bid: int; key: tuple; started: float; n: int = 0; tmin: str|None = None; tmax: str|None = None
-    unseen: dict = field(default_factory=dict); features: list = field(default_factory=list); scores: list = field(default_factory=list)
+    unseen: dict = field(default_factory=dict); features: dict|None = field(default_factory=dict); scores: list = field(default_factory=list)
 
-    def copy(self): return _Open(self.bid, self.key, self.started, self.n, self.tmin, self.tmax, dict(self.unseen), list(self.features), list(self.scores))
+    def mark(self) -> tuple:
+        "What `undo` needs to forget the rows added after now (a commit that failed)."
+        return (self.n, self.tmin, self.tmax, dict(self.unseen), len(self.scores),
+                None if self.features is None else {c: len(v) for c, v in self.features.items()})
+
+    def undo(self, mark:tuple):
+        self.n, self.tmin, self.tmax, self.unseen, k, lens = mark
+        del self.scores[k:]
+        self.features = None if lens is None else {c: self.features[c][:m] for c, m in lens.items()} if self.features is not None else None
+
+    def add(self, features, scores:list):
+        "Keep rows' features (a frame or a dict of columns; None: this batch gets no profile) and scores for the profile."
+        self.scores.extend(scores)
+        if features is None or self.features is None or (self.n and set(features) != set(self.features)): self.features = None; return
+        for c in features: self.features.setdefault(c, []).extend(features[c].tolist() if hasattr(features[c], 'tolist') else features[c])
 
     def profile(self) -> str|None:
         "The JSON profile of the batch's rows (None if some rows came without features)."
-        if not self.features or any(f is None for f in self.features): return None
-        try: return Profile.from_frame(pd.concat(self.features, ignore_index=True), score=np.concatenate(self.scores)).to_json()
+        if not self.features: return None
+        try: return Profile.from_frame(pd.DataFrame(self.features), score=np.asarray(self.scores, dtype=float)).to_json()
         except Exception:  # a profile is not worth losing acknowledged rows for: the batch is kept without one
             import logging; logging.getLogger(__name__).exception('prediction log: batch %s kept without a profile', self.bid)
             return None
@@ -357,7 +371,18 @@ def _commit(self, con, items:list, final:bool=False):
     for rows, fut in items:
         try: good.append((rows, fut, _checked(rows.frame, rows.id_col, rows.time_col, where='log')))
         except MonitorError as e: fut.set_exception(e)
-    op, touched, closing, done, now = self._open.copy() if self._open else None, [], [], [], time.monotonic()
+    op, touched, closing, done, now = self._open, [], [], [], time.monotonic()
+    mark = op.mark() if op is not None else None
+    try: self._write(con, good, op, touched, closing, done, now, final)
+    except BaseException:
+        if self._open is not None: self._open.undo(mark)  # rolled back: the open batch is as it was before
+        raise
+    self.commits += 1
+    for fut, bid in done: fut.set_result(bid)
+
+
+def _write(self, con, good, op, touched, closing, done, now, final):
+    "The transaction of `_commit`."
     with con:
         for rows, fut, (ids, times, score, pred) in good:
             key = (str(rows.model_name), str(rows.model_version), str(rows.run_id))
@@ -371,14 +396,13 @@ def _commit(self, con, items:list, final:bool=False):
             known = [t for t in times if t is not None]
             if known: op.tmin, op.tmax = min(known + [op.tmin or known[0]]), max(known + [op.tmax or known[0]])
             for c, k in rows.unseen.items(): op.unseen[c] = op.unseen.get(c, 0) + int(k)
-            op.n += len(score); op.features.append(rows.features); op.scores.append(np.asarray(score))
+            op.add(rows.features, score); op.n += len(score)
             if op not in touched: touched.append(op)
             done.append((fut, op.bid))
         if op is not None and (final or op.n >= self.batch_rows or now - op.started >= self.batch_seconds): closing.append(op); op = None
         for o in dict.fromkeys(touched + closing):
             con.execute('UPDATE batches SET n_rows = ?, time_min = ?, time_max = ?, unseen = ?, profile = ? WHERE batch_id = ?',
                         (o.n, o.tmin, o.tmax, _unseen_json(o.unseen), o.profile() if o in closing else None, o.bid))
-    self._open, self.commits = op, self.commits + 1
-    for fut, bid in done: fut.set_result(bid)
+    self._open = op
 
-LogWriter._commit = _commit
+LogWriter._commit, LogWriter._write = _commit, _write

@@ -7,6 +7,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/serve.html.md"""
 # %% ../nbs/55_serve.ipynb #0f9d8d04
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import queue
@@ -149,9 +150,19 @@ class Deployed:
         "Scores and 0/1 predictions of the checked rows, with the id and time columns and the answering version."
         return self._predict_checked(self.check_input(df, unknown=unknown))
 
-    def _predict_checked(self, x:pd.DataFrame) -> pd.DataFrame:
+    def _scores(self, x, fast:bool=False) -> np.ndarray:
+        "Positive-class scores of checked rows (a frame, or a dict of columns); `fast`: through `_fast_scorer` when it matched the model."
+        if fast and '_fast' not in self.__dict__: self.__dict__['_fast'] = _fast_scorer(self.model, self.features)
+        f = self.__dict__.get('_fast') if fast and len(x[self.features[0]]) <= 4096 else None
+        if f is not None:
+            try: return f(x)
+            except Exception: logging.getLogger(__name__).warning('serve: fast scoring failed, using the pipeline', exc_info=True)
+        if isinstance(x, dict): x = pd.DataFrame({c: x[c] for c in self.features})
+        return self.model.predict_proba(x[self.features])[:, 1]
+
+    def _predict_checked(self, x:pd.DataFrame, fast:bool=False) -> pd.DataFrame:
         "`predict` of rows that `check_input` returned (checked once, not twice)."
-        s = self.model.predict_proba(x[self.features])[:, 1]
+        s = self._scores(x, fast)
         d = self.params.data
         keep = [c for c in (d.id_col, d.time_col) if c and c in x.columns]
         out = x[keep].copy()
@@ -300,9 +311,103 @@ def score(project, # the loop project folder
     out.attrs['unseen'] = checked.attrs['unseen']
     return out
 
+# %% ../nbs/55_serve.ipynb #c5e1a009
+def _branch_tables(trans, cols:list, cats:list) -> list|None:
+    "Per column, a dict from its text value to the fitted branch's output block (key None: an unseen value)."
+    enc = next((s for _, s in getattr(trans, 'steps', [(None, trans)])[::-1] if hasattr(s, 'categories_')), None)
+    widths = list(getattr(enc, '_n_features_outs', [1] * len(cols)))  # one-hot: a block of columns per input column
+    base, out, start = {c: [v[0]] for c, v in zip(cols, cats)}, [], 0
+    for j, c in enumerate(cols):
+        vals = list(cats[j]) + ['\x00unseen\x00']
+        y = np.asarray(trans.transform(pd.DataFrame({k: vals if k == c else v * len(vals) for k, v in base.items()}, columns=cols)), dtype=float)
+        if y.shape[1] != sum(widths): return None
+        block = y[:, start:start + widths[j]]; start += widths[j]
+        out.append({**{str(v): block[i] for i, v in enumerate(cats[j])}, None: block[-1]})
+    return out
+
+
+def _hgb_proba(est):
+    "The positive-class probability of a fitted HistGradientBoostingClassifier on a float array, without its per-call checks."
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    pre, cats, cat_cols, num_cols = est._preprocessor, [], [], None
+    if pre is not None:
+        (_, enc, ci), (_, _, ni) = pre.transformers_[:2]
+        cat_cols, num_cols = np.flatnonzero(ci) if np.asarray(ci).dtype == bool else np.asarray(ci), np.flatnonzero(ni) if np.asarray(ni).dtype == bool else np.asarray(ni)
+        cats = [np.asarray(c, dtype=float) for c in enc.categories_]
+    bitsets, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+    threads = _openmp_effective_n_threads()
+
+    def proba(X:np.ndarray) -> np.ndarray:
+        if pre is not None:
+            cols = []
+            for j, c in zip(cat_cols, cats):
+                i = np.clip(np.searchsorted(c, X[:, j]), 0, len(c) - 1)
+                cols.append(np.where(c[i] == X[:, j], i, np.nan))
+            X = np.column_stack(cols + [X[:, num_cols]])
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        raw = np.zeros((len(X), est.n_trees_per_iteration_), dtype=est._baseline_prediction.dtype, order='F') + est._baseline_prediction
+        for trees in est._predictors:
+            for k, tree in enumerate(trees): raw[:, k] += tree.predict(X, known_cat_bitsets=bitsets, f_idx_map=f_idx_map, n_threads=threads)
+        return est._loss.predict_proba(raw)[:, 1]
+    return proba
+
+# %% ../nbs/55_serve.ipynb #c5e1a010
+def _fast_scorer(model, features:list, n_check:int=300):
+    "rows (a frame or a dict of columns) → positive-class scores equal to `model.predict_proba` (checked on made-up rows) without its per-call overheads, or None."
+    from sklearn.pipeline import Pipeline
+    from mlops_nb.features import _as_str, _to_float
+    pipe = getattr(model, 'pipeline_', None)
+    try:
+        (_, ct), (_, est) = pipe.steps
+        if ct.remainder != 'drop' or getattr(ct, 'sparse_output_', False): return None
+        parts = []
+        for name, trans, cols in ct.transformers_:
+            if trans == 'drop' or name == 'remainder' or not len(cols): continue
+            steps = [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans]
+            enc = next((s for s in steps if hasattr(s, 'categories_')), None)
+            if getattr(steps[0], 'func', None) is _as_str and enc is not None:
+                parts.append(('cat', list(cols), _branch_tables(trans, list(cols), [list(c) for c in enc.categories_])))
+            elif getattr(steps[0], 'func', None) is _to_float: parts.append(('num', list(cols), steps[1:]))
+            else: return None  # time parts and anything else: the pipeline itself
+        if any(t is None for k, _, t in parts if k == 'cat'): return None
+        head = _hgb_proba(est) if hasattr(est, '_predictors') else (lambda X: est.predict_proba(X)[:, 1])
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError): return None
+    w = float(getattr(model, 'neg_sample_rate', 1.0))
+
+    def scores(x:pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for kind, cols, how in parts:
+            if kind == 'cat':
+                for c, table in zip(cols, how):
+                    v, unseen = np.asarray(x[c], dtype=object), table[None]
+                    blocks.append(np.stack([table.get('__missing__' if m else str(e), unseen) for e, m in zip(v, pd.isna(v))]))
+            else:
+                a = np.column_stack([np.asarray(x[c], dtype=float) for c in cols])
+                for s in how: a = s.transform(a)
+                blocks.append(np.asarray(a, dtype=float))
+        p = head(np.hstack(blocks))
+        return p / (p + (1 - p) / w) if w < 1 else p
+    return scores if _same_scores(scores, model, parts, n_check) else None
+
+
+def _same_scores(scores, model, parts, n:int) -> bool:
+    "True when `scores` equals `model.predict_proba` on `n` made-up rows (known, unseen and missing values)."
+    rng, x = np.random.default_rng(0), {}
+    for kind, cols, how in parts:
+        for j, c in enumerate(cols):
+            if kind == 'cat':
+                known = [k for k in how[j] if k is not None and k != '__missing__']
+                x[c] = pd.Series(rng.choice(known + ['\x00new\x00', None], n), dtype=object)
+            else: x[c] = np.where(rng.random(n) < 0.1, np.nan, rng.normal(0, 1, n) * 10.0 ** rng.integers(-2, 4, n))
+    x = pd.DataFrame(x)
+    try:
+        want = model.predict_proba(x)[:, 1]
+        return all(np.allclose(scores(v), want, rtol=0, atol=1e-9) for v in (x, {c: x[c].tolist() for c in x.columns}))
+    except Exception: return False
+
 # %% ../nbs/55_serve.ipynb #52ce98e0
 class LiveModel:
-    "The version an alias points to, re-resolved in the background every `refresh` seconds (0: on every call); each version loaded once."
+    "The version an alias points to, re-resolved by a background thread every `refresh` seconds (0: on every call); each version loaded once."
     def __init__(self,
                  project, # the loop project folder
                  alias:str='champion', # registry alias to follow
@@ -311,20 +416,26 @@ class LiveModel:
                 ):
         self.project, self.alias, self.refresh = Path(project).resolve(), alias, refresh
         self.client, self.name = registry_client(project, tracking_uri), model_name(project)
-        self._lock, self._checked, self._dep, self._loaded, self._busy = threading.Lock(), -float('inf'), None, {}, False
+        self._lock, self._dep, self._loaded, self._busy = threading.Lock(), None, {}, False
 
     def _resolve(self):
         "Look the alias up now; load its version if new (None: the alias points nowhere)."
         v = _alias(self.client, self.name, self.alias)
-        if v is not None and v not in self._loaded: self._loaded[v] = _load_version(self.project, self.name, v, self.client)
+        if v is not None and v not in self._loaded:
+            dep = _load_version(self.project, self.name, v, self.client)
+            dep.__dict__['_fast'] = _fast_scorer(dep.model, dep.features)  # built (and checked) here, not on the request path
+            self._loaded[v] = dep
         return None if v is None else self._loaded[v]
 
-    def _background(self):
-        try:
-            with self._lock: self._dep = self._resolve()
-        except Exception:  # the registry is busy or unreachable for a moment: keep answering with the version we have
-            logging.getLogger(__name__).warning('serve: could not re-resolve %r (keeping v%s)', self.alias, getattr(self._dep, 'version', None), exc_info=True)
-        finally: self._checked, self._busy = time.monotonic(), False
+    def _watch(self):
+        "Re-resolve the alias every `refresh` seconds, for as long as the process lives."
+        while True:
+            time.sleep(self.refresh)
+            try:
+                with self._lock: self._dep = self._resolve()
+            except Exception:  # the registry is busy or unreachable for a moment: keep answering with the version we have
+                logging.getLogger(__name__).warning('serve: could not re-resolve %r (keeping v%s)', self.alias,
+                                                    getattr(self._dep, 'version', None), exc_info=True)
 
     def current(self) -> Deployed:
         "The deployed version now (DeployError if the alias points nowhere); the request path never waits for the registry once loaded."
@@ -334,11 +445,11 @@ class LiveModel:
                 try: self._dep = self._resolve()
                 except Exception:
                     if self._dep is None: raise
-                dep, self._checked = self._dep, time.monotonic()
+                dep = self._dep
             if dep is None: raise DeployError(f"model {self.name!r} has no {self.alias!r} version")
-        elif time.monotonic() - self._checked >= self.refresh and not self._busy:
+        if self.refresh > 0 and not self._busy:
             self._busy = True
-            threading.Thread(target=self._background, name='mlops-nb-alias', daemon=True).start()
+            threading.Thread(target=self._watch, name='mlops-nb-alias', daemon=True).start()
         return dep
 
 # %% ../nbs/55_serve.ipynb #c5e1a003
@@ -422,6 +533,59 @@ class Batcher:
                     if not r.future.done(): r.future.set_result(_Answer(status=500, error=f"internal error while scoring ({type(e).__name__}); logged by the server"))
             self.batches += 1
 
+# %% ../nbs/55_serve.ipynb #c5e1a012
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _record_plan(dep) -> list|None:
+    "How `_fast_columns` accepts each feature: ('num'|'closed'|'open', column, known values); None if some feature needs `check_input`."
+    if '_plan' not in dep.__dict__:
+        closed, plan = dep.closed_categories(), []
+        for c in dep.features:
+            kind = dep._kind(c)
+            if kind == 'numeric': plan.append(('num', c, None))
+            elif kind == 'categorical': plan.append(('closed', c, closed[c]) if c in closed else ('open', c, None))
+            else: plan = None; break  # times, booleans, unknown kinds: the full checks
+        dep.__dict__['_plan'] = plan
+    return dep.__dict__['_plan']
+
+
+def _iso_time(v) -> bool:
+    "True for text that is an ISO time (which the prediction log reads as `check_input` does)."
+    try: _dt.datetime.fromisoformat(v); return True
+    except (TypeError, ValueError): return False
+
+
+def _fast_columns(dep, records:list, keys:list) -> dict|None:
+    "The feature, id and time columns of records whose every value plainly fits (None: some value needs `check_input`)."
+    plan, d = _record_plan(dep), dep.params.data
+    if plan is None: return None
+    cols = {c: [] for _, c, _ in plan}
+    idc, tc = (d.id_col if d.id_col in keys else None), (d.time_col if d.time_col in keys and d.time_col not in cols else None)
+    ids, times, rest = [], [], [k for k in keys if k not in cols and k not in (idc, tc)]
+    for r in records:
+        for kind, c, known in plan:
+            v = r[c]; t = type(v)
+            if v is None: pass
+            elif kind == 'num':
+                if t is float:
+                    if v - v != 0 and v == v: return None  # ±inf (NaN is a missing value)
+                elif t is not int or not -1e308 < v < 1e308: return None
+            elif t is not str or (known is not None and v not in known): return None
+            cols[c].append(v)
+        if idc:
+            v = r[idc]
+            if type(v) not in (str, int): return None
+            ids.append(v)
+        if tc:
+            v = r[tc]
+            if v is not None and not (type(v) is str and _iso_time(v)): return None
+            times.append(v)
+        if any(type(r[k]) not in _SCALARS for k in rest): return None
+    if idc: cols[idc] = ids
+    if tc: cols[tc] = times
+    return cols
+
 # %% ../nbs/55_serve.ipynb #c5e1a005
 def _checked_parts(self, dep, reqs:list):
     "The checked rows of the requests that fit (one check for all; each alone when one fails), their requests and unseen counts."
@@ -440,41 +604,49 @@ def _checked_parts(self, dep, reqs:list):
 
 
 def _score(self, reqs:list):
-    "Check, score, log and answer one batch of requests."
+    "Check, score, log and answer one batch of requests (requests with and without id / time columns logged apart)."
     try: dep = self.live.current()
     except DeployError as e:
         for r in reqs: r.future.set_result(_Answer(status=503, error=str(e)))
         return
-    good = []
+    d, groups = dep.params.data, {}
     for r in reqs:
         msg = _keys_problem(r.records, dep)
         if msg: r.future.set_result(_Answer(dep, status=422, error=msg))
-        else: good.append(r)
-    if not good: return
-    checked, good, unseen = self._checked_parts(dep, good)
-    if not good: return
-    out = dep._predict_checked(checked)
+        else: groups.setdefault((d.id_col in r.records[0], d.time_col in r.records[0]), []).append(r)
+    for group in groups.values(): self._score_group(dep, group)
+
+
+def _score_group(self, dep, reqs:list):
+    "Score requests whose records have the same id / time columns: the plain ones directly, the others through `check_input`."
     d = dep.params.data
-    keys = [c for c in (d.id_col, d.time_col) if c]
-    s, p, answers, at = out['score'].tolist(), out['prediction'].tolist(), [], 0
-    for r in good:
-        answers.append([{**{k: x[k] for k in keys if k in x}, 'score': s[at + i], 'prediction': p[at + i]} for i, x in enumerate(r.records)])
+    keys = list(dict.fromkeys(k for r in reqs for k in r.records[0]))
+    cols, unseen = _fast_columns(dep, [x for r in reqs for x in r.records], keys), {}
+    if cols is None:
+        checked, reqs, unseen = self._checked_parts(dep, reqs)
+        if not reqs: return
+        cols = {c: checked[c].tolist() for c in dict.fromkeys(dep.features + [c for c in (d.id_col, d.time_col) if c in checked.columns])}
+    s = dep._scores(cols, fast=True)
+    p = (s >= dep.threshold).astype('int64')
+    idc, tc = (c if c in cols else None for c in (d.id_col, d.time_col))
+    answers, at, sl, pl = [], 0, s.tolist(), p.tolist()
+    for r in reqs:
+        answers.append([{**{k: x[k] for k in (idc, tc) if k}, 'score': sl[at + i], 'prediction': pl[at + i]} for i, x in enumerate(r.records)])
         at += len(r.records)
     if self.log is None:
-        for r, a in zip(good, answers): r.future.set_result(_Answer(dep, a))
+        for r, a in zip(reqs, answers): r.future.set_result(_Answer(dep, a))
         return
     from mlops_nb.prediction_log import ScoredRows
     def done(f):  # in the writer's thread, after the commit: only now are the requests answered
         e = f.exception()
-        for r, a in zip(good, answers):
-            r.future.set_result(_Answer(dep, a, f.result()) if e is None else
-                                _Answer(dep, status=503, error=f"not answered: {e}"))
-    rows = ScoredRows(out.drop(columns='model_version'), dep.name, dep.version, dep.run_id, features=checked[dep.features],
-                      id_col=d.id_col if d.id_col in out.columns else None, time_col=d.time_col if d.time_col in out.columns else None,
-                      unseen=unseen)
+        for r, a in zip(reqs, answers):
+            r.future.set_result(_Answer(dep, a, f.result()) if e is None else _Answer(dep, status=503, error=f"not answered: {e}"))
+    frame = pd.DataFrame({'score': s, 'prediction': p, **{k: cols[k] for k in (idc, tc) if k}})
+    rows = ScoredRows(frame, dep.name, dep.version, dep.run_id, features={c: cols[c] for c in dep.features},
+                      id_col=idc, time_col=tc, unseen=unseen)
     self.log.submit(rows).add_done_callback(done)
 
-Batcher._checked_parts, Batcher._score = _checked_parts, _score
+Batcher._checked_parts, Batcher._score, Batcher._score_group = _checked_parts, _score, _score_group
 
 # %% ../nbs/55_serve.ipynb #c5e1a006
 def _json(content, status:int=200, headers:dict|None=None):

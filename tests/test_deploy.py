@@ -165,7 +165,10 @@ def test_serve_answers_with_the_current_champion(project, weak, strong, batch):
         assert [p['impression_id'] for p in body['predictions']] == batch.impression_id.head(5).tolist()
         r = promote(project, strong)  # while the server runs
         assert r.passed
-        time.sleep(1.2)  # the server re-resolves the alias at most every second
+        deadline = time.monotonic() + 60  # the server re-resolves the alias every second, in the background
+        while _http(url + '/health')[2]['model_version'] != r.challenger_version:
+            assert time.monotonic() < deadline, 'the server did not follow the promotion in 60 s'
+            time.sleep(0.2)
         status, headers, body = _http(url + '/predict', {'records': records})
         assert status == 200 and body['model_version'] == r.challenger_version and body['run_id'] == strong.id
         assert headers['x-model-version'] == str(r.challenger_version)
