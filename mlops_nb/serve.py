@@ -709,6 +709,8 @@ def make_app(project, # the loop project folder
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        try: await asyncio.to_thread(live.current)  # load the version (and check its fast scorer) before the first request
+        except DeployError: pass  # nothing deployed yet: /health says so, /predict answers 503
         yield
         batcher.close()  # answers what is waiting, then the writer commits it and closes the open batch with its profile
         if writer is not None: writer.close()
