@@ -480,9 +480,29 @@ def _keys_problem(records:list, dep:Deployed) -> str|None:
 
 
 class _Request:
-    "One request's records, when it came and the future its answer goes to."
-    __slots__ = ('records', 'at', 'future')
-    def __init__(self, records): self.records, self.at, self.future = records, time.monotonic(), Future()
+    "One request's records, when it came and the future its answer goes to (an asyncio one when `loop` is given)."
+    __slots__ = ('records', 'at', 'future', 'loop', 'settled')
+    def __init__(self, records, loop=None):
+        self.records, self.at, self.loop, self.settled = records, time.monotonic(), loop, False
+        self.future = loop.create_future() if loop is not None else Future()
+
+
+def _set_all(pairs):
+    for fut, a in pairs:
+        if not fut.done(): fut.set_result(a)  # a client that went away cancelled its future
+
+
+def _settle(pairs:list):
+    "Answer requests: `(request, _Answer)` pairs; one wake-up per event loop, not one per request."
+    loops = {}
+    for r, a in pairs:
+        if r.settled: continue
+        r.settled = True
+        if r.loop is None: r.future.set_result(a)
+        else: loops.setdefault(r.loop, []).append((r.future, a))
+    for loop, items in loops.items():
+        try: loop.call_soon_threadsafe(_set_all, items)
+        except RuntimeError: pass  # the loop is closed: nobody waits for these answers any more
 
 # %% ../nbs/55_serve.ipynb #c5e1a004
 _STOP = object()
@@ -499,9 +519,9 @@ class Batcher:
         self.live, self.log, self.unknown, self.wait, self.max_rows = live, log, unknown, wait_ms / 1000, max_rows
         self.batches, self._q, self._thread, self._lock = 0, queue.SimpleQueue(), None, threading.Lock()
 
-    def submit(self, records:list) -> Future:
-        "Queue one request's records; the future's result is its `_Answer`."
-        r = _Request(records)
+    def submit(self, records:list, loop=None):
+        "Queue one request's records; the future's result is its `_Answer` (an asyncio future of `loop`, if given)."
+        r = _Request(records, loop)
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name='mlops-nb-batcher', daemon=True); self._thread.start()
@@ -529,8 +549,7 @@ class Batcher:
             try: self._score(reqs)
             except Exception as e:  # a bug, not the client's input: every request of the batch is a 500, logged once
                 logging.getLogger(__name__).exception('serve: scoring a batch of %d requests failed', len(reqs))
-                for r in reqs:
-                    if not r.future.done(): r.future.set_result(_Answer(status=500, error=f"internal error while scoring ({type(e).__name__}); logged by the server"))
+                _settle([(r, _Answer(status=500, error=f"internal error while scoring ({type(e).__name__}); logged by the server")) for r in reqs])
             self.batches += 1
 
 # %% ../nbs/55_serve.ipynb #c5e1a012
@@ -597,7 +616,7 @@ def _checked_parts(self, dep, reqs:list):
     parts, ok, unseen = [], [], {}
     for r in reqs:
         try: c = dep.check_input(pd.DataFrame.from_records(r.records), unknown=self.unknown, unit='record')
-        except InputError as e: r.future.set_result(_Answer(dep, status=422, error=str(e))); continue
+        except InputError as e: _settle([(r, _Answer(dep, status=422, error=str(e)))]); continue
         parts.append(c); ok.append(r)
         for k, v in c.attrs['unseen'].items(): unseen[k] = unseen.get(k, 0) + v
     return (pd.concat(parts, ignore_index=True) if parts else None), ok, unseen
@@ -607,12 +626,12 @@ def _score(self, reqs:list):
     "Check, score, log and answer one batch of requests (requests with and without id / time columns logged apart)."
     try: dep = self.live.current()
     except DeployError as e:
-        for r in reqs: r.future.set_result(_Answer(status=503, error=str(e)))
+        _settle([(r, _Answer(status=503, error=str(e))) for r in reqs])
         return
     d, groups = dep.params.data, {}
     for r in reqs:
         msg = _keys_problem(r.records, dep)
-        if msg: r.future.set_result(_Answer(dep, status=422, error=msg))
+        if msg: _settle([(r, _Answer(dep, status=422, error=msg))])
         else: groups.setdefault((d.id_col in r.records[0], d.time_col in r.records[0]), []).append(r)
     for group in groups.values(): self._score_group(dep, group)
 
@@ -634,13 +653,13 @@ def _score_group(self, dep, reqs:list):
         answers.append([{**{k: x[k] for k in (idc, tc) if k}, 'score': sl[at + i], 'prediction': pl[at + i]} for i, x in enumerate(r.records)])
         at += len(r.records)
     if self.log is None:
-        for r, a in zip(reqs, answers): r.future.set_result(_Answer(dep, a))
+        _settle([(r, _Answer(dep, a)) for r, a in zip(reqs, answers)])
         return
     from mlops_nb.prediction_log import ScoredRows
     def done(f):  # in the writer's thread, after the commit: only now are the requests answered
         e = f.exception()
-        for r, a in zip(reqs, answers):
-            r.future.set_result(_Answer(dep, a, f.result()) if e is None else _Answer(dep, status=503, error=f"not answered: {e}"))
+        _settle([(r, _Answer(dep, a, f.result()) if e is None else _Answer(dep, status=503, error=f"not answered: {e}"))
+                 for r, a in zip(reqs, answers)])
     frame = pd.DataFrame({'score': s, 'prediction': p, **{k: cols[k] for k in (idc, tc) if k}})
     rows = ScoredRows(frame, dep.name, dep.version, dep.run_id, features={c: cols[c] for c in dep.features},
                       id_col=idc, time_col=tc, unseen=unseen)
@@ -737,7 +756,7 @@ def make_app(project, # the loop project folder
         records = data.get('records') if isinstance(data, dict) else data
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             return _json({'error': 'expected {"records": [{"column": value, ...}, ...]} with at least one record'}, 400)
-        a = await asyncio.wrap_future(batcher.submit(records))
+        a = await batcher.submit(records, asyncio.get_running_loop())
         if a.status != 200: return _json({'error': a.error, **(who(a.dep) if a.dep else {})}, a.status, headers=version(a.dep) if a.dep else None)
         return _json({**who(a.dep), 'batch_id': a.batch_id, 'predictions': a.predictions}, headers=version(a.dep))
 
