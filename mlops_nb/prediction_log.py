@@ -35,14 +35,15 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id INTEGER PRIMARY KEY AUTOINCREMENT, logged_at TEXT NOT NULL, model_name TEXT, model_version TEXT,
     run_id TEXT, n_rows INTEGER NOT NULL, time_min TEXT, time_max TEXT, profile TEXT, monitoring TEXT, monitored_at TEXT,
-    unseen TEXT);
+    unseen TEXT, closed_at TEXT);
 CREATE TABLE IF NOT EXISTS predictions (
     batch_id INTEGER NOT NULL REFERENCES batches(batch_id), row_id TEXT NOT NULL, time TEXT,
     score REAL NOT NULL, prediction INTEGER NOT NULL, label INTEGER, label_at TEXT);
 CREATE INDEX IF NOT EXISTS predictions_batch ON predictions(batch_id);
 CREATE INDEX IF NOT EXISTS predictions_row ON predictions(row_id);
 """
-_ADDED = {'unseen': 'TEXT'}  # columns of `batches` newer than the first logs: added when an older log is opened
+# columns of `batches` newer than the first logs: added when an older log is opened, with the value old batches get
+_ADDED = {'unseen': ('TEXT', None), 'closed_at': ('TEXT', 'logged_at')}
 
 
 def _prepare(con:sqlite3.Connection):
@@ -51,9 +52,12 @@ def _prepare(con:sqlite3.Connection):
     except sqlite3.OperationalError: pass  # another connection is mid-transaction: the next open switches it
     con.executescript(_SCHEMA)
     have = {r[1] for r in con.execute('PRAGMA table_info(batches)')}
-    for col, typ in _ADDED.items():
+    for col, (typ, old) in _ADDED.items():
         if col in have: continue
-        try: con.execute(f'ALTER TABLE batches ADD COLUMN {col} {typ}')
+        try:
+            with con:
+                con.execute(f'ALTER TABLE batches ADD COLUMN {col} {typ}')
+                if old: con.execute(f'UPDATE batches SET {col} = {old}')
         except sqlite3.OperationalError as e:
             if 'duplicate column' not in str(e): raise  # another process migrated it first
 
@@ -156,10 +160,11 @@ class PredictionLog:
         con = self._connect(write=True)
         try:
             with con:  # one transaction: the batch and its rows, or nothing
-                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows, time_min, time_max, profile, unseen) '
-                                  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                                  (_now(), str(model_name), str(model_version), str(run_id), len(frame), min(known, default=None),
-                                   max(known, default=None), profile.to_json() if profile is not None else None, _unseen_json(unseen)))
+                now = _now()
+                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows, time_min, time_max, profile, unseen, closed_at) '
+                                  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                                  (now, str(model_name), str(model_version), str(run_id), len(frame), min(known, default=None),
+                                   max(known, default=None), profile.to_json() if profile is not None else None, _unseen_json(unseen), now))
                 bid = cur.lastrowid
                 if ids is None: ids = [f'{bid}:{i}' for i in range(len(frame))]
                 con.executemany('INSERT INTO predictions (batch_id, row_id, time, score, prediction) VALUES (?, ?, ?, ?, ?)',
@@ -206,10 +211,10 @@ class PredictionLog:
         return int(n)
 
     def batches(self) -> pd.DataFrame:
-        "One row per logged batch (newest last): ids, model, run, rows, time range, labelled rows, last monitored, unseen categories."
+        "One row per logged batch (newest last): ids, model, run, rows, time range, labelled rows, last monitored, unseen categories, closed."
         b = self._read('SELECT b.batch_id, b.logged_at, b.model_name, b.model_version, b.run_id, b.n_rows, b.time_min, b.time_max, '
-                       '(SELECT COUNT(label) FROM predictions p WHERE p.batch_id = b.batch_id) AS n_labelled, b.monitored_at, b.unseen '
-                       'FROM batches b ORDER BY b.batch_id')
+                       '(SELECT COUNT(label) FROM predictions p WHERE p.batch_id = b.batch_id) AS n_labelled, b.monitored_at, b.unseen, '
+                       'b.closed_at FROM batches b ORDER BY b.batch_id')
         b['unseen'] = [json.loads(u) if isinstance(u, str) else {} for u in b['unseen']]
         return b
 
@@ -401,8 +406,8 @@ def _write(self, con, good, op, touched, closing, done, now, final):
             done.append((fut, op.bid))
         if op is not None and (final or op.n >= self.batch_rows or now - op.started >= self.batch_seconds): closing.append(op); op = None
         for o in dict.fromkeys(touched + closing):
-            con.execute('UPDATE batches SET n_rows = ?, time_min = ?, time_max = ?, unseen = ?, profile = ? WHERE batch_id = ?',
-                        (o.n, o.tmin, o.tmax, _unseen_json(o.unseen), o.profile() if o in closing else None, o.bid))
+            con.execute('UPDATE batches SET n_rows = ?, time_min = ?, time_max = ?, unseen = ?, profile = ?, closed_at = ? WHERE batch_id = ?',
+                        (o.n, o.tmin, o.tmax, _unseen_json(o.unseen), *((o.profile(), _now()) if o in closing else (None, None)), o.bid))
     self._open = op
 
 LogWriter._commit, LogWriter._write = _commit, _write
