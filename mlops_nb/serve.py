@@ -741,7 +741,7 @@ def make_app(project, # the loop project folder
 
     @_guarded
     async def health(request):
-        try: dep = live.current()
+        try: dep = await asyncio.to_thread(live.current)  # off the event loop: it may ask the registry
         except DeployError as e: return _json({'status': 'no model', 'error': str(e)}, 503)
         return _json({'status': 'ok', **who(dep)}, headers=version(dep))
 
