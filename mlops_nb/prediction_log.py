@@ -67,14 +67,33 @@ def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec=
 
 def _ids(values) -> list[str]:
     "Row ids as text: integers (also integral floats) without a decimal point, everything else as str."
+    v = values.tolist() if hasattr(values, 'tolist') else list(values)
+    if all(type(x) is int or type(x) is str for x in v): return [str(x) for x in v]  # what a server logs: no pandas needed
     a = pd.Series(values)
     if pd.api.types.is_float_dtype(a) and a.notna().all() and (a % 1 == 0).all(): a = a.astype('int64')
     if a.isna().any(): raise MonitorError(f"{int(a.isna().sum())} row ids are missing (NaN/None)")
     return a.astype(str).tolist()
 
 
+def _iso_times(values) -> list|None:
+    "`_times` of ISO text (and None) in this century or the next, without pandas; None when some value is anything else."
+    out, whole = [], True
+    for x in values:
+        if x is None: out.append(None); continue
+        if type(x) is not str: return None
+        try: t = _dt.datetime.fromisoformat(x)
+        except ValueError: return None
+        if t.tzinfo is not None: t = t.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        if not 1900 <= t.year < 2200: return None
+        whole = whole and t.microsecond == 0
+        out.append(t)
+    return [t and t.isoformat(timespec='seconds' if whole else 'microseconds') for t in out]
+
+
 def _times(values, where:str) -> list:
     "Times as ISO text (UTC, naive), None where missing; `where` names the column in errors."
+    fast = _iso_times(values.tolist() if hasattr(values, 'tolist') else list(values))
+    if fast is not None: return fast
     v = pd.Series(values)
     try: t = pd.to_datetime(v, utc=True, errors='coerce', format='mixed').dt.tz_localize(None)  # aware → UTC, naive kept
     except (TypeError, ValueError, OverflowError) as e: raise MonitorError(f"{where}: not times ({e})") from None

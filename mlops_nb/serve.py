@@ -571,7 +571,7 @@ def _record_plan(dep) -> list|None:
 
 def _iso_time(v) -> bool:
     "True for text that is an ISO time (which the prediction log reads as `check_input` does)."
-    try: _dt.datetime.fromisoformat(v); return True
+    try: return 1900 <= _dt.datetime.fromisoformat(v).year < 2200
     except (TypeError, ValueError): return False
 
 
