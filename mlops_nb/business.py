@@ -14,7 +14,7 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, register_report, report_html
+from .core import Decision, Report, listing, register_report, report_html
 
 # %% auto #0
 __all__ = ['KPI_COLUMNS', 'KPI_METRICS', 'BusinessError', 'BusinessReport', 'analyze_business', 'plot_business',
@@ -45,7 +45,7 @@ def _flag(s:pd.Series, name:str, allow_na:bool=False) -> pd.Series:
         raise BusinessError(f"analyze_business: column {name!r} has {int(s.isna().sum())} missing values")
     vals = set(pd.unique(s.dropna()))
     if not vals <= {0, 1}:  # True and False compare equal to 1 and 0
-        raise BusinessError(f"analyze_business: column {name!r} must hold 0/1 or True/False, got {sorted(map(str, vals))[:5]}")
+        raise BusinessError(f"analyze_business: column {name!r} must hold 0/1 or True/False, got {listing(sorted(vals, key=str), 5)}")
     return s.astype('float64')
 
 
@@ -136,7 +136,7 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
     if not (isinstance(min_change, (int, float)) and min_change >= 0): raise BusinessError(f"{fn}: min_change={min_change!r} must be a number ≥ 0")
     cols = dict(shown=shown, label=label, version=version, time=time, cost=cost, value=value, score=score)
     missing = [f"{k}={v!r}" for k, v in cols.items() if v is not None and v not in outcomes.columns]
-    if missing: raise BusinessError(f"{fn}: column(s) {', '.join(missing)} not in outcomes (columns: {list(outcomes.columns)[:12]})")
+    if missing: raise BusinessError(f"{fn}: column(s) {', '.join(missing)} not in outcomes (columns: {listing(outcomes.columns, 12)})")
     from mlops_nb.scoping import METRICS
     if metric_values is not None and metric is None:
         raise BusinessError(f"{fn}: metric_values given without metric=; name the metric they measure (e.g. metric='impressions')")

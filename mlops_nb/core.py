@@ -27,11 +27,11 @@ import pandas as pd
 import yaml
 
 # %% auto #0
-__all__ = ['ANALYSES', 'STAGES', 'EXTRA_STAGES', 'REPORTS', 'REPORT_MODULES', 'ParamError', 'knob', 'DataParams',
-           'ScenarioParams', 'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams',
-           'ModelParams', 'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams', 'LoopParams', 'Decision',
-           'apply_decisions', 'atomic_write', 'DecisionLog', 'register_report', 'Report', 'report_html',
-           'decision_html']
+__all__ = ['ANALYSES', 'STAGES', 'EXTRA_STAGES', 'REPORTS', 'REPORT_MODULES', 'ParamError', 'knob', 'Frequency', 'TimeString',
+           'DataParams', 'ScenarioParams', 'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams',
+           'SplitParams', 'ModelParams', 'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams',
+           'LoopParams', 'Decision', 'apply_decisions', 'atomic_write', 'DecisionLog', 'plain', 'listing',
+           'register_report', 'Report', 'report_html', 'decision_html']
 
 # %% ../nbs/00_core.ipynb #8cbbba44
 class ParamError(ValueError):
@@ -42,6 +42,29 @@ def knob(default, doc:str='', *, ge=None, gt=None, le=None, lt=None):
     "A parameter field: its `default`, a one-line `doc` and an optional numeric range."
     kw = dict(default_factory=lambda: copy.deepcopy(default)) if isinstance(default, (list, dict)) else dict(default=default)
     return field(**kw, metadata=dict(doc=doc, ge=ge, gt=gt, le=le, lt=lt))
+
+
+class Frequency(str):
+    "Knob type: a pandas frequency of positive length ('W', 'D', '14D', 'h', 'MS'); the value stays a plain str."
+    allowed = "a pandas frequency of positive length (e.g. 'W', 'D', '14D', 'h' or 'MS')"
+
+    @staticmethod
+    def check(s:str) -> bool:
+        "Whether `s` is a pandas offset alias of positive length."
+        from pandas.tseries.frequencies import to_offset
+        try: return to_offset(s).n > 0
+        except (ValueError, TypeError): return False
+
+
+class TimeString(str):
+    "Knob type: a date or time pandas can read ('2026-03-01', '2026-03-01T12:00'); the value stays a plain str."
+    allowed = "a date or time (e.g. '2026-03-01' or '2026-03-01T12:00')"
+
+    @staticmethod
+    def check(s:str) -> bool:
+        "Whether `s` is a date or time `pandas.Timestamp` reads."
+        try: return not pd.isna(pd.Timestamp(s))
+        except (ValueError, TypeError, OverflowError): return False
 
 # %% ../nbs/00_core.ipynb #1fd63573
 @dataclass
@@ -54,7 +77,7 @@ class DataParams:
     features: Optional[list[str]] = knob(None, "feature columns; null = every column that is not time, target, id, group or drop")
     drop: list[str] = knob(['true_label', 'cost', 'revenue_per_click'], "columns never used as features (leaks, outcomes, ground truth)")
     group_col: Optional[str] = knob('label_batch', "labeling batch / source / annotator column, for label noise by group; never a feature")
-    as_of: Optional[str] = knob(None, "use only rows before this time (the data available when the run starts); null = all rows")
+    as_of: Optional[TimeString] = knob(None, "use only rows before this time (the data available when the run starts); null = all rows")
 
 
 @dataclass
@@ -62,7 +85,7 @@ class ScenarioParams:
     "The built-in ads simulation (used when `data.source` is 'scenario')."
     rows: int = knob(100_000, "impressions to simulate", ge=100)
     days: int = knob(56, "days covered, ending on `end`", ge=7)
-    end: str = knob('2026-03-01', "date the simulated log ends (exclusive)")
+    end: TimeString = knob('2026-03-01', "date the simulated log ends (exclusive)")
     prevalence: float = knob(0.02, "share of clicks (positives)", gt=0, lt=0.5)
     noise_rate: float = knob(0.0, "share of labels flipped inside the noisy labeling batch", ge=0, le=1)
     noise_batch: Optional[int] = knob(None, "index of the labeling batch with noisy labels; null = none", ge=0)
@@ -83,6 +106,7 @@ class LabelParams:
     "Label fixes, applied as overlays: the original labels are never overwritten."
     patch: Optional[str] = knob(None, "CSV of corrected labels (id column + label column), applied as an overlay")
     exclude: Optional[str] = knob(None, "CSV whose id column lists rows left out of training")
+    folder: Optional[str] = knob(None, "a folder outside the project that label files may also be read from (relative to the project); null = the project only")
 
 
 @dataclass
@@ -123,7 +147,7 @@ class AnalysisParams:
     enabled: list[str] = knob(list(ANALYSES), "analyses to run")
     cv: int = knob(5, "folds for out-of-fold probabilities (label noise)", ge=2)
     max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
-    freq: str = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
+    freq: Frequency = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
 
 
 @dataclass
@@ -182,7 +206,7 @@ class LoopParams:
     monitor: MonitorParams = field(default_factory=MonitorParams)
     business: BusinessParams = field(default_factory=BusinessParams)
     stages: list[str] = knob(list(STAGES), "loop notebooks to run, in order")
-    seed: int = knob(0, "random seed for simulation, sampling and models", ge=0)
+    seed: int = knob(0, "random seed for simulation, sampling and models", ge=0, lt=2**32)  # numpy's seed range
 
     def to_dict(self) -> dict:
         "Plain nested dict (YAML/JSON ready)."
@@ -199,7 +223,10 @@ class LoopParams:
         for s in ([sets] if isinstance(sets, str) else sets or []):
             key, sep, raw = s.partition('=')
             if not sep or not key.strip(): raise ParamError(f"--set {s!r}: expected key=value, e.g. model.kind=logistic")
-            _set_path(d, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+            try: value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError as e:
+                raise ParamError(f"--set {s!r}: the value is not valid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]}); quote text, e.g. {key.strip()}='...'") from None
+            _set_path(d, key.strip(), value)
         return LoopParams.from_dict(d)
 
     def validate(self) -> 'LoopParams':
@@ -209,9 +236,12 @@ class LoopParams:
         from mlops_nb.train import MODELS
         _choose('scope.metric', self.scope.metric, METRICS)
         _choose('model.kind', self.model.kind, MODELS)
-        _choose('stages', self.stages, STAGES + tuple(EXTRA_STAGES))
+        _check_stages(self.stages)
         _choose('analysis.enabled', self.analysis.enabled, ANALYSES)
+        _unique('analysis.enabled', self.analysis.enabled)
         MODELS[self.model.kind].check_params(self.model.params)
+        _check_columns(self)
+        _check_scenario(self)
         return self
 
     def flat(self) -> dict:
@@ -223,7 +253,9 @@ class LoopParams:
         "Params from a YAML file (an empty file means all defaults)."
         path = Path(path)
         if not path.exists(): raise ParamError(f"params file {path} does not exist")
-        try: d = yaml.safe_load(path.read_text()) or {}
+        if not path.is_file(): raise ParamError(f"params file {path} is not a file")
+        try: d = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+        except UnicodeDecodeError as e: raise ParamError(f"{path}: not UTF-8 text (byte {e.start}); save the params file as UTF-8") from None
         except yaml.YAMLError as e: raise ParamError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(d, dict): raise ParamError(f"{path}: expected a mapping of sections, got {type(d).__name__}")
         try: return cls.from_dict(d)
@@ -245,8 +277,14 @@ def _allowed(tp) -> str:
     if origin in (typing.Union, getattr(__import__('types'), 'UnionType', None)):
         return ' or '.join(_allowed(a) for a in args)
     if tp is type(None): return 'null'
+    if _formatted(tp): return tp.allowed
     if origin is list: return f"a list of {_allowed(args[0]) if args else 'values'}"
     return {int: 'an integer', float: 'a number', str: 'a string', bool: 'true/false', dict: 'a mapping'}.get(tp, str(tp))
+
+
+def _formatted(tp) -> bool:
+    "Whether `tp` is a string knob type with a format (Frequency, TimeString)."
+    return isinstance(tp, type) and issubclass(tp, str) and tp is not str
 
 
 def _coerce(v, tp, key):
@@ -258,7 +296,8 @@ def _coerce(v, tp, key):
         for a in args:
             if a is type(None): continue
             try: return _coerce(v, a, key)
-            except ParamError: pass
+            except ParamError as e:
+                if _formatted(a) and isinstance(v, str): bad = e  # a string in the wrong format: say what the format is
         raise bad
     if origin is Literal:
         if v in args: return v
@@ -270,12 +309,19 @@ def _coerce(v, tp, key):
         if isinstance(v, bool): return v
         raise bad
     if tp is int:
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool): return int(v)
-        if isinstance(v, float) and v.is_integer(): return int(v)
-        raise bad
+        if isinstance(v, float) and v.is_integer(): v = int(v)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool): raise bad
+        return int(v)
     if tp is float:
-        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v): return float(v)
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            try: f = float(v)
+            except OverflowError: raise bad from None  # an integer too large for a float
+            if math.isfinite(f): return f
         raise bad
+    if _formatted(tp):
+        s = _coerce(v, str, key)
+        if not tp.check(s): raise ParamError(f"{key}: {s!r} is not {tp.allowed}")
+        return s
     if tp is str:
         if isinstance(v, str): return v
         if isinstance(v, (_dt.date, _dt.datetime)): return v.isoformat()  # YAML reads 2026-03-01 as a date
@@ -287,10 +333,13 @@ def _coerce(v, tp, key):
 
 
 def _check_range(v, meta, key):
+    "Raise ParamError unless number `v` is in the knob's range (and an integer fits in 64 bits)."
     if v is None or not isinstance(v, (int, float)): return
     for op, ok, word in (('ge', v.__ge__, '≥'), ('gt', v.__gt__, '>'), ('le', v.__le__, '≤'), ('lt', v.__lt__, '<')):
         lim = meta.get(op)
         if lim is not None and not ok(lim): raise ParamError(f"{key}: {v!r} is out of range; allowed: {word} {lim}")
+    if isinstance(v, int) and not -2**63 <= v < 2**63:  # numpy and pandas take no more: it would overflow inside a stage
+        raise ParamError(f"{key}: {v!r} is out of range; allowed: a 64-bit integer")
 
 
 def _build(cls, d, prefix):
@@ -322,19 +371,68 @@ def _choose(key, v, allowed):
         if x not in allowed: raise ParamError(f"{key}: {x!r} is not one of the valid choices: {', '.join(map(str, allowed))}")
 
 
+def _unique(key, items:list):
+    "Raise ParamError if a name repeats in the list `items`."
+    twice = sorted({x for x in items if items.count(x) > 1})
+    if twice: raise ParamError(f"{key}: {', '.join(map(repr, twice))} listed more than once; each may appear once")
+
+
+def _check_stages(stages:list):
+    "Raise ParamError unless `stages` is a non-empty list of known stages, each once, the loop's own in the loop's order."
+    if not stages: raise ParamError(f"stages: the list is empty; run at least one of: {', '.join(STAGES + tuple(EXTRA_STAGES))}")
+    _choose('stages', stages, STAGES + tuple(EXTRA_STAGES))
+    _unique('stages', stages)
+    loop = [s for s in stages if s in STAGES]
+    if loop != sorted(loop, key=STAGES.index):
+        raise ParamError(f"stages: {', '.join(loop)} is out of order; the loop's stages run in the order {', '.join(STAGES)}")
+    for s in loop:  # a run starts empty: each stage after data reads what the stages from data up to it write
+        missing = [n for n in STAGES[STAGES.index('data'):STAGES.index(s)] if n not in loop]
+        if missing: raise ParamError(f"stages: {s} needs {', '.join(missing)} before it in the same run (it reads what they write)")
+
+
+def _check_columns(p):
+    "Column roles that contradict each other, refused before any data is read."
+    d = p.data
+    if (p.labels.patch or p.labels.exclude) and not d.id_col:
+        raise ParamError("labels.patch / labels.exclude need data.id_col, the column their rows refer to; it is null")
+    roles = [(f"data.{k}", getattr(d, k)) for k in ('time_col', 'target', 'id_col', 'group_col') if getattr(d, k)]
+    for i, (k, v) in enumerate(roles):
+        for k2, v2 in roles[i + 1:]:
+            if v == v2: raise ParamError(f"{k} and {k2} are both {v!r}; each role needs its own column")
+    for k, why in (('target', 'the label itself: a leak'), ('group_col', 'the labeling batch is never a feature')):
+        if getattr(d, k) in (d.features or []): raise ParamError(f"data.features: {getattr(d, k)!r} is data.{k} ({why})")
+    both = sorted(set(d.features or []) & set(d.drop))
+    if both: raise ParamError(f"data.features: {both} are also in data.drop (columns never used as features); keep each in one list")
+
+
+def _check_scenario(p):
+    "Cross-field checks of the built-in simulation, which would otherwise fail inside the data stage."
+    if p.data.source != 'scenario': return
+    import inspect
+    from mlops_nb.demo import simulate_ads
+    s = p.scenario
+    n_batches = inspect.signature(simulate_ads).parameters['n_batches'].default  # the scenario's labeling batches
+    if s.drift_days is not None and s.drift_days >= s.days:
+        raise ParamError(f"scenario.drift_days: {s.drift_days} is out of range; allowed: < scenario.days = {s.days}")
+    if s.noise_batch is not None and s.noise_batch >= n_batches:
+        raise ParamError(f"scenario.noise_batch: {s.noise_batch} is out of range; allowed: 0 to {n_batches - 1} (the scenario has {n_batches} labeling batches)")
+    if s.noise_rate > 0 and s.noise_batch is None:
+        raise ParamError(f"scenario.noise_rate: {s.noise_rate} needs scenario.noise_batch, the labeling batch whose labels are flipped (0 to {n_batches - 1})")
+
+
 def _set_path(d, key, value):
+    "Set `value` at dotted `key` in nested dict `d`; an unknown key names the keys of its own level."
     parts, node = key.split('.'), d
-    for i, p in enumerate(parts[:-1]):
-        if not isinstance(node.get(p), dict):
-            if p not in node: raise ParamError(f"unknown key {'.'.join(parts[:i+1])!r}; allowed top-level keys: {', '.join(d)}")
-            node[p] = {}
-        node = node[p]
-    if parts[-1] not in node and not (len(parts) > 1 and parts[-2] == 'params'):
-        where = '.'.join(parts[:-1]) or 'params'
-        near = difflib.get_close_matches(parts[-1], list(node), n=1)
-        hint = f" (did you mean {'.'.join(parts[:-1] + near)}?)" if near else ''
-        raise ParamError(f"unknown key {key!r}{hint}; allowed keys in {where}: {', '.join(node)}")
-    node[parts[-1]] = value
+    for i, p in enumerate(parts):
+        if p not in node and not (i and parts[i - 1] == 'params'):  # model.params takes any hyperparameter name
+            where = '.'.join(parts[:i]) or 'params'
+            near = difflib.get_close_matches(p, [str(k) for k in node], n=1)
+            hint = f" (did you mean {'.'.join(parts[:i] + near)}?)" if near else ''
+            raise ParamError(f"unknown key {'.'.join(parts[:i + 1])!r}{hint}; allowed keys in {where}: {', '.join(map(str, node))}")
+        if i == len(parts) - 1: node[p] = value
+        else:
+            if not isinstance(node.get(p), dict): node[p] = {}
+            node = node[p]
 
 
 def _flatten(d, prefix=''):
@@ -484,6 +582,20 @@ class DecisionLog:
 
     def __len__(self): return len(self.entries())
     def __repr__(self): return f"DecisionLog({str(self.path)!r}, {len(self)} decisions)"
+
+# %% ../nbs/00_core.ipynb #912b806f
+def plain(v):
+    "A numpy scalar as its Python value (`3`, not `np.int64(3)`); anything else as it is."
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def listing(values, # the values to name (any iterable)
+            n:int=3, # how many distinct values to show
+           ) -> str:
+    "The first `n` distinct values as Python reprs, with an ellipsis when there are more."
+    try: ex = list(dict.fromkeys(plain(v) for v in values))
+    except TypeError: ex = list(dict.fromkeys(map(str, values)))  # unhashable values (lists, dicts): their text
+    return ', '.join(map(repr, ex[:n])) + (', …' if len(ex) > n else '')
 
 # %% ../nbs/00_core.ipynb #004c2d03
 REPORTS: dict[str, type] = {}

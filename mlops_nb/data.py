@@ -8,21 +8,26 @@ Docs: https://mlops-nb.github.io/mlops_nb/data.html.md"""
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import DataParams, LoopParams
+from .core import DataParams, LoopParams, listing, plain
 
 # %% auto #0
-__all__ = ['DataError', 'load_table', 'binary_target', 'validate_table', 'feature_columns', 'read_id_table', 'apply_label_patch',
-           'exclude_rows', 'data_version', 'time_split', 'Prepared', 'prepare']
+__all__ = ['DataError', 'DataWarning', 'load_table', 'mostly_numeric', 'binary_target', 'validate_table', 'feature_columns',
+           'read_id_table', 'apply_label_patch', 'exclude_rows', 'data_version', 'time_split', 'Prepared', 'prepare']
 
 # %% ../nbs/15_data.ipynb #a891022b
 class DataError(ValueError):
     "The data does not fit the params: the message names the column, the row or the file."
+
+
+class DataWarning(UserWarning):
+    "Data the loop reads, but not as given (a note in the run's data.json too): the message names the column and what was done."
 
 
 def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
@@ -47,8 +52,39 @@ def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
 
 # %% ../nbs/15_data.ipynb #4ef557a0
 def _rows(mask, n=3) -> str:
-    idx = list(np.flatnonzero(np.asarray(mask))[:n])
+    idx = [int(i) for i in np.flatnonzero(np.asarray(mask))[:n]]  # plain ints: `rows [100, 200]`, not `np.int64(100)`
     return f"rows {idx}{' …' if np.asarray(mask).sum() > n else ''}"
+
+
+def mostly_numeric(s:pd.Series, # a column
+                   share:float=0.95, # at least this share of its non-missing values must be numbers
+                  ) -> pd.Series|None:
+    "The values of a text column that are not numbers, when at least `share` of the others are; else None."
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype)): return None
+    v = s.dropna()
+    if not len(v): return None
+    try: num = pd.to_numeric(v.astype(object), errors='coerce')
+    except (TypeError, ValueError): return None  # lists, dicts: not a numeric column gone wrong
+    bad = num.isna()
+    return v[bad] if bad.any() and bad.mean() <= 1 - share else None
+
+
+def _parse_times(t:pd.Series, col:str) -> tuple[pd.Series, list]:
+    "A time column parsed; mixed UTC offsets become UTC (with a note); naive and zoned times mixed is one clear error."
+    try: return pd.to_datetime(t, errors='coerce', format='mixed'), []
+    except ValueError as e:
+        if 'timezone' not in str(e).lower() and 'time zone' not in str(e).lower(): raise
+    v = t.dropna()
+    if v.map(type).eq(str).all():  # text: an offset (or Z) after the time of day
+        aware = v.str.strip().str.contains(r'\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$', regex=True)
+    else: aware = v.map(lambda x: getattr(x, 'tzinfo', None) is not None)
+    if not aware.all():
+        raise DataError(f"{col}: {int((~aware).sum()):,} timestamps have no time zone (e.g. {plain(v[~aware].iloc[0])!r}) but "
+                        f"{int(aware.sum()):,} have one (e.g. {plain(v[aware].iloc[0])!r}); write them all with a UTC offset, "
+                        "or all without one, in data.source")
+    parsed = pd.to_datetime(t, errors='coerce', format='mixed', utc=True)
+    return parsed, [f"{col}: the timestamps carry different UTC offsets (e.g. {plain(v.iloc[0])!r} and {plain(v.iloc[-1])!r}); read as UTC times "
+                    "(days and hours of the split and the time features are UTC ones)"]
 
 
 def binary_target(y:pd.Series, name:str='target') -> tuple[pd.Series, object]:
@@ -56,7 +92,7 @@ def binary_target(y:pd.Series, name:str='target') -> tuple[pd.Series, object]:
     if y.isna().any(): raise DataError(f"{name}: {int(y.isna().sum())} missing labels ({_rows(y.isna())})")
     vals = [v.item() if hasattr(v, 'item') else v for v in pd.unique(y)]
     if len(vals) < 2: raise DataError(f"{name}: all labels are {vals[0]!r}; a binary target needs two classes")
-    if len(vals) > 2: raise DataError(f"{name}: expected a binary target, found {len(vals)} classes ({list(vals[:5])}…)")
+    if len(vals) > 2: raise DataError(f"{name}: expected a binary target, found {len(vals)} classes ({listing(vals, 5)})")
     if set(vals) <= {0, 1} or set(vals) <= {True, False}: pos = 1
     else: pos = y.value_counts().idxmin()
     return (y == pos).astype('int64'), (pos.item() if hasattr(pos, 'item') else pos)
@@ -70,20 +106,28 @@ def validate_table(df:pd.DataFrame, data:DataParams) -> pd.DataFrame:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise DataError(f"column(s) {missing} not in the table (columns: {list(df.columns)[:12]}{' …' if df.shape[1] > 12 else ''})")
-    out = df.copy()
+    out, notes = df.copy(), list(df.attrs.get('notes', []))
     t = out[data.time_col]
     if not pd.api.types.is_datetime64_any_dtype(t):
-        parsed = pd.to_datetime(t, errors='coerce', format='mixed')
+        parsed, more = _parse_times(t, data.time_col); notes += more
+        for n in more: warnings.warn(n, DataWarning, stacklevel=2)
         bad = parsed.isna() & t.notna()
-        if bad.any(): raise DataError(f"{data.time_col}: {int(bad.sum())} timestamps do not parse ({_rows(bad)}, e.g. {t[bad].iloc[0]!r})")
+        if bad.any(): raise DataError(f"{data.time_col}: {int(bad.sum())} timestamps do not parse ({_rows(bad)}, e.g. {plain(t[bad].iloc[0])!r})")
         out[data.time_col] = parsed
+    for c in feature_columns(out, data):  # numbers with a few stray words in them: numeric, the words missing, said loudly
+        bad = mostly_numeric(out[c])
+        if bad is None: continue
+        note = (f"{c}: {len(bad):,} of {int(out[c].notna().sum()):,} values are not numbers ({listing(bad)}, {_rows(out[c].isin(bad))}); "
+                f"read {c!r} as numeric with those values missing — fix them in data.source, or add {c!r} to data.drop")
+        warnings.warn(note, DataWarning, stacklevel=2); notes.append(note)
+        out[c] = pd.to_numeric(out[c].astype(object), errors='coerce')
     if out[data.time_col].isna().any():
         raise DataError(f"{data.time_col}: {int(out[data.time_col].isna().sum())} missing timestamps ({_rows(out[data.time_col].isna())})")
     out[data.target], pos = binary_target(out[data.target], data.target)
     if data.id_col and out[data.id_col].duplicated().any():
         raise DataError(f"{data.id_col}: ids are not unique ({int(out[data.id_col].duplicated().sum())} repeats, {_rows(out[data.id_col].duplicated())})")
     out = out.sort_values(data.time_col, kind='stable').reset_index(drop=True)
-    out.attrs = {**df.attrs, 'positive_label': pos}
+    out.attrs = {**df.attrs, 'positive_label': pos, 'notes': notes}
     return out
 
 
@@ -106,11 +150,13 @@ def read_id_table(path, id_col:str, what:str) -> pd.DataFrame:
 def apply_label_patch(df:pd.DataFrame, patch:pd.DataFrame, *, id_col:str, target:str) -> pd.DataFrame:
     "A copy of `df` with `patch`'s labels overlaid on `target`; the given labels stay in `<target>_original`."
     if 'label' not in patch.columns: raise DataError(f"label patch: needs a 'label' column (has {list(patch.columns)})")
-    if patch[id_col].duplicated().any(): raise DataError(f"label patch: ids repeat ({patch[id_col][patch[id_col].duplicated()].head(3).tolist()})")
+    rep = patch[id_col][patch[id_col].duplicated()]
+    if len(rep): raise DataError(f"label patch: {len(rep):,} ids repeat ({listing(rep)})")
     unknown = ~patch[id_col].isin(df[id_col])
-    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data (e.g. {patch[id_col][unknown].head(3).tolist()})")
+    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data ({listing(patch[id_col][unknown])})")
     if patch['label'].isna().any(): raise DataError(f"label patch: {int(patch['label'].isna().sum())} missing labels")
-    if not set(pd.unique(patch['label'])) <= {0, 1}: raise DataError(f"label patch: labels must be 0/1, got {sorted(pd.unique(patch['label']))[:5]}")
+    bad = patch['label'][~patch['label'].isin([0, 1])]
+    if len(bad): raise DataError(f"label patch: labels must be 0/1; {len(bad):,} are not ({listing(bad, 5)})")
     out = df.copy()
     if f'{target}_original' not in out: out[f'{target}_original'] = out[target]
     new = out[id_col].map(patch.set_index(id_col)['label'])
@@ -172,7 +218,7 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
     sc = {k: v for k, v in vars(params.scenario).items()}
     raw = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir)
     df = validate_table(raw, d)
-    notes = []  # things the user should know that are not errors
+    notes = list(df.attrs.get('notes', []))  # things the user should know that are not errors (validation's first)
     if d.as_of is not None:  # only what was known when the run starts
         try: as_of = pd.Timestamp(d.as_of)
         except (ValueError, TypeError): raise DataError(f"data.as_of={d.as_of!r} is not a date or time") from None

@@ -7,6 +7,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/deploy.html.md"""
 # %% ../nbs/50_deploy.ipynb #50e336e8
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -23,9 +24,9 @@ from .core import LoopParams, Report, atomic_write, register_report, _encode
 from .runner import RunDir, find_run, tracking_uri_for
 
 # %% auto #0
-__all__ = ['ALIASES', 'CACHED_FILES', 'DeployError', 'model_name', 'registry_client', 'model_dir', 'register_run', 'model_card',
-           'GateResult', 'gate', 'deployment_history', 'fetch_version', 'promote', 'rollback', 'list_versions',
-           'add_commands']
+__all__ = ['ALIASES', 'CACHED_FILES', 'DeployError', 'model_name', 'registry_client', 'model_dir', 'model_lock', 'register_run',
+           'model_card', 'GateResult', 'gate', 'deployment_history', 'fetch_version', 'promote', 'rollback',
+           'list_versions', 'add_commands']
 
 # %% ../nbs/50_deploy.ipynb #d3932848
 ALIASES = ('champion', 'challenger')
@@ -60,6 +61,24 @@ def model_dir(project, # the loop project folder
              ) -> Path:
     "Where a registered version lives in the project: its model card and its downloaded artifacts."
     return Path(project).resolve() / 'models' / name / f'v{int(version)}'
+
+# %% ../nbs/50_deploy.ipynb #5a1c0c02
+@contextlib.contextmanager
+def model_lock(project, # the loop project folder
+               name:str, # registered model name
+               *, timeout:float=120.0, # seconds to wait for another process that holds the lock
+              ):
+    "Hold the model's lock file `models/<name>/.lock` (re-entrant within a process) while the block runs."
+    from filelock import FileLock, Timeout
+    p = Path(project).resolve() / 'models' / name / '.lock'
+    p.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(p, is_singleton=True)  # one object per lock file and process: a nested `model_lock` re-enters it
+    try: lock.acquire(timeout=timeout)
+    except Timeout:
+        raise DeployError(f"another promote, rollback or registration of {name!r} has held {p} for more than {timeout:g} s; "
+                          "nothing changed: try again when it is done") from None
+    try: yield p
+    finally: lock.release()
 
 # %% ../nbs/50_deploy.ipynb #22f22eea
 def _as_run(project, run) -> RunDir:
@@ -105,6 +124,16 @@ def _table_columns(rd:RunDir) -> list[str]:
     import pyarrow.parquet as pq
     return [c for c in pq.read_schema(p).names if not c.startswith('__index_level')]
 
+_REQUIRED_FILES = ('model.skops', 'features.json', 'params.yaml')
+
+def _lacking(src:str, who:str) -> list[str]:
+    "The files of `_REQUIRED_FILES` missing from the MLflow artifact folder `src`; a clear error if it cannot be listed."
+    import mlflow.artifacts
+    try: logged = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=src)}
+    except Exception as e:
+        raise DeployError(f"{who}: cannot list the artifacts from {src}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return [f for f in _REQUIRED_FILES if f not in logged]
+
 # %% ../nbs/50_deploy.ipynb #31e0d1a4
 def register_run(project, # the loop project folder
                  run, # a RunDir, a run folder, a run id, a unique prefix or 'latest'
@@ -119,26 +148,35 @@ def register_run(project, # the loop project folder
     except Exception:
         raise DeployError(f"run {rd.id}: its MLflow run {mlflow_id} is not in the tracking store {tracking_uri_for(project, tracking_uri)} "
                           f"(it was logged to {rd.info.get('tracking_uri')}); pass that tracking URI") from None
-    version = _version_of(client, name, rd.id)
-    if version is None:
-        try: client.get_registered_model(name)
-        except Exception as e:
-            if not _missing(e): raise
-            client.create_registered_model(name, description=f"mlops_nb loop project {project.name}")
-        m = rd.read_json('metrics.json') or {}
-        sc = m.get('scoped', {})
-        cols = json.dumps(_table_columns(rd))
-        tags = {'mlops_nb.run_id': rd.id, 'mlops_nb.data_version': (rd.read_json('data.json') or {}).get('version', ''),
-                'mlops_nb.metric': str(sc.get('name', '')), 'mlops_nb.metric_test': str(sc.get('test', '')),
-                **({'mlops_nb.columns': cols} if len(cols) < 4000 else {})}
-        mv = client.create_model_version(name, mrun.info.artifact_uri.rstrip('/') + '/run', run_id=mlflow_id, tags=tags)
-        version = int(mv.version)
-    card_path = model_dir(project, name, version) / 'model_card.md'
-    if not card_path.exists():
-        card = model_card(rd, name=name, version=version)
-        short = card if len(card) <= 4800 else card[:4600] + f"\n\n… (truncated: the whole card is {card_path})\n"
-        client.update_model_version(name, str(version), description=short)  # registry stores allow 5000 characters
-        atomic_write(card_path, card)
+    src = mrun.info.artifact_uri.rstrip('/') + '/run'
+    with model_lock(project, name):  # two registrations of one run make one version
+        version, created = _version_of(client, name, rd.id), False
+        if version is None:
+            if missing := _lacking(src, f"run {rd.id}"):  # checked first: a version without a model is never registered
+                raise DeployError(f"run {rd.id} has no model to register: its MLflow artifacts {src} lack {', '.join(missing)}; "
+                                  "nothing registered")
+            try: client.get_registered_model(name)
+            except Exception as e:
+                if not _missing(e): raise
+                client.create_registered_model(name, description=f"mlops_nb loop project {project.name}")
+            m = rd.read_json('metrics.json') or {}
+            sc = m.get('scoped', {})
+            cols = json.dumps(_table_columns(rd))
+            tags = {'mlops_nb.run_id': rd.id, 'mlops_nb.data_version': (rd.read_json('data.json') or {}).get('version', ''),
+                    'mlops_nb.metric': str(sc.get('name', '')), 'mlops_nb.metric_test': str(sc.get('test', '')),
+                    **({'mlops_nb.columns': cols} if len(cols) < 4000 else {})}
+            version, created = int(client.create_model_version(name, src, run_id=mlflow_id, tags=tags).version), True
+        card_path = model_dir(project, name, version) / 'model_card.md'
+        try:
+            if not card_path.exists():
+                card = model_card(rd, name=name, version=version)
+                short = card if len(card) <= 4800 else card[:4600] + f"\n\n… (truncated: the whole card is {card_path})\n"
+                client.update_model_version(name, str(version), description=short)  # registry stores allow 5000 characters
+                atomic_write(card_path, card)
+        except BaseException:
+            if created:  # no half-registered version is left behind (and the first error is the one reported)
+                with contextlib.suppress(Exception): client.delete_model_version(name, str(version))
+            raise
     return version
 
 # %% ../nbs/50_deploy.ipynb #4db0b062
@@ -185,6 +223,7 @@ def model_card(rd:RunDir, # the run folder
     for k in ('rows', 'positives', 'prevalence', 'start', 'end', 'train_rows', 'valid_rows', 'test_rows', 'refit_rows',
               'n_patched', 'n_excluded'):
         if k in data: L.append(f"- {k}: {_fmt(data[k])}")
+    L += [f"- note: {n}" for n in data.get('notes') or []]  # data read, but not as given (stray words in numbers, …)
     L += ['', '## Parameters (those that differ from the defaults, and the scope)', '', '| key | value |', '|---|---|']
     L += [f"| `{k}` | {_fmt(v)} |" for k, v in _changed_params(p).items()]
     L += ['', '## Decisions applied', '']
@@ -266,24 +305,34 @@ def gate(y, # labels of the window (0/1)
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
 
 
+def _history_path(project, name:str) -> Path: return Path(project).resolve() / 'models' / name / 'deployments.json'
+
+
+def _history_rows(p:Path) -> list:
+    "The entries of a deployments.json (none if it does not exist); one clear error if it is not a JSON list."
+    if not p.exists(): return []
+    try: rows = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DeployError(f"{p} is unreadable ({str(e).splitlines()[0]}); restore it or move it away (nothing changed)") from None
+    if not isinstance(rows, list): raise DeployError(f"{p} holds a {type(rows).__name__}, not a list of entries; restore it or move it away (nothing changed)")
+    return rows
+
+
 def deployment_history(project, # the loop project folder
                        *, name:str|None=None, # registered model name (default: the project's)
                       ) -> pd.DataFrame:
     "Every promotion, refusal and rollback of the project's model, oldest first."
-    p = Path(project).resolve() / 'models' / (name or model_name(project)) / 'deployments.json'
-    rows = json.loads(p.read_text()) if p.exists() else []
+    rows = _history_rows(_history_path(project, name or model_name(project)))  # written atomically: always whole
     return pd.DataFrame(rows, columns=['at', 'action', 'version', 'previous', 'run_id', 'forced', 'metric',
                                        'champion_value', 'challenger_value', 'rows', 'reason'])
 
 
 def _record(project, name:str, **entry):
-    "Append one entry to the model's deployments.json."
-    p = Path(project).resolve() / 'models' / name / 'deployments.json'
-    rows = json.loads(p.read_text()) if p.exists() else []
-    atomic_write(p, json.dumps(rows + [_encode({'at': _now(), **entry})], indent=1))
+    "Append one entry to the model's deployments.json: read, append and atomic write under the model's lock."
+    p = _history_path(project, name)
+    with model_lock(project, name):
+        atomic_write(p, json.dumps(_history_rows(p) + [_encode({'at': _now(), **entry})], indent=1))
 
-
-_REQUIRED_FILES = ('model.skops', 'features.json', 'params.yaml')
 
 def fetch_version(project, # the loop project folder
                   name:str, # registered model name
@@ -392,16 +441,29 @@ def promote(project, # the loop project folder
         result = dataclasses.replace(result, **{**base, 'champion_run': champ_run})
         if force and not result.passed:
             result = dataclasses.replace(result, passed=True, forced=True, reason=result.reason + '; promoted anyway (forced)')
-    # the aliases move only now: a gate that fails on the way (unreadable artifacts, a window without the features) changes nothing
-    if result.passed:
-        client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', '' if champ is None else str(champ))
-        client.set_registered_model_alias(name, 'champion', str(version))
-        if _alias(client, name, 'challenger') is not None: client.delete_registered_model_alias(name, 'challenger')
-    else: client.set_registered_model_alias(name, 'challenger', str(version))
-    _record(project, name, action='promote' if result.passed else 'refused', version=version, previous=champ, run_id=rd.id,
-            forced=result.forced, metric=result.metric, champion_value=result.champion_value,
-            challenger_value=result.challenger_value, rows=result.rows, reason=result.reason)
+    # the aliases move only now, under the model's lock: a gate that fails on the way changes nothing, and a champion
+    # that another process moved while this one was gating is not overwritten (the gate compared with the old one)
+    with model_lock(project, name):
+        hist = _history_path(project, name); _history_rows(hist)  # an unreadable history: an error before anything moves
+        now = _alias(client, name, 'champion')
+        if now != champ:
+            who = (client.get_model_version(name, str(now)).tags.get('mlops_nb.run_id', '?') if now is not None else '')
+            moved = f"champion moved from {_v(champ)} to {_v(now)}{f' (run {who})' if who else ''} while this promotion was gating"
+            result = dataclasses.replace(result, passed=False, forced=False, reason=(
+                f"{moved}: another promotion of the same run was faster; nothing changed" if now == version else
+                f"{moved}; nothing changed: promote run {rd.id} again to gate it against {_v(now)}"))
+        elif result.passed:
+            client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', '' if champ is None else str(champ))
+            client.set_registered_model_alias(name, 'champion', str(version))
+            if _alias(client, name, 'challenger') is not None: client.delete_registered_model_alias(name, 'challenger')
+        else: client.set_registered_model_alias(name, 'challenger', str(version))
+        _record(project, name, action='promote' if result.passed else 'refused', version=version, previous=now, run_id=rd.id,
+                forced=result.forced, metric=result.metric, champion_value=result.champion_value,
+                challenger_value=result.challenger_value, rows=result.rows, reason=result.reason)
     return result
+
+
+def _v(version) -> str: return 'none' if version is None else f"v{version}"
 
 
 def rollback(project, # the loop project folder
@@ -410,20 +472,22 @@ def rollback(project, # the loop project folder
     "Make the champion's predecessor the champion again; returns the version restored."
     project = Path(project).resolve()
     client, name = registry_client(project, tracking_uri), model_name(project)
-    champ = _alias(client, name, 'champion')
-    if champ is None: raise DeployError(f"model {name!r} has no champion: nothing to roll back")
-    mv = client.get_model_version(name, str(champ))
-    prev = mv.tags.get('mlops_nb.previous_champion', '')
-    if not prev: raise DeployError(f"champion {name} v{champ} (run {mv.tags.get('mlops_nb.run_id', '?')}) was the first deployment: "
-                                   "there is no previous champion to roll back to")
-    try: run_id = client.get_model_version(name, prev).tags.get('mlops_nb.run_id', '')  # before moving anything
-    except Exception as e:
-        if not _missing(e): raise
-        raise DeployError(f"champion {name} v{champ} replaced v{prev}, which is no longer in the registry: nothing to roll back to") from None
-    client.set_registered_model_alias(name, 'champion', prev)
-    if _alias(client, name, 'challenger') == int(prev): client.delete_registered_model_alias(name, 'challenger')  # champion, not proposed
-    _record(project, name, action='rollback', version=int(prev), previous=champ, run_id=run_id, forced=False,
-            reason=f"rolled back from v{champ}")
+    with model_lock(project, name):  # the champion read, the alias moves and the record: one step for other processes
+        _history_rows(_history_path(project, name))  # an unreadable history: an error before anything moves
+        champ = _alias(client, name, 'champion')
+        if champ is None: raise DeployError(f"model {name!r} has no champion: nothing to roll back")
+        mv = client.get_model_version(name, str(champ))
+        prev = mv.tags.get('mlops_nb.previous_champion', '')
+        if not prev: raise DeployError(f"champion {name} v{champ} (run {mv.tags.get('mlops_nb.run_id', '?')}) was the first deployment: "
+                                       "there is no previous champion to roll back to")
+        try: run_id = client.get_model_version(name, prev).tags.get('mlops_nb.run_id', '')  # before moving anything
+        except Exception as e:
+            if not _missing(e): raise
+            raise DeployError(f"champion {name} v{champ} replaced v{prev}, which is no longer in the registry: nothing to roll back to") from None
+        client.set_registered_model_alias(name, 'champion', prev)
+        if _alias(client, name, 'challenger') == int(prev): client.delete_registered_model_alias(name, 'challenger')  # champion, not proposed
+        _record(project, name, action='rollback', version=int(prev), previous=champ, run_id=run_id, forced=False,
+                reason=f"rolled back from v{champ}")
     return int(prev)
 
 # %% ../nbs/50_deploy.ipynb #2c216666

@@ -150,7 +150,7 @@ class MissingColumnError(KeyError, ValueError):
 
 
 class DtypeMismatchError(TypeError, ValueError):
-    "A column whose type differs between reference and current (a TypeError and a ValueError)."
+    "No longer raised (a type change is `type_changed` drift); kept so that code importing it still runs."
 
 
 def _as_frame(x, side:str, like:pd.DataFrame|None=None) -> pd.DataFrame:
@@ -252,6 +252,17 @@ def _severity(t:pd.DataFrame) -> pd.Series:
 _COLS = ['role', 'kind', 'stat_test', 'score', 'threshold', 'drifted', 'p_value', 'n_reference', 'n_current',
          'missing_reference', 'missing_current', 'unseen_share']
 
+def _zero_one(s:pd.Series) -> bool:
+    "Are the (finite) values of a numeric column all 0 or 1, and there is at least one?"
+    a = _numbers(s, 'numeric')
+    return bool(len(a)) and bool(np.isin(a, (0.0, 1.0)).all())
+
+
+def _as_float(s:pd.Series) -> pd.Series:
+    "A bool or numeric column as floats (True = 1, False = 0, missing = NaN)."
+    return pd.Series(s.to_numpy(dtype='float64', na_value=np.nan), index=s.index, name=s.name)
+
+
 def _compare(r:pd.Series, c:pd.Series, name, role:str, test:str|None=None) -> dict:
     "One row of the report: the drift test of column `name` between `r` and `c`."
     fr, fc = _family(r), _family(c)
@@ -261,9 +272,11 @@ def _compare(r:pd.Series, c:pd.Series, name, role:str, test:str|None=None) -> di
         drifted = fr != fc
         return {**row, 'kind': fc if fr == 'empty' else fr, 'stat_test': 'all_nan', 'score': float(drifted),
                 'threshold': 0.5, 'drifted': drifted, 'n_reference': int(r.notna().sum()), 'n_current': int(c.notna().sum())}
-    if fr != fc:
-        raise DtypeMismatchError(f"analyze_drift: column {name!r} is {fr} in reference but {fc} in current; "
-                                 "cast one side so both have the same type")
+    if {fr, fc} == {'bool', 'numeric'} and _zero_one(r if fr == 'numeric' else c):  # True/False vs 1/0: the same values
+        r, c, fr, fc = _as_float(r), _as_float(c), 'numeric', 'numeric'
+    if fr != fc:  # a real type change is drift, as in `profile_drift` (cast one side to compare the values themselves)
+        return {**row, 'kind': fr, 'stat_test': 'type_changed', 'score': 1.0, 'threshold': 0.5, 'drifted': True,
+                'n_reference': int(r.notna().sum()), 'n_current': int(c.notna().sum())}
     if fr in ('numeric', 'datetime', 'timedelta'):
         if fr == 'datetime': r, c = _same_zone(r, c)
         a, b = _numbers(r, fr), _numbers(c, fr)

@@ -7,6 +7,8 @@ Docs: https://mlops-nb.github.io/mlops_nb/estimate.html.md"""
 # %% ../nbs/62_estimate.ipynb #2bad10b6
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,27 @@ from .prediction_log import MonitorError
 __all__ = ['estimate_performance', 'fit_calibration', 'calibrate']
 
 # %% ../nbs/62_estimate.ipynb #faf357db
+def _per_row_scores(scores, where:str) -> np.ndarray|None:
+    "One score per row: a 1-D array, or the positive (second) column of a two-column `predict_proba` output (with a warning)."
+    if scores is None: return None
+    try: s = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError):
+        raise MonitorError(f"{where}: scores must be numbers, one probability per row (got {type(scores).__name__} of non-numbers)") from None
+    if s.ndim == 2 and s.shape[1] == 1: s = s[:, 0]
+    elif s.ndim == 2 and s.shape[1] == 2 and len(s):
+        sums = s.sum(axis=1)
+        if not np.allclose(sums[np.isfinite(sums)], 1.0, atol=1e-6):
+            raise MonitorError(f"{where}: scores has 2 columns whose rows do not sum to 1, so it is not predict_proba output; "
+                               "pass one score per row: the positive class's probability")
+        warnings.warn(f"{where}: scores has 2 columns (predict_proba output): using the second, the positive class's "
+                      "probability; pass predict_proba(X)[:, 1] to say so", UserWarning, stacklevel=3)
+        s = s[:, 1]
+    if s.ndim != 1:
+        raise MonitorError(f"{where}: scores must be one score per row, got an array of shape {tuple(int(d) for d in s.shape)}; "
+                           "pass the positive class's column, e.g. predict_proba(X)[:, 1]")
+    return s
+
+
 def _ranking_curves(s_sorted_desc:np.ndarray):
     "Indices of the last row of each group of tied scores (scores sorted in descending order)."
     return np.r_[np.flatnonzero(np.diff(s_sorted_desc)), len(s_sorted_desc) - 1]
@@ -42,8 +65,8 @@ def estimate_performance(scores, # calibrated positive-class probabilities of th
                         ) -> pd.DataFrame:
     "Expected value (`estimate`) and sampling spread (`sd`) of each metric on these rows, from the scores alone (CBPE)."
     from mlops_nb.scoping import METRICS
-    s = np.asarray(scores, dtype=float).ravel()
-    p = s if probs is None else np.asarray(probs, dtype=float).ravel()
+    s = _per_row_scores(scores, 'estimate_performance')
+    p = s if probs is None else _per_row_scores(probs, 'estimate_performance (probs)')
     if not len(s): raise MonitorError("estimate_performance: no scores")
     if len(p) != len(s): raise MonitorError(f"estimate_performance: {len(s)} scores but {len(p)} probabilities")
     for what, a in (('scores', s), ('probs', p)):
@@ -92,7 +115,7 @@ def fit_calibration(scores, # the model's scores on labelled rows it was not tra
                    ) -> dict:
     "Isotonic calibration map score → probability of a positive, as JSON-ready breakpoints {'x': [...], 'y': [...]}."
     from sklearn.isotonic import IsotonicRegression
-    s = np.asarray(scores, dtype=float).ravel()
+    s = _per_row_scores(scores, 'fit_calibration')
     y = pd.to_numeric(pd.Series(np.asarray(labels, dtype=object).ravel()), errors='coerce').to_numpy(dtype=float)
     if len(s) != len(y) or not len(s): raise MonitorError(f"fit_calibration: {len(s)} scores and {len(y)} labels")
     bad = ~np.isfinite(s) | ~np.isin(y, (0, 1))

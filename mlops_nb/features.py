@@ -7,8 +7,13 @@ Docs: https://mlops-nb.github.io/mlops_nb/features.html.md"""
 # %% ../nbs/20_features.ipynb #4823c64c
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+
+from .core import listing
+from .data import DataWarning, mostly_numeric
 
 # %% auto #0
 __all__ = ['ROLES', 'infer_roles', 'make_preprocessor']
@@ -29,8 +34,12 @@ def infer_roles(X:pd.DataFrame, # the feature columns
         elif pd.api.types.is_bool_dtype(s): roles['numeric'].append(c)
         elif pd.api.types.is_datetime64_any_dtype(s): roles['datetime'].append(c)
         elif pd.api.types.is_numeric_dtype(s): roles['numeric'].append(c)
-        elif nun <= max_low_card: roles['low_card'].append(c)
-        else: roles['high_card'].append(c)
+        else:
+            if (bad := mostly_numeric(s)) is not None:  # numbers with a few stray words: say so, loudly (validate_table reads them as numbers)
+                warnings.warn(f"infer_roles: column {c!r} is numbers but for {len(bad):,} of {int(s.notna().sum()):,} values ({listing(bad)}); "
+                              f"it is treated as a category of {nun:,} values: convert it first (pd.to_numeric(X[{c!r}], errors='coerce')) "
+                              "or let `validate_table` do it", DataWarning, stacklevel=2)
+            roles['low_card' if nun <= max_low_card else 'high_card'].append(c)
     return roles
 
 # %% ../nbs/20_features.ipynb #9b3766f4

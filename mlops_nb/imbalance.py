@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, register_report, report_html
+from .core import Decision, Report, plain, register_report, report_html
 
 # %% auto #0
 __all__ = ['IMBALANCED_BELOW', 'DEGENERATE_RATE', 'DEGENERATE_RECALL', 'POOR_RECALL', 'MIN_F1_GAIN', 'NEG_SAMPLE_BELOW',
@@ -24,11 +24,6 @@ __all__ = ['IMBALANCED_BELOW', 'DEGENERATE_RATE', 'DEGENERATE_RECALL', 'POOR_REC
            'plot_prevalence']
 
 # %% ../nbs/40_imbalance.ipynb #7cb09d40
-def _plain(v):
-    "A plain Python (JSON-able) value for a numpy/pandas scalar."
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def as_labels(y, fn:str='analysis', # name of the calling function, for error messages
               name:str='y', # name of the argument, for error messages
              ) -> pd.Series:
@@ -46,12 +41,12 @@ def as_labels(y, fn:str='analysis', # name of the calling function, for error me
     if na.any():
         raise ValueError(f"{fn}: {name} has {int(na.sum())} missing labels (first at index {s.index[na.to_numpy()][0]!r}); "
                          "drop or fill them first")
-    return s.map(_plain)
+    return s.map(plain)
 
 
 def label_classes(y:pd.Series) -> list:
     "Distinct labels of `y` as plain Python values, sorted (by their text when the types do not compare)."
-    vals = [_plain(v) for v in pd.unique(y.to_numpy(dtype=object))]
+    vals = [plain(v) for v in pd.unique(y.to_numpy(dtype=object))]
     try: return sorted(vals)
     except TypeError: return sorted(vals, key=lambda v: (type(v).__name__, str(v)))
 
@@ -260,7 +255,7 @@ def analyze_imbalance(y_true, # labels of any type, two classes (list, numpy arr
     majority = classes[0] if minority == classes[1] else classes[1]
     if pos_label is None: pos = minority
     else:
-        hit = [c for c in classes if c == _plain(pos_label)]
+        hit = [c for c in classes if c == plain(pos_label)]
         if not hit: raise ValueError(f"{fn}: pos_label {pos_label!r} is not one of the labels {classes!r}")
         pos = hit[0]
     n, n_min = len(y), cnt[minority]

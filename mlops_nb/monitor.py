@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -16,9 +17,9 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, DecisionLog, LoopParams, MonitorParams, Report, register_report
+from .core import Decision, DecisionLog, LoopParams, MonitorParams, Report, plain, register_report
 from .drift import DriftReport
-from .estimate import calibrate, estimate_performance, fit_calibration
+from .estimate import _per_row_scores, calibrate, estimate_performance, fit_calibration
 from .prediction_log import MonitorError, PredictionLog
 from .profile import Profile, profile_drift
 
@@ -36,11 +37,13 @@ def _score_summary(scores) -> dict:
 
 def _labels(labels, where:str) -> np.ndarray:
     "0/1 labels (also as text) as floats, NaN where missing; anything else is an error naming `where`, the count and the first row."
-    v = pd.Series(np.asarray(labels, dtype=object).ravel())
+    a = np.asarray(labels, dtype=object)
+    if a.ndim > 1 and a.shape[1:] != (1,): raise MonitorError(f"{where}: labels must be one 0/1 label per row, got an array of shape {tuple(int(d) for d in a.shape)}")
+    v = pd.Series(a.ravel())
     y = pd.to_numeric(v, errors='coerce')
     bad = ((y.isna() & v.notna()) | (y.notna() & ~y.isin([0, 1]))).to_numpy()
     if bad.any(): raise MonitorError(f"{where}: labels must be 0/1 (NaN = not yet known); {int(bad.sum())} are not "
-                                     f"(first at row {int(np.flatnonzero(bad)[0])}: {v[bad].iloc[0]!r})")
+                                     f"(first at row {int(np.flatnonzero(bad)[0])}: {plain(v[bad].iloc[0])!r})")
     return y.to_numpy(dtype=float)
 
 
@@ -61,7 +64,7 @@ def reference_profile(features:pd.DataFrame, # the final model's training rows, 
     "The monitoring reference of a trained model: its training features' profile plus its scores and metrics on the test window."
     from mlops_nb.scoping import METRICS, evaluate
     if metric not in METRICS: raise MonitorError(f"reference_profile: unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    s, y = np.asarray(scores, dtype=float).ravel(), _labels(labels, 'reference_profile')
+    s, y = _per_row_scores(scores, 'reference_profile'), _labels(labels, 'reference_profile')
     if len(s) != len(y) or not len(s): raise MonitorError(f"reference_profile: {len(s)} test scores and {len(y)} labels")
     if np.isnan(y).any(): raise MonitorError(f"reference_profile: {int(np.isnan(y).sum())} test labels are missing (first at row {int(np.flatnonzero(np.isnan(y))[0])})")
     names = _metric_names(metric)
@@ -141,6 +144,30 @@ def _stat_label(row:dict) -> str:
     return f"{t.name} {what} = {row['score']:.3g} (drift {t.drift_if} {row['threshold']:g})"
 
 
+def _batch_times(times, n_rows:int, where:str) -> pd.Series|None:
+    "The rows' times parsed; wrong length, unparseable values and mixed time zones are one clear error each."
+    if times is None: return None
+    t = times.reset_index(drop=True) if isinstance(times, pd.Series) else pd.Series(np.asarray(times, dtype=object).ravel())
+    if len(t) != n_rows: raise MonitorError(f"{where}: {len(t):,} times for {n_rows:,} rows")
+    try: p = pd.to_datetime(t, errors='coerce', format='mixed')
+    except (TypeError, ValueError) as e:
+        if 'timezone' not in str(e).lower(): raise MonitorError(f"{where}: times do not parse: {str(e).splitlines()[0]}") from None
+        v = t.dropna()
+        raise MonitorError(f"{where}: times mix time zones or UTC offsets (e.g. {str(v.iloc[0])!r} and {str(v.iloc[-1])!r}); "
+                           "give them in one zone, e.g. pd.to_datetime(times, utc=True)") from None
+    bad = (p.isna() & t.notna()).to_numpy()
+    if bad.any(): raise MonitorError(f"{where}: {int(bad.sum()):,} times do not parse (first at row {int(np.flatnonzero(bad)[0])}: "
+                                     f"{str(t[bad].iloc[0])!r})")
+    return p
+
+
+def _type_changes(drift, reference:Profile, current:Profile) -> list[str]:
+    "'column (numeric → categorical)' for each column whose type changed between the two profiles."
+    t = drift.columns
+    return [f"{c} ({reference.summaries[c]['family']} → {current.summaries[c]['family']})"
+            for c in t.index[(t['stat_test'] == 'type_changed') & (t['role'] == 'feature')]]
+
+
 def analyze_batch(reference:Profile, # the model's reference: `reference_profile(...)`; a plain `Profile` gives drift alerts only
                   current=None,      # the batch's input Profile or its feature rows (DataFrame); None = no input drift
                   *,
@@ -159,7 +186,7 @@ def analyze_batch(reference:Profile, # the model's reference: `reference_profile
     metric, threshold = info.get('metric', 'roc_auc'), float(info.get('threshold', 0.5))
     if metric not in METRICS: raise MonitorError(f"analyze_batch: the reference's metric {metric!r} is not a registered metric")
     greater = METRICS[metric].greater_is_better
-    s = None if scores is None else np.asarray(scores, dtype=float).ravel()
+    s = _per_row_scores(scores, 'analyze_batch')
     if s is not None:
         bad = ~(np.isfinite(s) & (s >= 0) & (s <= 1))
         if not len(s): raise MonitorError("analyze_batch: scores is empty (0 rows)")
@@ -168,9 +195,11 @@ def analyze_batch(reference:Profile, # the model's reference: `reference_profile
     if current is not None and not isinstance(current, Profile): raise MonitorError(f"analyze_batch: current must be a Profile or DataFrame, got {type(current).__name__}")
     n_rows = len(s) if s is not None else current.n_rows if current is not None else 0
     if not n_rows: raise MonitorError("analyze_batch: give the batch's scores or its input profile (both are empty)")
+    if s is not None and current is not None and len(s) != current.n_rows:  # mismatched rows would silence every alert
+        raise MonitorError(f"analyze_batch: {len(s):,} scores for a batch of {current.n_rows:,} rows; give one score per row of the batch")
     y = None if labels is None else _labels(labels, 'analyze_batch')
     if y is not None and (s is None or len(y) != len(s)): raise MonitorError(f"analyze_batch: {len(y)} labels for {0 if s is None else len(s)} scores")
-    if times is not None and len(times) != n_rows: raise MonitorError(f"analyze_batch: {len(times)} times for {n_rows} rows")
+    t = _batch_times(times, n_rows, 'analyze_batch')
     alerts, too_few = [], n_rows < mp.min_rows
     def alert(name, value, thr, fired, message):
         if too_few: return  # drift tests and metrics on a handful of rows mean nothing: no alert at all
@@ -184,10 +213,12 @@ def analyze_batch(reference:Profile, # the model's reference: `reference_profile
         if common:
             drift = profile_drift(reference, current, columns=common, drift_share=mp.drift_share)
             share = drift.share_drifted
-            top = ', '.join(map(str, drift.drifted_columns[:3]))
+            top = ', '.join(map(str, drift.drifted_columns[:3])) + (', …' if drift.n_drifted > 3 else '')
+            changed = _type_changes(drift, reference, current)
             alert('input_drift', share, mp.drift_share, drift.dataset_drift,
-                  f"{drift.n_drifted} of {drift.n_columns} features drifted ({share:.0%})" + (f", most of all {top}" if top else ''))
-        if missing: alert('missing_columns', len(missing), 0, True, f"features missing from the batch's profile: {missing}")
+                  f"{drift.n_drifted} of {drift.n_columns} features drifted ({share:.0%})" + (f", most of all {top}" if top else '')
+                  + (f"; type changed: {', '.join(changed)}" if changed else ''))
+        if missing: alert('missing_columns', len(missing), 0, True, f"features missing from the batch's profile: {', '.join(map(str, missing))}")
     pred_row = None
     if s is not None and reference.score:
         pred_row = _compare_summaries(reference.score, _score_summary(s), '__prediction__', 'prediction')
@@ -222,7 +253,6 @@ def analyze_batch(reference:Profile, # the model's reference: `reference_profile
                 alert('performance_drop', d, mp.max_drop, d > mp.max_drop and abs(real_m - ref) > 2 * real_sd,
                       f"{metric} {real_m:.4g} on {n_lab:,} labelled rows vs {ref:.4g} on the reference ({d:+.1%} drop; sampling spread {real_sd:.2g})")
     table = pd.DataFrame(alerts, columns=['check', 'value', 'threshold', 'fired', 'message']).set_index('check')
-    t = None if times is None else pd.to_datetime(pd.Series(np.asarray(times)))
     r = MonitorReport(batch.get('batch_id'), str(batch.get('model_version', '')), str(batch.get('run_id', info.get('run_id', ''))),
                       batch.get('time_min', None if t is None or t.isna().all() else str(t.min())),
                       batch.get('time_max', None if t is None or t.isna().all() else str(t.max())),
@@ -279,6 +309,10 @@ def _project_params(project, rd=None) -> LoopParams:
     return rd.params if rd is not None and (rd.path / 'params.yaml').exists() else LoopParams()
 
 
+_NOTHING_SCORED = ("nothing has been scored yet: the prediction log {path} holds no batches; score a batch with the champion "
+                   "first (`mlops-nb score FILE`, or requests to `mlops-nb serve`), then monitor it")
+
+
 def monitor(project,            # the loop project folder
             batch='latest',     # batch id in the prediction log, 'latest' or 'all'
             *,
@@ -288,9 +322,9 @@ def monitor(project,            # the loop project folder
            ) -> MonitorReport|list:
     "Check a logged batch against its model's reference; store the result and any retrain recommendation."
     log = PredictionLog(project)
+    if str(batch) in ('all', 'latest') and log.batches().empty: raise MonitorError(_NOTHING_SCORED.format(path=log.path))
     if str(batch) == 'all':
         ids = log.batches()['batch_id'].tolist()
-        if not ids: raise MonitorError(f"the prediction log {log.path} holds no batches yet")
         return [monitor(project, b, params=params, record=record, n_draws=n_draws) for b in ids]
     bid = log.batch_id(batch)
     info = log.batch_info(bid)
@@ -394,7 +428,10 @@ def _cmd_labels(args) -> int:
     if not id_col: raise MonitorError("labels: params.data.id_col is null; name the id column with --id-col")
     df = load_table(args.file)
     miss = [c for c in (id_col, label_col) if c not in df.columns]
-    if miss: raise MonitorError(f"labels: {args.file} has no column(s) {miss} (it has {list(df.columns)[:10]})")
+    if miss:
+        cols = list(map(str, df.columns))
+        raise MonitorError(f"labels: {args.file} has no column(s) {', '.join(map(repr, miss))} (its {len(cols)} columns: "
+                           f"{', '.join(cols[:10])}{', …' if len(cols) > 10 else ''}); name them with --id-col / --label-col")
     try: n = PredictionLog(args.project).add_labels(df[id_col], df[label_col], overwrite=not args.no_overwrite)
     except MonitorError as e:  # name the flag, not the function's argument
         if '(overwrite=False)' not in str(e): raise
@@ -406,7 +443,8 @@ def _cmd_history(args) -> int:
     h = monitoring_history(args.project)
     if args.json: print(h.table.reset_index().to_json(orient='records', date_format='iso'))
     else: print(h.table.drop(columns=['run_id', 'reference_prediction_mean']).to_string() if len(h.table)
-                else f"no monitored batches yet ({h.n_batches} logged); run: mlops-nb monitor all")
+                else _NOTHING_SCORED.format(path=PredictionLog(args.project).path) if not h.n_batches
+                else f"no monitored batches yet ({h.n_batches} scored); check them: mlops-nb monitor all")
     if args.html:
         from mlops_nb.core import atomic_write
         from mlops_nb.monitor_panel import history_html
@@ -436,5 +474,3 @@ def add_commands(sub, proj, track):
     s.add_argument('--html', default=None, metavar='FILE', help='also write a static HTML report with plots')
     s.add_argument('--json', action='store_true', help='print JSON records instead of a table')
     s.set_defaults(func=_cmd_history)
-
-

@@ -236,6 +236,23 @@ def _kolmogorov_p(d:float, n:int, m:int, exact:bool) -> float:
     return float(kstwo.sf(d, max(1, round(ne)))) if exact else float(kolmogorov(d * math.sqrt(ne)))
 
 # %% ../nbs/60_profile.ipynb #149425d9
+def _zero_one(s:dict) -> bool:
+    "Does a numeric summary list all its values, and are they all 0 or 1?"
+    return s.get('family') == 'numeric' and bool(s.get('values')) and all(v in (0.0, 1.0) for v, _ in s['values'])
+
+
+def _bool_as_numbers(s:dict) -> dict:
+    "A bool column's summary as the summary of its values as numbers (True = 1, False = 0)."
+    n_of = {bool(v): int(n) for v, n in s.get('values', [])}
+    vals = [[float(v), n_of[v]] for v in (False, True) if n_of.get(v)]
+    a = np.repeat([v for v, _ in vals], [n for _, n in vals])
+    out = dict(family='numeric', n=int(len(a)), missing=s['missing'])
+    if not len(a): return out
+    idx = np.searchsorted(np.cumsum([n for _, n in vals]), (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES * len(a))
+    return dict(out, mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()), values=vals,
+                quantiles=np.asarray([v for v, _ in vals])[np.minimum(idx, len(vals) - 1)].tolist())
+
+
 def _compare_summaries(r:dict, c:dict, name, role:str) -> dict:
     "One row of a DriftReport's table, from two column summaries."
     fr, fc = r['family'], c['family']
@@ -246,7 +263,10 @@ def _compare_summaries(r:dict, c:dict, name, role:str) -> dict:
         drifted = (r['n'] == 0) != (c['n'] == 0)
         return {**row, 'kind': fc if fr == 'empty' else fr, 'stat_test': 'all_nan', 'score': float(drifted),
                 'threshold': 0.5, 'drifted': drifted, 'n_reference': r['n'], 'n_current': c['n']}
-    if fr != fc:  # a column whose type changed has drifted (analyze_drift raises: there the caller can cast)
+    if {fr, fc} == {'bool', 'numeric'} and _zero_one(c if fr == 'bool' else r):  # True/False vs 1/0: the same values
+        r, c = (_bool_as_numbers(r), c) if fr == 'bool' else (r, _bool_as_numbers(c))
+        fr = fc = 'numeric'
+    if fr != fc:  # a column whose type changed has drifted, as in `analyze_drift`
         return {**row, 'kind': fr, 'stat_test': 'type_changed', 'score': 1.0, 'threshold': 0.5, 'drifted': True,
                 'n_reference': r['n'], 'n_current': c['n']}
     if fr == 'datetime' and 'tz' in r and 'tz' in c and (r['tz'] is None) != (c['tz'] is None):  # naive vs aware

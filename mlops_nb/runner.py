@@ -25,9 +25,9 @@ import mlops_nb
 from .core import (Decision, DecisionLog, LoopParams, ParamError, apply_decisions, atomic_write, _encode)
 
 # %% auto #0
-__all__ = ['LOOP_DIR', 'KERNEL_ARGS', 'RunError', 'init_project', 'RunDir', 'check_notebook', 'resolve_params', 'new_run_id',
-           'code_version', 'StageKernel', 'run_loop', 'tracking_uri_for', 'log_to_mlflow', 'find_run', 'list_runs',
-           'show_run', 'batch_sets', 'run_batch', 'compare_runs']
+__all__ = ['LOOP_DIR', 'LABEL_FILE_LIMIT', 'KERNEL_ARGS', 'RunError', 'init_project', 'RunDir', 'check_notebook',
+           'resolve_params', 'new_run_id', 'code_version', 'StageKernel', 'run_loop', 'tracking_uri_for',
+           'log_to_mlflow', 'find_run', 'list_runs', 'show_run', 'batch_sets', 'run_batch', 'compare_runs']
 
 # %% ../nbs/80_runner.ipynb #1fb92081
 LOOP_DIR = Path(mlops_nb.__file__).parent / 'loop'
@@ -131,26 +131,55 @@ def check_notebook(path) -> None:
         raise RunError(f"loop notebook {path} has no cell tagged 'parameters' (papermill would silently run its defaults)")
 
 
-def _content_copy(src:Path, project:Path, kind:str) -> str:
-    "Copy a label file into data/patches under its content hash; return its project-relative path."
-    if not src.exists(): raise RunError(f"labels.{kind}: file {src} does not exist")
-    h = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    dest = project / 'data' / 'patches' / f'{kind}-{h}.csv'
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.exists(): shutil.copyfile(src, dest)
+LABEL_FILE_LIMIT = 256 * 2**20  # bytes: a label patch or exclusion list above this is refused before it is read
+
+
+def _label_text(src, project:Path, kind:str, folder=None) -> str:
+    "The text of label file `src`: a regular UTF-8 file inside `project` (or `folder`), at most LABEL_FILE_LIMIT bytes."
+    import stat
+    what, src = f"labels.{kind}", Path(src) if Path(src).is_absolute() else project / src
+    try: real = src.resolve(strict=True)  # symlinks followed first: where the file really is counts
+    except FileNotFoundError: raise RunError(f"{what}: file {src} does not exist") from None
+    except (OSError, RuntimeError) as e: raise RunError(f"{what}: cannot resolve {src} ({e})") from None
+    roots = [project.resolve()] + ([(project / folder).resolve()] if folder else [])
+    if not any(real.is_relative_to(r) for r in roots):
+        where = ' or '.join(map(str, roots))
+        raise RunError(f"{what}: {src} is outside {where}; copy it into the project" + ('' if folder else ' or name its folder in labels.folder'))
+    if not stat.S_ISREG(real.stat().st_mode): raise RunError(f"{what}: {src} is not a regular file")
+    fd = os.open(real, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))  # never blocks, even if it became a FIFO meanwhile
+    with os.fdopen(fd, 'rb') as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode): raise RunError(f"{what}: {src} is not a regular file")
+        if st.st_size > LABEL_FILE_LIMIT: raise RunError(f"{what}: {src} is {st.st_size:,} bytes; label files are limited to {LABEL_FILE_LIMIT:,}")
+        data = f.read(LABEL_FILE_LIMIT + 1)  # bounded, even if the file grows while it is read
+    if len(data) > LABEL_FILE_LIMIT: raise RunError(f"{what}: {src} is over {LABEL_FILE_LIMIT:,} bytes; label files are limited to that")
+    try: return data.decode('utf-8')
+    except UnicodeDecodeError as e: raise RunError(f"{what}: {src} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+
+
+def _store_label(text:str, project:Path, kind:str) -> str:
+    "Write label file `text` into data/patches under its content hash; return its project-relative path."
+    dest = project / 'data' / 'patches' / f'{kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.csv'
+    if not dest.exists(): atomic_write(dest, text)
     return str(dest.relative_to(project))
 
 
-def _accumulate(project:Path, earlier:str, later:str, kind:str, id_col:str) -> str:
+def _content_copy(src, project:Path, kind:str, folder=None) -> str:
+    "Copy a label file (checked by `_label_text`) into data/patches under its content hash; return its project-relative path."
+    return _store_label(_label_text(src, project, kind, folder), project, kind)
+
+
+def _accumulate(project:Path, earlier:str, later:str, kind:str, id_col:str, folder=None) -> str:
     "A label file with the rows of `earlier` and `later` (for the same id, `later` wins), copied into data/patches."
-    rd = lambda f: pd.read_csv(Path(f) if Path(f).is_absolute() else project / f)
+    import io
+    def rd(f):
+        try: return pd.read_csv(io.StringIO(_label_text(f, project, kind, folder)))
+        except ValueError as e: raise RunError(f"labels.{kind}: {f} is not a readable CSV ({str(e).splitlines()[0]})") from None
     old, new = rd(earlier), rd(later)
     for f, df in ((earlier, old), (later, new)):
         if id_col not in df.columns: raise RunError(f"labels.{kind}: {f} has no id column {id_col!r} (columns: {list(df.columns)})")
     both = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=id_col, keep='last')
-    with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / f'{kind}.csv'; both.to_csv(f, index=False)
-        return _content_copy(f, project, kind)
+    return _store_label(both.to_csv(index=False), project, kind)
 
 
 def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str='human'):
@@ -170,11 +199,11 @@ def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str
         for d in decisions:
             lab = d.patch.get('labels', {})
             if lab:
-                lab = {k: (_content_copy(parent.path / v, project, k) if isinstance(v, str) and not Path(v).is_absolute()
-                           and (parent.path / v).exists() else v) for k, v in lab.items()}
+                lab = {k: (_content_copy(parent.path / v, project, k, base.labels.folder) if k in current and isinstance(v, str)
+                           and not Path(v).is_absolute() and (parent.path / v).exists() else v) for k, v in lab.items()}
                 for k, v in lab.items():
                     if k in current and v and current[k] and v != current[k]:
-                        lab[k] = _accumulate(project, current[k], v, k, base.data.id_col)
+                        lab[k] = _accumulate(project, current[k], v, k, base.data.id_col, base.labels.folder)
                     if k in current: current[k] = lab[k]
                 d = Decision(d.what, d.why, {**d.patch, 'labels': lab}, d.evidence, d.source)
             fixed.append(d)
@@ -183,11 +212,10 @@ def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str
     else:
         params = LoopParams.from_yaml(Path(params_file) if params_file else project / 'params.yaml')
     params = params.override(list(sets))
-    for k in ('patch', 'exclude'):  # copy label files into the project, content-addressed, so runs stay reproducible
+    for k in ('patch', 'exclude'):  # label files checked and copied into the project, content-addressed, so runs stay reproducible
         v = getattr(params.labels, k)
-        if v and not str(v).startswith('data/patches/'):
-            src = Path(v) if Path(v).is_absolute() else project / v
-            params = params.override([f'labels.{k}={_content_copy(src, project, k)}'])
+        if v and (copy := _content_copy(v, project, k, params.labels.folder)) != v:
+            params = params.override([f'labels.{k}={copy}'])
     for st in params.stages: check_notebook(project / 'loop' / f'{st}.ipynb')
     return params, (parent.id if parent else None), decisions
 

@@ -13,7 +13,7 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, register_report, report_html
+from .core import Decision, Report, listing, register_report, report_html
 
 # %% auto #0
 __all__ = ['SliceReport', 'analyze_slices', 'plot_slices', 'plot_shap']
@@ -227,7 +227,7 @@ def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
     is_pos = np.asarray(y == pos_label, dtype=bool).reshape(-1)
     vals = pd.unique(pd.Series(y, dtype=object))
     if not is_pos.any() and len(vals) > 1:
-        raise ValueError(f"analyze_slices: pos_label {pos_label!r} is not among the labels ({', '.join(map(repr, vals[:5]))})")
+        raise ValueError(f"analyze_slices: pos_label {pos_label!r} is not among the labels ({listing(vals, 5)})")
     err = ((s >= threshold) != is_pos).astype(int)
     n_err = int(err.sum()); rate = n_err / n
     notes = []

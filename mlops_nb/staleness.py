@@ -15,7 +15,7 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, register_report, report_html
+from .core import Decision, Report, listing, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
 from .scoping import METRICS, Metric
 
@@ -41,7 +41,7 @@ def _binary_target(y:pd.Series, col) -> tuple[np.ndarray, object]:
     vc = y.value_counts()
     if len(vc) != 2:
         raise ValueError(f"analyze_staleness: target {col!r} must have exactly 2 classes, got {len(vc)}"
-                         + (f" ({', '.join(map(str, vc.index[:5]))})" if len(vc) else ''))
+                         + (f" ({listing(vc.index, 5)})" if len(vc) else ''))
     pos = vc.index[1]
     if vc.iloc[0] == vc.iloc[1]:
         try: pos = max(vc.index)

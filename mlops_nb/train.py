@@ -14,11 +14,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .core import listing
 from .features import make_preprocessor
 
 # %% auto #0
-__all__ = ['MODELS', 'ModelKind', 'model_kind', 'tabular_pipeline', 'LoopClassifier', 'model_from_params', 'evaluate_model',
-           'save_model', 'load_model']
+__all__ = ['MODELS', 'LOOP_TYPES', 'ModelKind', 'model_kind', 'tabular_pipeline', 'LoopClassifier', 'model_from_params',
+           'evaluate_model', 'save_model', 'UntrustedModelError', 'trusted_types', 'load_model']
 
 # %% ../nbs/30_train.ipynb #a26b18f3
 @dataclass(frozen=True)
@@ -27,26 +28,43 @@ class ModelKind:
     name: str
     make: Callable
     flavour: str = 'tree'
+    trusted: tuple = ()  # names of the types its fitted estimator holds besides estimators (for `load_model`)
 
     def check_params(self, params:dict):
-        "Raise ParamError for hyperparameters the estimator does not have."
+        "Raise ParamError for hyperparameters the estimator does not have, or values it does not accept."
         from mlops_nb.core import ParamError
         allowed = set(self.make({}, 0, None).get_params())
         bad = sorted(set(params) - allowed)
         if bad: raise ParamError(f"model.params: {bad} are not hyperparameters of model kind {self.name!r}; allowed: {', '.join(sorted(allowed))}")
+        try:
+            est = self.make(dict(params), 0, None)
+            if hasattr(est, '_validate_params'): est._validate_params()  # scikit-learn's own constraints, without fitting
+        except Exception as e:
+            raise ParamError(f"model.params of model kind {self.name!r}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+
+    def type_names(self) -> set[str]:
+        "Names of the types a fitted model of this kind holds: the estimators it makes plus `trusted`."
+        est = self.make({}, 0, None)
+        parts = [est, *(v for v in est.get_params(deep=True).values() if hasattr(v, 'get_params'))]
+        return {f"{type(o).__module__}.{type(o).__qualname__}" for o in parts} | set(self.trusted)
 
 
 MODELS: dict[str, ModelKind] = {}
 
-def model_kind(name:str, flavour:str='tree'):
+def model_kind(name:str, # the name `model.kind` selects it by
+               flavour:str='tree', # the preprocessor it wants: 'tree' or 'linear'
+               trusted:tuple=(), # type names its fitted estimator holds besides estimators, e.g. 'mypkg.trees.Node'
+              ):
     "Decorator: register `make(params, random_state, class_weight)` as model kind `name`."
     def deco(make):
-        MODELS[name] = ModelKind(name, make, flavour)
+        MODELS[name] = ModelKind(name, make, flavour, tuple(trusted))
         return make
     return deco
 
 
-@model_kind('hgb', 'tree')
+# the fitted trees, and the numeric pass-through of native categorical support: partial(check_array, ...)
+@model_kind('hgb', 'tree', trusted=('sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor',
+                                    'functools.partial', 'sklearn.utils.validation.check_array'))
 def _hgb(params, random_state, class_weight):
     from sklearn.ensemble import HistGradientBoostingClassifier
     kw = dict(max_iter=200, learning_rate=0.1, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
@@ -90,7 +108,7 @@ class LoopClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X:pd.DataFrame, y, time=None):
         "Fit on features `X`, binary labels `y` (0/1) and, for recency weights, row times `time`."
         y = np.asarray(y)
-        if set(np.unique(y)) - {0, 1}: raise ValueError(f"LoopClassifier.fit: labels must be 0/1, got {np.unique(y)[:5]}")
+        if set(np.unique(y)) - {0, 1}: raise ValueError(f"LoopClassifier.fit: labels must be 0/1, got {listing(np.unique(y), 5)}")
         if len(np.unique(y)) < 2: raise ValueError("LoopClassifier.fit: the training labels have a single class")
         if not 0 < self.neg_sample_rate <= 1: raise ValueError(f"neg_sample_rate must be in (0, 1], got {self.neg_sample_rate}")
         rng = np.random.default_rng(self.random_state)
@@ -144,13 +162,47 @@ def save_model(model, path) -> Path:
     return path
 
 
-_TRUSTED_PREFIXES = ('sklearn.', 'numpy.', 'mlops_nb.', 'builtins.', 'collections.', 'scipy.')
-_TRUSTED_NAMES = {'functools.partial'}  # the callable it wraps is checked on its own
+class UntrustedModelError(ValueError):
+    "A model file that is not a skops archive, or holds types outside `trusted_types()`."
+
+
+# what the loop's own pipeline holds besides scikit-learn estimators (skops trusts those already): the classifier,
+# the feature functions of `make_preprocessor`, the target encoder's folds, numpy dtypes
+LOOP_TYPES = frozenset({'mlops_nb.train.LoopClassifier', 'mlops_nb.features._as_str', 'mlops_nb.features._time_names',
+                        'mlops_nb.features._time_parts', 'mlops_nb.features._to_float',
+                        'sklearn.model_selection._split.StratifiedKFold', 'numpy.dtype'})
+
+
+def trusted_types() -> set[str]:
+    "Every type name `load_model` accepts beyond skops' defaults: the loop's own plus those of each kind in `MODELS`."
+    return set(LOOP_TYPES).union(*(mk.type_names() for mk in MODELS.values()))
+
+
+def _partial_targets(node):
+    "Names of what each `functools.partial` in a skops schema wraps (a reference without a name: its loader)."
+    if isinstance(node, dict):
+        if node.get('__loader__') == 'PartialNode':
+            f = (node.get('content') or {}).get('func') or {}
+            yield f"{f['__module__']}.{f['__class__']}" if f.get('__module__') and f.get('__class__') else f"<{f.get('__loader__')}>"
+        for v in node.values(): yield from _partial_targets(v)
+    elif isinstance(node, list):
+        for v in node: yield from _partial_targets(v)
+
 
 def load_model(path):
-    "Load a model saved by `save_model`, trusting only scikit-learn, numpy, scipy and mlops_nb types."
+    "Load a model saved by `save_model` if every type in it is trusted; else `UntrustedModelError`, nothing built."
+    import io, json, zipfile
     import skops.io as sio
-    untrusted = sio.get_untrusted_types(file=path)
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) and t not in _TRUSTED_NAMES]
-    if bad: raise ValueError(f"load_model: {path} contains types outside the trusted set: {bad}")
-    return sio.load(path, trusted=untrusted)
+    path = Path(path)
+    if path.exists() and not path.is_file(): raise UntrustedModelError(f"load_model: {path} is not a regular file")
+    data = path.read_bytes()  # read once: what is checked is what is loaded
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z: schema = json.loads(z.read('schema.json'))
+        untrusted = sio.get_untrusted_types(data=data)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise UntrustedModelError(f"load_model: {path} is not a skops model file ({type(e).__name__}: {e})") from None
+    allowed = trusted_types()
+    bad = sorted(set(untrusted) - allowed)
+    bad += sorted({f"functools.partial({t})" for t in _partial_targets(schema) if t not in allowed})  # even if skops trusted partial
+    if bad: raise UntrustedModelError(f"load_model: {path} holds types outside the trusted set, refused: {', '.join(bad)}")
+    return sio.loads(data, trusted=untrusted)

@@ -235,3 +235,30 @@ def test_continual_learning(tmp_path):
     nxt = run_loop(proj, from_run=rd.id, policy='auto', sets=['stages=[scoping,data,features,train]'], progress=False)
     assert nxt.params.data.as_of == as_of
     assert nxt.read_json('data.json') != rd.read_json('data.json')  # it trained on the newer rows
+
+
+def test_nothing_scored_yet_says_how_to_score(project, capsys):
+    "An empty prediction log: `monitoring` and `monitor` say that nothing has been scored and how to score, not `monitor all`."
+    assert main(['monitoring', '-C', str(project)]) in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith('nothing has been scored yet: the prediction log ') and 'mlops-nb score FILE' in out, out
+    assert 'monitor all' not in out
+    for batch in ('latest', 'all'):
+        assert main(['monitor', batch, '-C', str(project)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and 'nothing has been scored yet' in err and 'Traceback' not in err, err
+
+
+def test_scored_but_not_monitored_suggests_monitor_all(project, world, capsys):
+    log(project, world, world['clean'][3])
+    assert main(['monitoring', '-C', str(project)]) in (0, None)
+    assert capsys.readouterr().out.strip() == 'no monitored batches yet (1 scored); check them: mlops-nb monitor all'
+
+
+def test_labels_file_without_the_columns_lists_them_with_an_ellipsis(project, world, capsys):
+    wide = pd.DataFrame({f'c{i}': [1] for i in range(12)})
+    wide.to_csv(project / 'wide.csv', index=False)
+    assert main(['labels', str(project / 'wide.csv'), '-C', str(project)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no column(s) 'impression_id', 'clicked' (its 12 columns: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, …)" in err, err
+    assert len(err.splitlines()) == 1
