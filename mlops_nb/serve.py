@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import LoopParams
+from .core import LoopParams, plain
 from .deploy import DeployError, _alias, fetch_version, model_name, registry_client
 
 # %% auto #0
@@ -50,7 +50,7 @@ def _cut(items, n:int=8) -> str:
 
 def _examples(values, n:int=3) -> str:
     "A few distinct values as they were given (repr: lists and dicts are not hashable, odd text is escaped)."
-    return _cut(dict.fromkeys(repr(x) for x in values), n)
+    return _cut(dict.fromkeys(repr(plain(x)) for x in values), n)
 
 
 def _rows(idx, n:int=5) -> str:
