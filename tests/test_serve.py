@@ -307,8 +307,9 @@ def test_concurrent_requests_are_all_answered_and_logged(project, records, worke
         assert PredictionLog(project).profile(int(bid)).n_rows == int(b.loc[bid, 'n_rows'])
 
 
-def test_sigkill_under_load_loses_no_acknowledged_prediction(project, records):
-    s = Server(project)
+@pytest.mark.parametrize('workers', [1, 2])
+def test_sigkill_under_load_loses_no_acknowledged_prediction(project, records, workers):
+    s = Server(project, '--workers', str(workers))
     acked, stop = [], threading.Event()
     def client(k):
         conn = s.connect(timeout=30)
