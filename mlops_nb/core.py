@@ -158,6 +158,13 @@ class DeployParams:
     gate_days: int = knob(7, "days of the newest labelled data the promotion gate compares on", ge=1)
     host: str = knob('127.0.0.1', "address `mlops-nb serve` binds to")
     port: int = knob(8765, "port `mlops-nb serve` listens on", ge=1, le=65535)
+    workers: int = knob(1, "processes `mlops-nb serve` runs (each scores and logs on its own; all write one prediction log)", ge=1)
+    unknown_categories: Literal['reject', 'as_missing'] = knob('reject', "a category never seen in training: 'reject' refuses the request / batch, 'as_missing' scores it as a missing value (counted per logged batch)")
+    max_body_bytes: int = knob(1_000_000, "largest `POST /predict` body `serve` reads; a larger one is a 413", ge=1)
+    batch_wait_ms: float = knob(2.0, "`serve` waits at most this long for concurrent requests to score them together", ge=0)
+    max_batch_rows: int = knob(512, "`serve` scores at most this many rows (of waiting requests) in one model call", ge=1)
+    log_batch_rows: int = knob(10_000, "`serve` closes a logged batch (and profiles it) after this many rows", ge=1)
+    log_batch_seconds: float = knob(300.0, "`serve` also closes a logged batch this many seconds after its first row", gt=0)
 
 
 @dataclass

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import queue
 import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +24,7 @@ from .core import Report
 from .profile import Profile
 
 # %% auto #0
-__all__ = ['MonitorError', 'PredictionLog']
+__all__ = ['MonitorError', 'PredictionLog', 'ScoredRows', 'LogWriter']
 
 # %% ../nbs/61_prediction_log.ipynb #f31c768d
 class MonitorError(ValueError):
@@ -29,13 +34,32 @@ class MonitorError(ValueError):
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id INTEGER PRIMARY KEY AUTOINCREMENT, logged_at TEXT NOT NULL, model_name TEXT, model_version TEXT,
-    run_id TEXT, n_rows INTEGER NOT NULL, time_min TEXT, time_max TEXT, profile TEXT, monitoring TEXT, monitored_at TEXT);
+    run_id TEXT, n_rows INTEGER NOT NULL, time_min TEXT, time_max TEXT, profile TEXT, monitoring TEXT, monitored_at TEXT,
+    unseen TEXT, closed_at TEXT);
 CREATE TABLE IF NOT EXISTS predictions (
     batch_id INTEGER NOT NULL REFERENCES batches(batch_id), row_id TEXT NOT NULL, time TEXT,
     score REAL NOT NULL, prediction INTEGER NOT NULL, label INTEGER, label_at TEXT);
 CREATE INDEX IF NOT EXISTS predictions_batch ON predictions(batch_id);
 CREATE INDEX IF NOT EXISTS predictions_row ON predictions(row_id);
 """
+# columns of `batches` newer than the first logs: added when an older log is opened, with the value old batches get
+_ADDED = {'unseen': ('TEXT', None), 'closed_at': ('TEXT', 'logged_at')}
+
+
+def _prepare(con:sqlite3.Connection):
+    "Tables and indexes (created if missing, older logs migrated) and the WAL journal."
+    try: con.execute('PRAGMA journal_mode=WAL')  # persistent: readers never block the writer, one fsync per checkpoint
+    except sqlite3.OperationalError: pass  # another connection is mid-transaction: the next open switches it
+    con.executescript(_SCHEMA)
+    have = {r[1] for r in con.execute('PRAGMA table_info(batches)')}
+    for col, (typ, old) in _ADDED.items():
+        if col in have: continue
+        try:
+            with con:
+                con.execute(f'ALTER TABLE batches ADD COLUMN {col} {typ}')
+                if old: con.execute(f'UPDATE batches SET {col} = {old}')
+        except sqlite3.OperationalError as e:
+            if 'duplicate column' not in str(e): raise  # another process migrated it first
 
 
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
@@ -43,14 +67,33 @@ def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec=
 
 def _ids(values) -> list[str]:
     "Row ids as text: integers (also integral floats) without a decimal point, everything else as str."
+    v = values.tolist() if hasattr(values, 'tolist') else list(values)
+    if all(type(x) is int or type(x) is str for x in v): return [str(x) for x in v]  # what a server logs: no pandas needed
     a = pd.Series(values)
     if pd.api.types.is_float_dtype(a) and a.notna().all() and (a % 1 == 0).all(): a = a.astype('int64')
     if a.isna().any(): raise MonitorError(f"{int(a.isna().sum())} row ids are missing (NaN/None)")
     return a.astype(str).tolist()
 
 
+def _iso_times(values) -> list|None:
+    "`_times` of ISO text (and None) in this century or the next, without pandas; None when some value is anything else."
+    out, whole = [], True
+    for x in values:
+        if x is None: out.append(None); continue
+        if type(x) is not str: return None
+        try: t = _dt.datetime.fromisoformat(x)
+        except ValueError: return None
+        if t.tzinfo is not None: t = t.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        if not 1900 <= t.year < 2200: return None
+        whole = whole and t.microsecond == 0
+        out.append(t)
+    return [t and t.isoformat(timespec='seconds' if whole else 'microseconds') for t in out]
+
+
 def _times(values, where:str) -> list:
     "Times as ISO text (UTC, naive), None where missing; `where` names the column in errors."
+    fast = _iso_times(values.tolist() if hasattr(values, 'tolist') else list(values))
+    if fast is not None: return fast
     v = pd.Series(values)
     try: t = pd.to_datetime(v, utc=True, errors='coerce', format='mixed').dt.tz_localize(None)  # aware → UTC, naive kept
     except (TypeError, ValueError, OverflowError) as e: raise MonitorError(f"{where}: not times ({e})") from None
@@ -61,15 +104,53 @@ def _times(values, where:str) -> list:
     iso = np.datetime_as_string(a.astype('datetime64[s]'), unit='s') if whole else np.datetime_as_string(a, unit='us')
     return [None if x == 'NaT' else x for x in iso.tolist()]
 
+
+def _checked(frame, id_col, time_col, profile=None, where:str='log_batch'):
+    "The ids (None: generated), ISO times, scores and 0/1 predictions of a scored frame, or MonitorError."
+    if not isinstance(frame, pd.DataFrame): raise MonitorError(f"{where}: expected a DataFrame, got {type(frame).__name__}")
+    miss = [c for c in ['score', 'prediction'] + [c for c in (id_col, time_col) if c] if c not in frame.columns]
+    if miss: raise MonitorError(f"{where}: columns {miss} are missing from the scored frame (it has {list(frame.columns)[:10]})")
+    if not len(frame): raise MonitorError(f"{where}: the scored frame is empty (0 rows)")
+    if profile is not None and not isinstance(profile, Profile): raise MonitorError(f"{where}: profile must be a Profile, got {type(profile).__name__}")
+    score = pd.to_numeric(frame['score'], errors='coerce').to_numpy(dtype=float)
+    bad = ~np.isfinite(score) | (score < 0) | (score > 1)
+    if bad.any(): raise MonitorError(f"{where}: {int(bad.sum())} scores are not probabilities in [0, 1] (first at row {int(np.flatnonzero(bad)[0])})")
+    pred = pd.to_numeric(frame['prediction'], errors='coerce').to_numpy(dtype=float)
+    bad = ~np.isin(pred, (0, 1))
+    if bad.any(): raise MonitorError(f"{where}: {int(bad.sum())} predictions are not 0/1 (first at row {int(np.flatnonzero(bad)[0])})")
+    ids = _ids(frame[id_col]) if id_col else None
+    times = _times(frame[time_col], f"{where}: time column {time_col!r}") if time_col else [None] * len(frame)
+    return ids, times, score.tolist(), pred.astype(int).tolist()
+
+
+def _unseen_json(unseen:dict|None) -> str|None:
+    "The per-column counts of unseen categories as JSON (None when there were none)."
+    u = {str(k): int(v) for k, v in (unseen or {}).items() if v}
+    return json.dumps(u, sort_keys=True) if u else None
+
+
+def _write_failed(path, e:sqlite3.Error) -> MonitorError:
+    "One line for a write that SQLite refused (disk full, read-only, locked too long): nothing of it was written."
+    return MonitorError(f"the prediction log {path} could not be written ({e}); the batch was rolled back, nothing was logged")
+
 # %% ../nbs/61_prediction_log.ipynb #a91c2b8a
 class PredictionLog:
     "The project's log of scored batches: predictions, input profiles, late labels, monitoring results (SQLite)."
-    def __init__(self, project): self.project = Path(project); self.path = self.project / 'monitoring' / 'predictions.db'
+    def __init__(self, project):
+        self.project = Path(project); self.path = self.project / 'monitoring' / 'predictions.db'
+        self._ready = False  # tables checked once per PredictionLog, not per call
 
     def _connect(self, write:bool=False) -> sqlite3.Connection:
         if write: self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=60)
-        con.executescript(_SCHEMA)
+        con = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        con.execute('PRAGMA synchronous=NORMAL')  # WAL: a commit survives a killed process; see "Durability"
+        if not (self._ready and self.path.exists()):
+            try: _prepare(con)
+            except sqlite3.Error as e:
+                con.close()
+                if write: raise _write_failed(self.path, e) from None
+                raise
+            self._ready = True
         return con
 
     def _read(self, sql:str, args=()) -> pd.DataFrame:
@@ -79,7 +160,7 @@ class PredictionLog:
 
     @staticmethod
     def _memory():
-        con = sqlite3.connect(':memory:'); con.executescript(_SCHEMA); return con
+        con = sqlite3.connect(':memory:'); _prepare(con); return con
 
     def log_batch(self,
                   frame:pd.DataFrame, # scored rows: `score` (positive-class probability), `prediction` (0/1), optional id/time columns
@@ -90,33 +171,24 @@ class PredictionLog:
                   profile:Profile|None, # profile of the batch's input features (`Profile.from_frame`)
                   id_col:str|None=None,   # column of row ids (labels refer to them); None = '<batch_id>:<row>'
                   time_col:str|None=None, # column of row times
+                  unseen:dict|None=None,  # per column, how many values were never seen in training (scored as missing)
                  ) -> int:
         "Log one scored batch in one transaction; returns its batch id."
-        if not isinstance(frame, pd.DataFrame): raise MonitorError(f"log_batch: expected a DataFrame, got {type(frame).__name__}")
-        miss = [c for c in ['score', 'prediction'] + [c for c in (id_col, time_col) if c] if c not in frame.columns]
-        if miss: raise MonitorError(f"log_batch: columns {miss} are missing from the scored frame (it has {list(frame.columns)[:10]})")
-        if not len(frame): raise MonitorError("log_batch: the scored frame is empty (0 rows)")
-        if profile is not None and not isinstance(profile, Profile): raise MonitorError(f"log_batch: profile must be a Profile, got {type(profile).__name__}")
-        score = pd.to_numeric(frame['score'], errors='coerce').to_numpy(dtype=float)
-        bad = ~np.isfinite(score) | (score < 0) | (score > 1)
-        if bad.any(): raise MonitorError(f"log_batch: {int(bad.sum())} scores are not probabilities in [0, 1] (first at row {int(np.flatnonzero(bad)[0])})")
-        pred = pd.to_numeric(frame['prediction'], errors='coerce').to_numpy(dtype=float)
-        bad = ~np.isin(pred, (0, 1))
-        if bad.any(): raise MonitorError(f"log_batch: {int(bad.sum())} predictions are not 0/1 (first at row {int(np.flatnonzero(bad)[0])})")
-        ids = _ids(frame[id_col]) if id_col else None
-        times = _times(frame[time_col], f"log_batch: time column {time_col!r}") if time_col else [None] * len(frame)
+        ids, times, score, pred = _checked(frame, id_col, time_col, profile)
         known = [t for t in times if t is not None]
         con = self._connect(write=True)
         try:
             with con:  # one transaction: the batch and its rows, or nothing
-                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows, time_min, time_max, profile) '
-                                  'VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-                                  (_now(), str(model_name), str(model_version), str(run_id), len(frame), min(known, default=None),
-                                   max(known, default=None), profile.to_json() if profile is not None else None))
+                now = _now()
+                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows, time_min, time_max, profile, unseen, closed_at) '
+                                  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                                  (now, str(model_name), str(model_version), str(run_id), len(frame), min(known, default=None),
+                                   max(known, default=None), profile.to_json() if profile is not None else None, _unseen_json(unseen), now))
                 bid = cur.lastrowid
                 if ids is None: ids = [f'{bid}:{i}' for i in range(len(frame))]
                 con.executemany('INSERT INTO predictions (batch_id, row_id, time, score, prediction) VALUES (?, ?, ?, ?, ?)',
-                                zip([bid] * len(frame), ids, times, score.tolist(), pred.astype(int).tolist()))
+                                zip([bid] * len(frame), ids, times, score, pred))
+        except sqlite3.OperationalError as e: raise _write_failed(self.path, e) from None
         finally: con.close()
         return int(bid)
 
@@ -153,14 +225,17 @@ class PredictionLog:
                 n = con.execute('UPDATE predictions SET label = (SELECT label FROM new_labels n WHERE n.row_id = predictions.row_id), '
                                 'label_at = ? WHERE row_id IN (SELECT row_id FROM new_labels)', (_now(),)).rowcount
                 con.execute('DROP TABLE new_labels')
+        except sqlite3.OperationalError as e: raise MonitorError(f"the prediction log {self.path} could not be written ({e}); no labels written") from None
         finally: con.close()
         return int(n)
 
     def batches(self) -> pd.DataFrame:
-        "One row per logged batch (newest last): ids, model, run, rows, time range, labelled rows, last monitored."
-        return self._read('SELECT b.batch_id, b.logged_at, b.model_name, b.model_version, b.run_id, b.n_rows, b.time_min, b.time_max, '
-                          '(SELECT COUNT(label) FROM predictions p WHERE p.batch_id = b.batch_id) AS n_labelled, b.monitored_at '
-                          'FROM batches b ORDER BY b.batch_id')
+        "One row per logged batch (newest last): ids, model, run, rows, time range, labelled rows, last monitored, unseen categories, closed."
+        b = self._read('SELECT b.batch_id, b.logged_at, b.model_name, b.model_version, b.run_id, b.n_rows, b.time_min, b.time_max, '
+                       '(SELECT COUNT(label) FROM predictions p WHERE p.batch_id = b.batch_id) AS n_labelled, b.monitored_at, b.unseen, '
+                       'b.closed_at FROM batches b ORDER BY b.batch_id')
+        b['unseen'] = [json.loads(u) if isinstance(u, str) else {} for u in b['unseen']]
+        return b
 
     def predictions(self, batch_id:int|None=None) -> pd.DataFrame:
         "The logged predictions (of one batch, or all): batch_id, id, time, score, prediction, label (NaN until known), label_at."
@@ -192,8 +267,9 @@ class PredictionLog:
         return Profile.from_dict(json.loads(p)) if isinstance(p, str) else None
 
     def batch_info(self, batch_id:int) -> dict:
-        "The batch's row of `batches` (without the profile and monitoring JSON)."
-        return {k: v for k, v in self._batch_row(batch_id).items() if k not in ('profile', 'monitoring')}
+        "The batch's row of `batches` (without the profile and monitoring JSON; `unseen` as a dict)."
+        info = {k: v for k, v in self._batch_row(batch_id).items() if k not in ('profile', 'monitoring')}
+        return {**info, 'unseen': json.loads(info['unseen']) if isinstance(info.get('unseen'), str) else {}}
 
     def set_result(self, batch_id:int, report:Report):
         "Store the monitoring result of a batch (replacing an earlier one)."
@@ -201,6 +277,7 @@ class PredictionLog:
         con = self._connect(write=True)
         try:
             with con: con.execute('UPDATE batches SET monitoring = ?, monitored_at = ? WHERE batch_id = ?', (report.to_json(), _now(), int(batch_id)))
+        except sqlite3.OperationalError as e: raise MonitorError(f"the prediction log {self.path} could not be written ({e}); the result was not stored") from None
         finally: con.close()
 
     def result(self, batch_id:int) -> Report|None:
@@ -215,3 +292,141 @@ class PredictionLog:
 
 def _span(ids) -> str:
     return 'none' if not ids else f"{ids[0]}…{ids[-1]}" if len(ids) > 3 else ', '.join(map(str, ids))
+
+# %% ../nbs/61_prediction_log.ipynb #b7e1a002
+@dataclass
+class ScoredRows:
+    "Rows one version scored, for `LogWriter.submit`: scores and predictions, their input features, unseen counts."
+    frame: pd.DataFrame        # `score`, `prediction` and the id / time columns
+    model_name: str            # registered model name
+    model_version: object      # its version
+    run_id: str                # the run the model came from
+    features: pd.DataFrame|dict|None = None  # the rows' input features (a frame or a dict of columns), profiled when their batch closes; None = no profile
+    id_col: str|None = None    # column of row ids; None = '<batch_id>:<row>'
+    time_col: str|None = None  # column of row times
+    unseen: dict = field(default_factory=dict)  # per column, values never seen in training (scored as missing)
+
+
+@dataclass(eq=False)  # identity: two open batches are never "equal"
+class _Open:
+    "The logged batch a LogWriter appends to: its id, model, rows so far, time range, unseen counts, rows to profile."
+    bid: int; key: tuple; started: float; n: int = 0; tmin: str|None = None; tmax: str|None = None
+    unseen: dict = field(default_factory=dict); features: dict|None = field(default_factory=dict); scores: list = field(default_factory=list)
+
+    def mark(self) -> tuple:
+        "What `undo` needs to forget the rows added after now (a commit that failed)."
+        return (self.n, self.tmin, self.tmax, dict(self.unseen), len(self.scores),
+                None if self.features is None else {c: len(v) for c, v in self.features.items()})
+
+    def undo(self, mark:tuple):
+        self.n, self.tmin, self.tmax, self.unseen, k, lens = mark
+        del self.scores[k:]
+        self.features = None if lens is None else {c: self.features[c][:m] for c, m in lens.items()} if self.features is not None else None
+
+    def add(self, features, scores:list):
+        "Keep rows' features (a frame or a dict of columns; None: this batch gets no profile) and scores for the profile."
+        self.scores.extend(scores)
+        if features is None or self.features is None or (self.n and set(features) != set(self.features)): self.features = None; return
+        for c in features: self.features.setdefault(c, []).extend(features[c].tolist() if hasattr(features[c], 'tolist') else features[c])
+
+    def profile(self) -> str|None:
+        "The JSON profile of the batch's rows (None if some rows came without features)."
+        if not self.features: return None
+        try: return Profile.from_frame(pd.DataFrame(self.features), score=np.asarray(self.scores, dtype=float)).to_json()
+        except Exception:  # a profile is not worth losing acknowledged rows for: the batch is kept without one
+            import logging; logging.getLogger(__name__).exception('prediction log: batch %s kept without a profile', self.bid)
+            return None
+
+# %% ../nbs/61_prediction_log.ipynb #b7e1a003
+_STOP = object()
+
+class LogWriter:
+    "One thread, one connection: whatever rows are waiting go into one transaction (group commit); a future says when."
+    def __init__(self,
+                 log:PredictionLog, # the log to append to
+                 *, batch_rows:int=10_000, # a logged batch closes (and is profiled) after this many rows ...
+                 batch_seconds:float=300.0, # ... or this many seconds after its first row
+                ):
+        self.log, self.batch_rows, self.batch_seconds = log, batch_rows, batch_seconds
+        self.commits, self._open, self._q, self._thread, self._lock = 0, None, queue.SimpleQueue(), None, threading.Lock()
+
+    def submit(self, rows:ScoredRows) -> Future:
+        "Queue `rows`; the future's result is their batch id once they are committed (or the MonitorError that refused them)."
+        fut = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name='mlops-nb-log-writer', daemon=True); self._thread.start()
+            self._q.put((rows, fut))
+        return fut
+
+    def close(self):
+        "Commit what is waiting, close the open batch (with its profile) and stop the thread."
+        with self._lock:
+            t, self._thread = self._thread, None
+            if t is not None: self._q.put(_STOP)
+        if t is not None: t.join()
+
+    def _run(self):
+        con = None
+        while True:
+            wait = None if self._open is None else max(0.0, self._open.started + self.batch_seconds - time.monotonic())
+            try: items = [self._q.get(timeout=wait)]
+            except queue.Empty: items = []  # the open batch is old enough to close
+            while True:
+                try: items.append(self._q.get_nowait())
+                except queue.Empty: break
+            stop = _STOP in items
+            items = [x for x in items if x is not _STOP]
+            try:
+                if con is None: con = self.log._connect(write=True)
+                self._commit(con, items, final=stop)
+            except Exception as e:
+                err = e if isinstance(e, MonitorError) else _write_failed(self.log.path, e) if isinstance(e, sqlite3.Error) else \
+                      MonitorError(f"the prediction log {self.log.path}: {type(e).__name__}: {e}; nothing of these rows was logged")
+                for _, fut in items:
+                    if not fut.done(): fut.set_exception(err)
+            if stop: break
+        if con is not None: con.close()
+
+# %% ../nbs/61_prediction_log.ipynb #b7e1a004
+def _commit(self, con, items:list, final:bool=False):
+    "Log `items` (rows, future) in one transaction, closing batches that are full, old or of another version."
+    good = []
+    for rows, fut in items:
+        try: good.append((rows, fut, _checked(rows.frame, rows.id_col, rows.time_col, where='log')))
+        except MonitorError as e: fut.set_exception(e)
+    op, touched, closing, done, now = self._open, [], [], [], time.monotonic()
+    mark = op.mark() if op is not None else None
+    try: self._write(con, good, op, touched, closing, done, now, final)
+    except BaseException:
+        if self._open is not None: self._open.undo(mark)  # rolled back: the open batch is as it was before
+        raise
+    self.commits += 1
+    for fut, bid in done: fut.set_result(bid)
+
+
+def _write(self, con, good, op, touched, closing, done, now, final):
+    "The transaction of `_commit`."
+    with con:
+        for rows, fut, (ids, times, score, pred) in good:
+            key = (str(rows.model_name), str(rows.model_version), str(rows.run_id))
+            if op is not None and (op.key != key or op.n >= self.batch_rows): closing.append(op); op = None
+            if op is None:
+                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows) VALUES (?, ?, ?, ?, 0)', (_now(), *key))
+                op = _Open(int(cur.lastrowid), key, now); touched.append(op)
+            if ids is None: ids = [f'{op.bid}:{op.n + i}' for i in range(len(score))]
+            con.executemany('INSERT INTO predictions (batch_id, row_id, time, score, prediction) VALUES (?, ?, ?, ?, ?)',
+                            zip([op.bid] * len(score), ids, times, score, pred))
+            known = [t for t in times if t is not None]
+            if known: op.tmin, op.tmax = min(known + [op.tmin or known[0]]), max(known + [op.tmax or known[0]])
+            for c, k in rows.unseen.items(): op.unseen[c] = op.unseen.get(c, 0) + int(k)
+            op.add(rows.features, score); op.n += len(score)
+            if op not in touched: touched.append(op)
+            done.append((fut, op.bid))
+        if op is not None and (final or op.n >= self.batch_rows or now - op.started >= self.batch_seconds): closing.append(op); op = None
+        for o in dict.fromkeys(touched + closing):
+            con.execute('UPDATE batches SET n_rows = ?, time_min = ?, time_max = ?, unseen = ?, profile = ?, closed_at = ? WHERE batch_id = ?',
+                        (o.n, o.tmin, o.tmax, _unseen_json(o.unseen), *((o.profile(), _now()) if o in closing else (None, None)), o.bid))
+    self._open = op
+
+LogWriter._commit, LogWriter._write = _commit, _write

@@ -165,7 +165,10 @@ def test_serve_answers_with_the_current_champion(project, weak, strong, batch):
         assert [p['impression_id'] for p in body['predictions']] == batch.impression_id.head(5).tolist()
         r = promote(project, strong)  # while the server runs
         assert r.passed
-        time.sleep(1.2)  # the server re-resolves the alias at most every second
+        deadline = time.monotonic() + 60  # the server re-resolves the alias every second, in the background
+        while _http(url + '/health')[2]['model_version'] != r.challenger_version:
+            assert time.monotonic() < deadline, 'the server did not follow the promotion in 60 s'
+            time.sleep(0.2)
         status, headers, body = _http(url + '/predict', {'records': records})
         assert status == 200 and body['model_version'] == r.challenger_version and body['run_id'] == strong.id
         assert headers['x-model-version'] == str(r.challenger_version)
@@ -176,7 +179,7 @@ def test_serve_answers_with_the_current_champion(project, weak, strong, batch):
         status, _, body = _http(url + '/predict', {'records': [{k: v for k, v in records[0].items() if k != 'bid'}]})
         assert status == 422 and "missing feature column(s) ['bid']" in body['error']
         status, _, body = _http(url + '/predict', {'records': [dict(records[0], hour=[1, 2])]})
-        assert status == 422 and 'hour: row(s) 0 hold a list or an object' in body['error']
+        assert status == 422 and 'hour: record(s) 0 hold a list or an object' in body['error']
         status, _, body = _http(url + '/predict', {'records': [dict(records[0], bid=float('inf'))]})  # sent as Infinity
         assert status == 422 and 'bid: non-finite number(s) inf' in body['error']
         status, _, body = _http(url + '/predict', {'records': [records[0], {k: v for k, v in records[1].items() if k != 'hour'}]})
