@@ -108,6 +108,8 @@ class MonitorReport(Report):
     decision: Optional[Decision] = None
     reference_estimated: float = float('nan')  # CBPE estimate of the scoped metric on the reference (what `estimated_drop` compares with)
     min_rows: int = 0             # `monitor.min_rows` when checked: a batch with fewer rows raises no alert
+    unseen: dict = dataclasses.field(default_factory=dict)  # per column, values never seen in training that were scored as missing
+    still_open: bool = False      # a server still appends to the batch: its rows so far, no input profile yet
 
     @property
     def too_few_rows(self) -> bool: return self.n_rows < self.min_rows
@@ -313,6 +315,13 @@ _NOTHING_SCORED = ("nothing has been scored yet: the prediction log {path} holds
                    "first (`mlops-nb score FILE`, or requests to `mlops-nb serve`), then monitor it")
 
 
+def _newest_closed(log:PredictionLog) -> int:
+    "The newest batch a server no longer appends to (the newest batch when every one is still open)."
+    b = log.batches()
+    closed = b.loc[b['closed_at'].notna(), 'batch_id']
+    return int(closed.iloc[-1] if len(closed) else b['batch_id'].iloc[-1])
+
+
 def monitor(project,            # the loop project folder
             batch='latest',     # batch id in the prediction log, 'latest' or 'all'
             *,
@@ -326,7 +335,7 @@ def monitor(project,            # the loop project folder
     if str(batch) == 'all':
         ids = log.batches()['batch_id'].tolist()
         return [monitor(project, b, params=params, record=record, n_draws=n_draws) for b in ids]
-    bid = log.batch_id(batch)
+    bid = _newest_closed(log) if str(batch) == 'latest' else log.batch_id(batch)
     info = log.batch_info(bid)
     try: ref = load_reference(project, info['run_id'])
     except MonitorError as e: raise MonitorError(f"batch {bid}: {e}") from None
@@ -336,6 +345,7 @@ def monitor(project,            # the loop project folder
                       params=params if params is not None else _project_params(project, rd),
                       batch=dict(batch_id=bid, model_version=info['model_version'], run_id=rd.id,
                                  time_min=info['time_min'], time_max=info['time_max']), n_draws=n_draws)
+    r = dataclasses.replace(r, unseen=dict(info.get('unseen') or {}), still_open=not info.get('closed_at'))
     if record:
         log.set_result(bid, r)
         if r.decision is not None:
@@ -401,9 +411,11 @@ def _line(r:MonitorReport) -> str:
     else: perf = None
     real = f", realized {r.realized_metric:.4g} on {r.n_labelled:,} labels" if r.n_labelled else ''
     drift = f"{r.share_drifted:.0%} of features drifted" if np.isfinite(r.share_drifted) else 'no input profile'
-    return (f"batch {r.batch_id} (model version {r.model_version}, {r.n_rows:,} rows): {drift}; prediction drift "
+    unseen = (f"; unseen categories scored as missing: {', '.join(f'{c} ({n:,})' for c, n in r.unseen.items())}" if r.unseen else '')
+    still = ', still open: its rows so far' if r.still_open else ''
+    return (f"batch {r.batch_id} (model version {r.model_version}, {r.n_rows:,} rows{still}): {drift}; prediction drift "
             f"{'yes' if r.prediction_drift else 'no'}; " + (perf or f"{r.metric} estimated {r.estimated_metric:.4g} ±{r.estimated_sd:.2g}{real} "
-            f"(reference {r.reference_metric:.4g}, estimated there {r.reference_estimated:.4g})") + f"; alerts: {', '.join(r.fired) or 'none'}")
+            f"(reference {r.reference_metric:.4g}, estimated there {r.reference_estimated:.4g})") + unseen + f"; alerts: {', '.join(r.fired) or 'none'}")
 
 
 def _cmd_monitor(args) -> int:

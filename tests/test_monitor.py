@@ -262,3 +262,25 @@ def test_labels_file_without_the_columns_lists_them_with_an_ellipsis(project, wo
     err = capsys.readouterr().err.strip()
     assert "has no column(s) 'impression_id', 'clicked' (its 12 columns: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, …)" in err, err
     assert len(err.splitlines()) == 1
+
+
+def test_a_batch_a_server_still_appends_to_is_not_latest_and_unseen_counts_are_shown(project, world, capsys):
+    from mlops_nb.prediction_log import LogWriter, ScoredRows
+    closed = log(project, world, world['clean'][3])
+    week = world['clean'][4]
+    s = world['model'].predict_proba(week[FEATURES])[:, 1]
+    writer = LogWriter(PredictionLog(project))
+    rows = ScoredRows(week.assign(score=s, prediction=(s >= world['model'].threshold).astype(int)), 'ads', 1, 'r-model',
+                      features=week[FEATURES], id_col='impression_id', time_col='timestamp', unseen={'device': 5})
+    opened = writer.submit(rows).result(timeout=60)
+    try:
+        assert opened != closed
+        assert monitor(project, 'latest').batch_id == closed  # the open batch has no input profile yet
+        r = monitor(project, opened, record=False)
+        assert r.still_open and r.unseen == {'device': 5} and np.isnan(r.share_drifted)
+        main(['monitor', str(opened), '-C', str(project), '--no-record'])
+        out = capsys.readouterr().out
+        assert 'still open' in out and 'unseen categories scored as missing: device (5)' in out, out
+    finally: writer.close()
+    r = monitor(project, 'latest', record=False)  # closed now, with its profile
+    assert r.batch_id == opened and not r.still_open and np.isfinite(r.share_drifted)
