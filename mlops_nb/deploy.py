@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .core import LoopParams, Report, atomic_write, register_report, _encode
-from .runner import RunDir, find_run, tracking_uri_for
+from .runner import RunDir, RunError, find_run, require_complete, tracking_uri_for
 
 # %% auto #0
 __all__ = ['ALIASES', 'CACHED_FILES', 'DeployError', 'model_name', 'registry_client', 'model_dir', 'model_lock', 'register_run',
@@ -87,7 +87,8 @@ def _as_run(project, run) -> RunDir:
     elif isinstance(run, Path) or (isinstance(run, str) and os.sep in run and Path(run).is_dir()): rd = RunDir(run)
     else: rd = find_run(project, str(run))
     if not (rd.path / 'run.json').exists(): raise DeployError(f"{rd.path} is not a run folder (no run.json)")
-    if rd.status != 'complete': raise DeployError(f"run {rd.id}: status is {rd.status!r}; only complete runs can be deployed")
+    try: require_complete(rd, 'promote')
+    except RunError as e: raise DeployError(str(e)) from None  # unlogged: it names `mlops-nb log RUN`
     if not rd.info.get('mlflow_run_id'):
         why = f" ({rd.info['mlflow_error']})" if rd.info.get('mlflow_error') else ''
         raise DeployError(f"run {rd.id} was not logged to MLflow{why}; run.json has no mlflow_run_id")

@@ -702,8 +702,13 @@ def run_batch(project, batch_file, workers:int=2, tracking_uri=None, progress:bo
     import multiprocessing as mp
     project = _project(project)
     p = Path(batch_file)
-    if not p.exists(): raise RunError(f"batch file {p} does not exist")
-    all_sets = batch_sets(yaml.safe_load(p.read_text()))
+    if not p.is_file(): raise RunError(f"batch file {p} does not exist or is not a file")
+    try: spec = yaml.safe_load(p.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as e: raise RunError(f"batch file {p} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        where = f" at line {e.problem_mark.line + 1}" if getattr(e, 'problem_mark', None) else ''
+        raise RunError(f"batch file {p} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    all_sets = batch_sets(spec)
     for s in all_sets: resolve_params(project, sets=s)  # every set validated before any run starts
     rows = [None] * len(all_sets)
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context('spawn')) as ex:

@@ -158,9 +158,13 @@ def test_a_rollback_during_a_promotion_loses_nothing(tmp_path, project):
     if promoted.startswith('REFUSED'):  # the rollback went first: the promotion gated against v_b, which is gone
         assert f"champion moved from v{v_b} to v{v_a}" in promoted and _alias(c, 'ads-loop', 'champion') == v_a, promoted
         assert rolled == f"rolled back: ads-loop champion is v{v_a} again", rolled
-    else:  # serialized the other way: c promoted over b, then rolled back to b
-        assert promoted.startswith('PROMOTED') and h.action.iloc[-1] == 'rollback', h
+    elif h.action.iloc[-1] == 'rollback':  # serialized the other way: c promoted over b, then rolled back to b
+        assert promoted.startswith('PROMOTED'), promoted
         assert rolled == f"rolled back: ads-loop champion is v{v_b} again" and _alias(c, 'ads-loop', 'champion') == v_b, rolled
+    else:  # the rollback finished before the promotion began to gate: c gated against a, and won
+        assert promoted.startswith('PROMOTED') and h.previous.iloc[-1] == v_a, (promoted, h)
+        assert rolled == f"rolled back: ads-loop champion is v{v_a} again", rolled
+        assert _alias(c, 'ads-loop', 'champion') == int(h.version.iloc[-1]), h
 
 
 RECORD = """

@@ -152,6 +152,19 @@ def test_batch_rejects_invalid_sets_before_running(project, tmp_path):
     assert len(list_runs(project)) == n
 
 
+
+@pytest.mark.parametrize('content, message', [(b'grid: {model.kind: [hgb, logistic]\n', 'is not valid YAML at line'),
+                                               (b'set: {scope.kpi: caf\xe9}\n', 'is not UTF-8 text'),
+                                               (None, 'does not exist or is not a file')])
+def test_batch_file_that_cannot_be_read_is_one_line(project, tmp_path, content, message):
+    f = tmp_path / 'batch.yaml'
+    if content is None: f.mkdir()
+    else: f.write_bytes(content)
+    n = len(list_runs(project))
+    with pytest.raises(RunError, match=message):
+        run_batch(project, f, workers=1, progress=False)
+    assert len(list_runs(project)) == n
+
 def _cli(*args):
     return subprocess.run([sys.executable, '-c', 'import sys; from mlops_nb.cli import main; sys.exit(main())', *map(str, args)],
                           capture_output=True, text=True, timeout=600)
