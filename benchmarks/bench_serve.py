@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                     help='copy this already-promoted project (without its monitoring/ folder) instead of making one')
     ap.add_argument('--mlflow-python', type=Path, default=Path('/work/bench-venv/bin/python'),
                     help='python of the environment with the full mlflow package (default: %(default)s); "none" skips MLflow')
-    ap.add_argument('--mlflow-workers', type=int, default=1, help='mlflow models serve --workers (default: 1, its default)')
+    ap.add_argument('--mlflow-workers', default='1', help='mlflow models serve --workers; a comma list is one contender each, '
+                    'the first is the one ratios are taken to (default: 1, its default)')
     ap.add_argument('--quick', action='store_true',
                     help='try it: 1 round of 3 s (1 s warm-up, 1 s floor, SIGKILL after 2 s) unless those options are given; nothing written unless --out is given')
     ap.add_argument('--keep', action='store_true', help='keep the temporary folder (project, logs, Lua script) and print its path')
@@ -241,25 +242,25 @@ def run_wrk(port:int, lua:Path, *, seconds:float, conns:int, threads:int, procs:
     return r
 
 # ------------------------------------------------------------------------------------------------------- prediction log
-def log_state(db:Path) -> dict:
-    "Rows, batches and bytes of a prediction log (after a WAL checkpoint, so the bytes are the database's)."
+def log_state(db:Path, server_running:bool=False) -> dict:
+    "Rows, batches and bytes of a prediction log; the bytes after a WAL checkpoint, one that never waits while the server runs."
     if not db.exists(): return dict(rows=0, batches=0, bytes=0)
     con = sqlite3.connect(db, timeout=60)
     try:
-        con.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        busy, frames, done = con.execute(f"PRAGMA wal_checkpoint({'PASSIVE' if server_running else 'TRUNCATE'})").fetchone()
         rows = con.execute('SELECT COUNT(*) FROM predictions').fetchone()[0]
         batches = con.execute('SELECT COUNT(*) FROM batches').fetchone()[0]
     finally: con.close()
-    size = sum(p.stat().st_size for p in db.parent.glob(db.name + '*'))
-    return dict(rows=rows, batches=batches, bytes=size)
+    files = [db] if frames == done else [db, db.with_name(db.name + '-wal')]  # -1, -1 when not in WAL mode
+    return dict(rows=rows, batches=batches, bytes=sum(p.stat().st_size for p in files if p.exists()))
 
 
 def settled_log(db:Path, quiet:float=0.7, timeout:float=30) -> dict:
-    "The log's state once its row count stopped changing for `quiet` seconds (requests in flight have landed)."
-    t, last = time.monotonic(), log_state(db)
+    "The log's state, while the server runs, once its row count stopped changing for `quiet` seconds (requests in flight have landed)."
+    t, last = time.monotonic(), log_state(db, True)
     while time.monotonic() - t < timeout:
         time.sleep(quiet)
-        now = log_state(db)
+        now = log_state(db, True)
         if now['rows'] == last['rows']: return now
         last = now
     return last
@@ -399,7 +400,7 @@ print("BENCH_JSON " + json.dumps(dict(uri=info.model_uri, mlflow=md.version("mlf
 '''
 
 
-def mlflow_contender(a, *, skops:Path, row:dict, features:list, work:Path, log:Path) -> tuple[Contender, dict]:
+def mlflow_contenders(a, *, skops:Path, row:dict, features:list, work:Path, log:Path) -> tuple[list, dict]:
     py = str(a.mlflow_python)
     chk = subprocess.run([py, '-c', 'import importlib.metadata as m; m.distribution("mlflow"); import mlflow.pyfunc.scoring_server'],
                          capture_output=True, text=True, env=env_for(a.project_pythonpath, a.threads))
@@ -414,11 +415,12 @@ def mlflow_contender(a, *, skops:Path, row:dict, features:list, work:Path, log:P
     info = json.loads([l for l in out.splitlines() if l.startswith('BENCH_JSON ')][-1].removeprefix('BENCH_JSON '))
     env['MLFLOW_TRACKING_URI'] = f'sqlite:///{store}/mlflow.db'
     body = json.dumps({'dataframe_split': {'columns': features, 'data': [[row[f] for f in features]]}})
-    c = Contender(label=f'mlflow models serve (mlflow {info["mlflow"]}, --workers {a.mlflow_workers})', kind='mlflow',
-                  cmd=[py, '-m', 'mlflow', 'models', 'serve', '-m', info['uri'], '--env-manager', 'local', '-w', str(a.mlflow_workers)],
-                  env=env, health='/ping', predict='/invocations', marker='"predictions"', body=body, logs=False,
-                  code=f'{py} (mlops_nb from {a.project_pythonpath})')
-    return c, info
+    cs = [Contender(label=f'mlflow models serve --workers {w}', kind='mlflow',
+                    cmd=[py, '-m', 'mlflow', 'models', 'serve', '-m', info['uri'], '--env-manager', 'local', '-w', str(w)],
+                    env=env, health='/ping', predict='/invocations', marker='"predictions"', body=body, logs=False,
+                    code=f'mlflow {info["mlflow"]}, {py} (mlops_nb from {a.project_pythonpath})')
+          for w in [int(x) for x in str(a.mlflow_workers).split(',')]]
+    return cs, info
 
 def first_answer(c:Contender, first) -> str:
     "What a contender's first answer of a run said: status, model version, score."
@@ -448,7 +450,7 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
              f'Load: wrk, {a.concurrency} connections, {a.duration:g} s per contender and round after {a.warmup:g} s of warm-up; one '
              f'record per request (the ads scenario, {a.rows:,} rows, default params; a row of the run\'s test split). '
              f'req/s counts 200 answers that carry a prediction; latencies are wrk\'s (closed loop).', '',
-             '| contender | code | req/s | × MLflow | p50 ms | p90 ms | p99 ms | errors / non-2xx | log rows − 200s | log bytes / prediction | batches / prediction |',
+             f'| contender | code | req/s | × {mlf.label if mlf else "MLflow"} | p50 ms | p90 ms | p99 ms | errors / non-2xx | log rows − 200s | log bytes / prediction | batches / prediction |',
              '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for c in contenders:
         rs = results[c.label]
@@ -466,17 +468,20 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
         else: cells += ['not logged', '—', '—']
         lines.append('| ' + ' | '.join(cells) + ' |')
     one, eight = [f['one'] for f in floors], [f['eight'] for f in floors]
-    lines.append(f"| in-process `predict_proba`, one row | this process | {_med([x['calls_s'] for x in one]):.1f} "
+    import mlops_nb
+    here = f'this process (mlops_nb of {Path(mlops_nb.__file__).parent.parent})'
+    lines.append(f"| in-process `predict_proba`, one row | {here} | {_med([x['calls_s'] for x in one]):.1f} "
                  f"({_spread([x['calls_s'] for x in one], '{:.1f}')}) calls/s | "
                  + (f"{_med([x['calls_s'] / m for x, m in zip(one, mlf_rps)]):.2f}×" if mlf else '—')
                  + f" | {_med([x['ms'] for x in one]):.2f} ms per call ({_spread([x['ms'] for x in one], '{:.2f}')}) | | | | | | |")
-    lines.append(f"| in-process `predict_proba`, 8-row batches | this process | {_med([x['rows_s'] for x in eight]):.0f} "
+    lines.append(f"| in-process `predict_proba`, 8-row batches | {here} | {_med([x['rows_s'] for x in eight]):.0f} "
                  f"({_spread([x['rows_s'] for x in eight])}) rows/s | "
                  + (f"{_med([x['rows_s'] / m for x, m in zip(eight, mlf_rps)]):.1f}×" if mlf else '—')
                  + f" | {_med([x['ms'] for x in eight]):.2f} ms per call ({_spread([x['ms'] for x in eight], '{:.2f}')}) | | | | | | |")
     lines += ['', '"log rows − 200s", per round: rows the prediction log gained during the measured load minus the 200 answers wrk '
-              f'counted. wrk keeps {a.concurrency} requests outstanding and stops without reading the last {a.concurrency} answers, which '
-              f'the server still logs, so +{a.concurrency} is exact; less would be answered predictions missing from the log. '
+              f'counted. wrk keeps {a.concurrency} requests outstanding and stops without reading their answers, so 0 to +{a.concurrency} '
+              f'is every counted answer logged (+{a.concurrency} when the server still answers and logs all of the abandoned requests); '
+              'negative would be answered predictions missing from the log (the SIGKILL check below looks them up one by one). '
               '"log bytes / prediction": growth of the SQLite file (after a WAL checkpoint) per logged row; '
               '"batches / prediction": logged batches (one profile each) per row.',
               '', 'MLflow\'s scoring server does not log predictions: it only answers. The in-process rows are the floor a one-row-at-a-time '
@@ -565,9 +570,9 @@ def main(argv=None):
             info, sanity = None, ''
             if str(a.mlflow_python).lower() != 'none':
                 print('logging the pipeline to MLflow ...', file=sys.stderr, flush=True)
-                c, info = mlflow_contender(a, skops=dep.path / 'model.skops', row={f: rec[f] for f in dep.features},
+                cs, info = mlflow_contenders(a, skops=dep.path / 'model.skops', row={f: rec[f] for f in dep.features},
                                            features=dep.features, work=work, log=work / 'setup.log')
-                contenders.append(c)
+                contenders += cs
             X = test[dep.features]
             ours = float(dep.model.predict_proba(X.head(1))[:, 1][0])
             if info: sanity = (f"Same fitted pipeline: the request row scores {ours:.6f} in process and {info['score']:.6f} through "
