@@ -39,6 +39,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument('--serve-args', action='append', default=None, metavar='ARGS',
                     help='extra `mlops-nb serve` flags for the --pythonpath at the same position, e.g. "--workers 2" '
                          '(write --serve-args=--flag for a single flag without a value)')
+    ap.add_argument('--serve-params', action='append', default=None, metavar='SETS',
+                    help='space-separated KEY=VALUE settings written into the project\'s params.yaml while the --pythonpath at the '
+                         'same position serves, e.g. "deploy.workers=2 deploy.batch_wait_ms=5" (restored after each turn)')
     ap.add_argument('--project-pythonpath', type=Path, default=REPO,
                     help='checkout that makes the project (init, run, promote) and logs the model to MLflow (default: %(default)s)')
     ap.add_argument('--project', type=Path, default=None,
@@ -276,6 +280,38 @@ def fresh_log(db:Path):
     for p in db.parent.glob(db.name + '*'): p.unlink()
 
 # ------------------------------------------------------------------------------------------------------------- servers
+class ParamsEdit:
+    "Within the block, `sets` (dotted key -> value) are written into the project's params.yaml; the file is put back after."
+    def __init__(self, project:Path, sets:dict): self.path, self.sets, self.saved = project / 'params.yaml', sets, None
+
+    def __enter__(self):
+        if not self.sets: return self
+        import yaml
+        self.saved = self.path.read_text()
+        tree = yaml.safe_load(self.saved) or {}
+        for key, value in self.sets.items():
+            *parents, leaf = key.split('.')
+            node = tree
+            for k in parents: node = node.setdefault(k, {})
+            node[leaf] = value
+        self.path.write_text(yaml.safe_dump(tree, sort_keys=False))
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None: self.path.write_text(self.saved)
+
+
+def parse_sets(text:str) -> dict:
+    "'a.b=1 c=x' -> {'a.b': 1, 'c': 'x'} (values read as YAML)."
+    import yaml
+    out = {}
+    for item in shlex.split(text or ''):
+        key, eq, value = item.partition('=')
+        if not eq or not key: raise SystemExit(f'bench_serve: --serve-params wants KEY=VALUE items, got {item!r}')
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 @dataclass
 class Contender:
     label: str
@@ -289,6 +325,7 @@ class Contender:
     placeholder: str|None = None
     logs: bool = False
     code: str = ''
+    params: dict = field(default_factory=dict)  # dotted key -> value, written into params.yaml for this contender's turns
 
     def command(self, port:int) -> list:
         return self.cmd + (['--host', HOST, '--port', str(port)] if self.kind == 'mlops' else ['-h', HOST, '-p', str(port)])
@@ -300,6 +337,11 @@ def serve_turn(c:Contender, *, a, project:Path, work:Path, procs:Processes, turn
     if c.logs: fresh_log(db)
     port, log = free_port(), work / f'turn{turn:02d}-{c.kind}.log'
     t0 = time.monotonic()
+    with ParamsEdit(project, c.params):
+        return _serve_turn(c, a=a, project=project, work=work, procs=procs, turn=turn, db=db, port=port, log=log, t0=t0)
+
+
+def _serve_turn(c:Contender, *, a, project, work, procs, turn, db, port, log, t0) -> dict:
     p = procs.start(c.command(port), env=c.env, log=log, cwd=project)
     try:
         startup = wait_ready(p, port, c.health, log, a.startup_timeout, c.label)
@@ -325,7 +367,11 @@ def kill_check(c:Contender, *, a, project:Path, work:Path, procs:Processes, reco
     "Load `c` from Python threads that record every acknowledged id, SIGKILL its process group, look for the ids in the log."
     db = project / 'monitoring' / 'predictions.db'
     fresh_log(db)
-    port, log = free_port(), work / f'kill-{c.label.replace(" ", "_").replace("/", "_")}.log'
+    port, log = free_port(), work / f"kill-{re.sub(r'[^A-Za-z0-9.=-]+', '_', c.label)[:80]}.log"
+    with ParamsEdit(project, c.params): return _kill_check(c, a=a, project=project, procs=procs, record=record, id_col=id_col, db=db, port=port, log=log)
+
+
+def _kill_check(c:Contender, *, a, project, procs, record, id_col, db, port, log) -> dict:
     p = procs.start(c.command(port), env=c.env, log=log, cwd=project)
     acked, failures, sent = [], [], [0]
     stop, lock = threading.Event(), threading.Lock()
@@ -537,9 +583,9 @@ def main(argv=None):
         if not given('--out'): a.no_write = True
     if shutil.which('wrk') is None: sys.exit('bench_serve: wrk is not installed (apt-get install -y wrk)')
     paths = [Path(p).resolve() for p in (a.pythonpath or [REPO])]
-    extra = list(a.serve_args or [])
-    if len(extra) > len(paths): sys.exit('bench_serve: more --serve-args than --pythonpath')
-    extra += [''] * (len(paths) - len(extra))
+    extra, psets = list(a.serve_args or []), list(a.serve_params or [])
+    if len(extra) > len(paths) or len(psets) > len(paths): sys.exit('bench_serve: more --serve-args or --serve-params than --pythonpath')
+    extra += [''] * (len(paths) - len(extra)); psets = [parse_sets(x) for x in psets + [''] * (len(paths) - len(psets))]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks stop the servers,
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background, where SIGINT is ignored
 
@@ -561,9 +607,10 @@ def main(argv=None):
             placeholder = '987654321987'
             body = json.dumps({'records': [{**rec, d.id_col: int(placeholder)}]})
             contenders = []
-            for pp, ex in zip(paths, extra):
+            for pp, ex, sets in zip(paths, extra, psets):
                 flags = shlex.split(ex)
-                contenders.append(Contender(label='mlops-nb serve' + (f' {ex}' if ex else '') + f' [{pp.name}]', kind='mlops',
+                label = 'mlops-nb serve' + (f' {ex}' if ex else '') + ''.join(f' {k}={v}' for k, v in sets.items()) + f' [{pp.name}]'
+                contenders.append(Contender(label=label, kind='mlops', params=sets,
                                             cmd=[*MLOPS_NB, 'serve', *flags], env=env_for(pp, a.threads),
                                             body=body, placeholder=placeholder, logs='--no-log' not in flags, code=checkout_info(pp)))
             if len({c.label for c in contenders}) < len(contenders): sys.exit('bench_serve: two contenders with the same checkout and flags')
