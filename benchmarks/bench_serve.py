@@ -132,6 +132,17 @@ def free_port() -> int:
         s.bind((HOST, 0)); return s.getsockname()[1]
 
 
+def group_cpu(pgid:int) -> float:
+    "CPU seconds (user + system) used so far by the live processes of process group `pgid`."
+    tick, total = os.sysconf('SC_CLK_TCK'), 0
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit(): continue
+        try: f = (d / 'stat').read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError): continue
+        if int(f[2]) == pgid: total += int(f[11]) + int(f[12])
+    return total / tick
+
+
 def _tail(path:Path, n:int=25) -> str:
     try: return '\n'.join(path.read_text(errors='replace').splitlines()[-n:])
     except OSError: return '(no log)'
@@ -351,7 +362,10 @@ def _serve_turn(c:Contender, *, a, project, work, procs, turn, db, port, log, t0
         if a.warmup > 0: run_wrk(port, lua, seconds=a.warmup, conns=a.concurrency, threads=a.wrk_threads, procs=procs, log=log)
         before = settled_log(db) if c.logs else None
         write_lua(lua, url_path=c.predict, body=c.body, marker=c.marker, placeholder=c.placeholder, base=turn * 10_000_000_000 + 5_000_000_000)
+        cpu0 = group_cpu(p.pid)
         r = run_wrk(port, lua, seconds=a.duration, conns=a.concurrency, threads=a.wrk_threads, procs=procs, log=log)
+        r['cpu_ms'] = 1000 * (group_cpu(p.pid) - cpu0) / max(r['ok'], 1)  # server CPU per counted answer
+        r['load'] = os.getloadavg()[0]
         if p.poll() is not None: raise RuntimeError(f'{c.label} died during the load:\n{_tail(log)}')
         if c.logs: settled_log(db)
     finally: procs.stop(p)
@@ -418,12 +432,13 @@ def floor_turn(model, one_rows:list, eight_rows:list, seconds:float) -> dict:
     "predict_proba of one row (and of 8-row batches) in a loop for `seconds` each."
     out = {}
     for key, frames, rows in (('one', one_rows, 1), ('eight', eight_rows, 8)):
-        n, t = 0, time.perf_counter()
+        n, t, cpu = 0, time.perf_counter(), time.process_time()
         while True:
             model.predict_proba(frames[n % len(frames)]); n += 1
             el = time.perf_counter() - t
             if el >= seconds: break
-        out[key] = dict(calls=n, seconds=el, calls_s=n / el, ms=1000 * el / n, rows_s=rows * n / el)
+        out[key] = dict(calls=n, seconds=el, calls_s=n / el, ms=1000 * el / n, rows_s=rows * n / el,
+                        cpu_ms=1000 * (time.process_time() - cpu) / n)
     return out
 
 # -------------------------------------------------------------------------------------------------------------- MLflow
@@ -496,8 +511,8 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
              f'Load: wrk, {a.concurrency} connections, {a.duration:g} s per contender and round after {a.warmup:g} s of warm-up; one '
              f'record per request (the ads scenario, {a.rows:,} rows, default params; a row of the run\'s test split). '
              f'req/s counts 200 answers that carry a prediction; latencies are wrk\'s (closed loop).', '',
-             f'| contender | code | req/s | × {mlf.label if mlf else "MLflow"} | p50 ms | p90 ms | p99 ms | errors / non-2xx | log rows − 200s | log bytes / prediction | batches / prediction |',
-             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+             f'| contender | code | req/s | × {mlf.label if mlf else "MLflow"} | p50 ms | p90 ms | p99 ms | server CPU ms / request | errors / non-2xx | log rows − 200s | log bytes / prediction | batches / prediction |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for c in contenders:
         rs = results[c.label]
         rps = [r['rps'] for r in rs]
@@ -506,6 +521,7 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
                  f'{_med(ratio):.2f}× ({_spread(ratio, "{:.2f}")})' if ratio else ('1' if c is mlf else '—')]
         for k in ('p50', 'p90', 'p99'):
             v = [_ms(r[k]) for r in rs]; cells.append(f'{_med(v):.1f} ({_spread(v, "{:.1f}")})')
+        v = [r['cpu_ms'] for r in rs]; cells.append(f'{_med(v):.1f} ({_spread(v, "{:.1f}")})')
         cells.append(f"{sum(r['errors'] for r in rs)} / {sum(r['status'] for r in rs)}")
         if c.logs:
             diff = [r['logged'] - r['ok'] for r in rs]
@@ -516,26 +532,26 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
     one, eight = [f['one'] for f in floors], [f['eight'] for f in floors]
     import mlops_nb
     here = f'this process (mlops_nb of {Path(mlops_nb.__file__).parent.parent})'
-    lines.append(f"| in-process `predict_proba`, one row | {here} | {_med([x['calls_s'] for x in one]):.1f} "
-                 f"({_spread([x['calls_s'] for x in one], '{:.1f}')}) calls/s | "
-                 + (f"{_med([x['calls_s'] / m for x, m in zip(one, mlf_rps)]):.2f}×" if mlf else '—')
-                 + f" | {_med([x['ms'] for x in one]):.2f} ms per call ({_spread([x['ms'] for x in one], '{:.2f}')}) | | | | | | |")
-    lines.append(f"| in-process `predict_proba`, 8-row batches | {here} | {_med([x['rows_s'] for x in eight]):.0f} "
-                 f"({_spread([x['rows_s'] for x in eight])}) rows/s | "
-                 + (f"{_med([x['rows_s'] / m for x, m in zip(eight, mlf_rps)]):.1f}×" if mlf else '—')
-                 + f" | {_med([x['ms'] for x in eight]):.2f} ms per call ({_spread([x['ms'] for x in eight], '{:.2f}')}) | | | | | | |")
+    for what, xs, unit in (('one row', one, 'calls/s'), ('8-row batches', eight, 'rows/s')):
+        per = [x['calls_s'] if unit == 'calls/s' else x['rows_s'] for x in xs]
+        ms, cpu = [x['ms'] for x in xs], [x['cpu_ms'] for x in xs]
+        ratio = f"{_med([v / m for v, m in zip(per, mlf_rps)]):.2f}×" if mlf else '—'
+        lines.append(f"| in-process `predict_proba`, {what} | {here} | {_med(per):.1f} ({_spread(per, '{:.1f}')}) {unit} | {ratio} | "
+                     f"{_med(ms):.2f} per call ({_spread(ms, '{:.2f}')}) | | | {_med(cpu):.2f} per call | | | | |")
     lines += ['', '"log rows − 200s", per round: rows the prediction log gained during the measured load minus the 200 answers wrk '
               f'counted. wrk keeps {a.concurrency} requests outstanding and stops without reading their answers, so 0 to +{a.concurrency} '
               f'is every counted answer logged (+{a.concurrency} when the server still answers and logs all of the abandoned requests); '
               'negative would be answered predictions missing from the log (the SIGKILL check below looks them up one by one). '
               '"log bytes / prediction": growth of the SQLite file (after a WAL checkpoint) per logged row; '
-              '"batches / prediction": logged batches (one profile each) per row.',
+              '"batches / prediction": logged batches (one profile each) per row. "server CPU ms / request": user + system CPU '
+              'time of the server\'s process group during the measured load per counted answer (less sensitive to the other '
+              'processes on the machine than req/s).',
               '', 'MLflow\'s scoring server does not log predictions: it only answers. The in-process rows are the floor a one-row-at-a-time '
               'server cannot beat on one core (req/s equivalent = calls/s) and what 8-row batches would allow.']
     if a.repeat > 1:
-        lines += ['', 'Per round (req/s; the in-process rows: calls/s):', '', '| contender | ' + ' | '.join(f'round {i + 1}' for i in range(a.repeat)) + ' |',
+        lines += ['', 'Per round (req/s, and the 1-minute load average at the end of the turn; the in-process rows: calls/s):', '', '| contender | ' + ' | '.join(f'round {i + 1}' for i in range(a.repeat)) + ' |',
                   '|---|' + '---:|' * a.repeat]
-        lines += [f"| {c.label} | " + ' | '.join(f"{r['rps']:.1f}" for r in results[c.label]) + ' |' for c in contenders]
+        lines += [f"| {c.label} | " + ' | '.join(f"{r['rps']:.1f} (load {r['load']:.1f})" for r in results[c.label]) + ' |' for c in contenders]
         lines += [f"| in-process, one row | " + ' | '.join(f"{x['calls_s']:.1f}" for x in one) + ' |',
                   f"| in-process, 8-row batches | " + ' | '.join(f"{x['calls_s']:.1f}" for x in eight) + ' |']
     if sanity: lines += ['', sanity]
