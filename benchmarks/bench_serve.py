@@ -372,7 +372,7 @@ def _serve_turn(c:Contender, *, a, project, work, procs, turn, db, port, log, t0
     if c.logs:
         after = log_state(db)
         r.update(logged=after['rows'] - before['rows'], batches=after['batches'] - before['batches'], grew=after['bytes'] - before['bytes'],
-                 db_rows=after['rows'], db_bytes=after['bytes'])
+                 db_rows=after['rows'], db_bytes=after['bytes'], db_batches=after['batches'])
     r['startup'], r['turn_s'], r['first'] = startup, time.monotonic() - t0, first
     return r
 
@@ -511,7 +511,7 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
              f'Load: wrk, {a.concurrency} connections, {a.duration:g} s per contender and round after {a.warmup:g} s of warm-up; one '
              f'record per request (the ads scenario, {a.rows:,} rows, default params; a row of the run\'s test split). '
              f'req/s counts 200 answers that carry a prediction; latencies are wrk\'s (closed loop).', '',
-             f'| contender | code | req/s | × {mlf.label if mlf else "MLflow"} | p50 ms | p90 ms | p99 ms | server CPU ms / request | errors / non-2xx | log rows − 200s | log bytes / prediction | batches / prediction |',
+             f'| contender | code | req/s | × {mlf.label if mlf else "MLflow"} | p50 ms | p90 ms | p99 ms | server CPU ms / request | errors / non-2xx | log rows − 200s | log bytes / prediction | predictions / logged batch |',
              '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for c in contenders:
         rs = results[c.label]
@@ -526,7 +526,7 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
         if c.logs:
             diff = [r['logged'] - r['ok'] for r in rs]
             cells += [', '.join(f'{d:+d}' for d in diff), f"{_med([r['grew'] / max(r['logged'], 1) for r in rs]):,.0f}",
-                      f"{_med([r['batches'] / max(r['logged'], 1) for r in rs]):.3f}"]
+                      f"{_med([r['db_rows'] / max(r['db_batches'], 1) for r in rs]):,.0f}"]
         else: cells += ['not logged', '—', '—']
         lines.append('| ' + ' | '.join(cells) + ' |')
     one, eight = [f['one'] for f in floors], [f['eight'] for f in floors]
@@ -543,7 +543,7 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
               f'is every counted answer logged (+{a.concurrency} when the server still answers and logs all of the abandoned requests); '
               'negative would be answered predictions missing from the log (the SIGKILL check below looks them up one by one). '
               '"log bytes / prediction": growth of the SQLite file (after a WAL checkpoint) per logged row; '
-              '"batches / prediction": logged batches (one profile each) per row. "server CPU ms / request": user + system CPU '
+              '"predictions / logged batch": rows per batch of the log (one profile each) at the end of the turn, warm-up included. "server CPU ms / request": user + system CPU '
               'time of the server\'s process group during the measured load per counted answer (less sensitive to the other '
               'processes on the machine than req/s).',
               '', 'MLflow\'s scoring server does not log predictions: it only answers. The in-process rows are the floor a one-row-at-a-time '
