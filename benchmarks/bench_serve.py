@@ -21,6 +21,9 @@ Contenders, interleaved in `--repeat` rounds (A, B, C, ..., A, B, C, ...; each s
 - the floor: `predict_proba` of one row in a loop in this process (calls/s, ms per call), and of 8-row batches
   (rows/s: what batching the 8 concurrent requests could reach at most).
 
+Each --pythonpath's `mlops_nb` package is copied at the start (unless `--no-freeze`), so every round serves the same
+code while its checkout changes; the report names the commit and whether it had uncommitted changes.
+
 Load: wrk (`-c --concurrency`, `-d --duration`, after `--warmup` seconds not counted), its Lua script written by the
 benchmark; latency percentiles from wrk (closed loop: each connection sends its next request when answered).
 Then the SIGKILL check, once per `mlops-nb serve` contender: a Python client (`--concurrency` threads, `http.client`,
@@ -89,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
                     'the first is the one ratios are taken to (default: 1, its default)')
     ap.add_argument('--quick', action='store_true',
                     help='try it: 1 round of 3 s (1 s warm-up, 1 s floor, SIGKILL after 2 s) unless those options are given; nothing written unless --out is given')
+    ap.add_argument('--no-freeze', action='store_true',
+                    help="serve each --pythonpath as it is at each server start; by default its mlops_nb package is copied once at the "
+                         "start, so every round runs the same code while the checkout changes")
     ap.add_argument('--keep', action='store_true', help='keep the temporary folder (project, logs, Lua script) and print its path')
     ap.add_argument('--startup-timeout', type=float, default=180, help='seconds a server may take to answer its health check (default: 180)')
     return ap
@@ -337,6 +343,7 @@ class Contender:
     logs: bool = False
     code: str = ''
     params: dict = field(default_factory=dict)  # dotted key -> value, written into params.yaml for this contender's turns
+    check_body: str = ''  # one request of many test rows, sent once per turn; its scores are compared with the in-process ones
 
     def command(self, port:int) -> list:
         return self.cmd + (['--host', HOST, '--port', str(port)] if self.kind == 'mlops' else ['-h', HOST, '-p', str(port)])
@@ -356,7 +363,7 @@ def _serve_turn(c:Contender, *, a, project, work, procs, turn, db, port, log, t0
     p = procs.start(c.command(port), env=c.env, log=log, cwd=project)
     try:
         startup = wait_ready(p, port, c.health, log, a.startup_timeout, c.label)
-        first = http_json(port, 'POST', c.predict, json.loads(c.body.replace(c.placeholder, '1') if c.placeholder else c.body))
+        first = http_json(port, 'POST', c.predict, json.loads(c.check_body))
         lua = work / f'turn{turn:02d}.lua'
         write_lua(lua, url_path=c.predict, body=c.body, marker=c.marker, placeholder=c.placeholder, base=turn * 10_000_000_000)
         if a.warmup > 0: run_wrk(port, lua, seconds=a.warmup, conns=a.concurrency, threads=a.wrk_threads, procs=procs, log=log)
@@ -461,7 +468,7 @@ print("BENCH_JSON " + json.dumps(dict(uri=info.model_uri, mlflow=md.version("mlf
 '''
 
 
-def mlflow_contenders(a, *, skops:Path, row:dict, features:list, work:Path, log:Path) -> tuple[list, dict]:
+def mlflow_contenders(a, *, skops:Path, row:dict, check_rows:list, features:list, work:Path, log:Path) -> tuple[list, dict]:
     py = str(a.mlflow_python)
     chk = subprocess.run([py, '-c', 'import importlib.metadata as m; m.distribution("mlflow"); import mlflow.pyfunc.scoring_server'],
                          capture_output=True, text=True, env=env_for(a.project_pythonpath, a.threads))
@@ -479,18 +486,24 @@ def mlflow_contenders(a, *, skops:Path, row:dict, features:list, work:Path, log:
     cs = [Contender(label=f'mlflow models serve --workers {w}', kind='mlflow',
                     cmd=[py, '-m', 'mlflow', 'models', 'serve', '-m', info['uri'], '--env-manager', 'local', '-w', str(w)],
                     env=env, health='/ping', predict='/invocations', marker='"predictions"', body=body, logs=False,
+                    check_body=json.dumps({'dataframe_split': {'columns': features, 'data': [[r[f] for f in features] for r in check_rows]}}),
                     code=f'mlflow {info["mlflow"]}, {py} (mlops_nb from {a.project_pythonpath})')
           for w in [int(x) for x in str(a.mlflow_workers).split(',')]]
     return cs, info
 
-def first_answer(c:Contender, first) -> str:
-    "What a contender's first answer of a run said: status, model version, score."
+def check_answer(c:Contender, first, want) -> tuple[bool, str]:
+    "Does a contender's answer to the check request name the version and give the in-process scores? (ok, what it said)"
+    import numpy as np
     status, body = first
-    if status != 200 or not isinstance(body, dict): return f'HTTP {status} {str(body)[:200]!r}'
+    if status != 200 or not isinstance(body, dict): return False, f'HTTP {status} {str(body)[:200]!r}'
     try:
-        if c.kind == 'mlflow': return f"score {float(body['predictions'][0][-1]):.6f}"
-        return f"v{body['model_version']}, score {float(body['predictions'][0]['score']):.6f}"
-    except (KeyError, IndexError, TypeError, ValueError): return f'unexpected answer {json.dumps(body)[:200]}'
+        preds = body['predictions']
+        got = np.array([float(x[-1]) if c.kind == 'mlflow' else float(x['score']) for x in preds])
+        who = '' if c.kind == 'mlflow' else f"v{body['model_version']}, "
+    except (KeyError, IndexError, TypeError, ValueError): return False, f'unexpected answer {json.dumps(body)[:200]}'
+    if len(got) != len(want): return False, f'{who}{len(got)} scores for {len(want)} rows'
+    diff = float(np.max(np.abs(got - want)))
+    return diff < 1e-9, f'{who}{len(got)} scores, max |difference| {diff:.1e}'
 
 # -------------------------------------------------------------------------------------------------------------- report
 def _med(xs): return statistics.median(xs) if xs else float('nan')
@@ -620,23 +633,43 @@ def main(argv=None):
             if test is None or not len(test): raise RuntimeError(f'run {dep.run_id} has no test split to take request rows from')
             rec = json.loads(test[[d.id_col, d.time_col, *dep.features]].head(1).to_json(orient='records', date_format='iso'))[0]
             rec[d.time_col] = rec[d.time_col].removesuffix('Z').removesuffix('.000')
+            X = test[dep.features]
+            good = []  # test rows the model accepts one by one (the baseline refuses a whole request with one unseen category)
+            for i in range(min(len(test), 1000)):
+                try: dep.check_input(test.iloc[[i]]); good.append(i)
+                except ValueError: pass
+                if len(good) == 200: break
+            check = test.iloc[good]
+            want = dep.model.predict_proba(check[dep.features])[:, 1]
+            check_recs = json.loads(check[[d.id_col, d.time_col, *dep.features]].to_json(orient='records', date_format='iso'))
+            for r in check_recs: r[d.time_col] = r[d.time_col].removesuffix('Z').removesuffix('.000')
             placeholder = '987654321987'
             body = json.dumps({'records': [{**rec, d.id_col: int(placeholder)}]})
             contenders = []
+            frozen = {}
+            for i, pp in enumerate(dict.fromkeys(paths)):
+                if a.no_freeze or not (pp / 'mlops_nb').is_dir(): frozen[pp] = (pp, checkout_info(pp)); continue
+                dest = work / f'code-{i}'
+                shutil.copytree(pp / 'mlops_nb', dest / 'mlops_nb', ignore=shutil.ignore_patterns('__pycache__'))
+                frozen[pp] = (dest, checkout_info(pp) + ', copied at the start')
+            for pp, (run_from, _) in frozen.items():  # the server must import the mlops_nb it is said to run
+                got = subprocess.run([sys.executable, '-c', 'import mlops_nb; print(mlops_nb.__file__)'], capture_output=True, text=True,
+                                     env=env_for(run_from, a.threads), cwd=work).stdout.strip()
+                if not got.startswith(str(run_from) + os.sep): raise RuntimeError(f'PYTHONPATH={run_from} imports mlops_nb from {got or "nowhere"}')
             for pp, ex, sets in zip(paths, extra, psets):
-                flags = shlex.split(ex)
+                flags, (run_from, code) = shlex.split(ex), frozen[pp]
                 label = 'mlops-nb serve' + (f' {ex}' if ex else '') + ''.join(f' {k}={v}' for k, v in sets.items()) + f' [{pp.name}]'
                 contenders.append(Contender(label=label, kind='mlops', params=sets,
-                                            cmd=[*MLOPS_NB, 'serve', *flags], env=env_for(pp, a.threads),
-                                            body=body, placeholder=placeholder, logs='--no-log' not in flags, code=checkout_info(pp)))
+                                            cmd=[*MLOPS_NB, 'serve', *flags], env=env_for(run_from, a.threads),
+                                            body=body, placeholder=placeholder, logs='--no-log' not in flags, code=code,
+                                            check_body=json.dumps({'records': check_recs})))
             if len({c.label for c in contenders}) < len(contenders): sys.exit('bench_serve: two contenders with the same checkout and flags')
             info, sanity = None, ''
             if str(a.mlflow_python).lower() != 'none':
                 print('logging the pipeline to MLflow ...', file=sys.stderr, flush=True)
-                cs, info = mlflow_contenders(a, skops=dep.path / 'model.skops', row={f: rec[f] for f in dep.features},
+                cs, info = mlflow_contenders(a, skops=dep.path / 'model.skops', row={f: rec[f] for f in dep.features}, check_rows=check_recs,
                                            features=dep.features, work=work, log=work / 'setup.log')
                 contenders += cs
-            X = test[dep.features]
             ours = float(dep.model.predict_proba(X.head(1))[:, 1][0])
             if info: sanity = (f"Same fitted pipeline: the request row scores {ours:.6f} in process and {info['score']:.6f} through "
                                f"MLflow's pyfunc ({'equal' if abs(ours - info['score']) < 1e-9 else 'DIFFERENT'}).")
@@ -653,7 +686,10 @@ def main(argv=None):
                           + (f", logged {r['logged']} for {r['ok']} answers" if c.logs else ''), file=sys.stderr, flush=True)
                 print(f'round {rnd + 1}/{a.repeat}: in-process floor ...', file=sys.stderr, flush=True)
                 floors.append(floor_turn(dep.model, ones, eights, a.floor_seconds))
-            sanity += ' First answers: ' + '; '.join(f'{c.label}: {first_answer(c, results[c.label][0]["first"])}' for c in contenders) + '.'
+            checks = {c.label: [check_answer(c, r['first'], want) for r in results[c.label]] for c in contenders}
+            sanity += (f' A request of {len(want)} test rows, sent to each server at the start of each turn, against `predict_proba` '
+                       'in process: ' + '; '.join(f"{c.label}: {'equal' if all(ok for ok, _ in checks[c.label]) else 'DIFFERENT'} "
+                                                   f"({checks[c.label][0][1]})" for c in contenders) + '.')
             kills = {}
             if a.kill_after > 0:
                 for c in contenders:
