@@ -560,6 +560,8 @@ def report(a, *, argv, contenders, results, floors, kills, info, load0, load1, s
               'opened before it and still filling counts as one). "server CPU ms / request": user + system CPU '
               'time of the server\'s process group during the measured load per counted answer (less sensitive to the other '
               'processes on the machine than req/s).',
+              '', 'A server with several workers (uvicorn processes sharing one listening socket) gets wrk\'s connections, opened once '
+              'and kept alive, in whatever split the kernel hands them out: a round where most land on one worker measures about one worker.',
               '', 'MLflow\'s scoring server does not log predictions: it only answers. The in-process rows are the floor a one-row-at-a-time '
               'server cannot beat on one core (req/s equivalent = calls/s) and what 8-row batches would allow.']
     if a.repeat > 1:
