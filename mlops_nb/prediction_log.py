@@ -24,7 +24,7 @@ from .core import Report
 from .profile import Profile
 
 # %% auto #0
-__all__ = ['MonitorError', 'PredictionLog', 'ScoredRows', 'LogWriter']
+__all__ = ['MonitorError', 'PredictionLog', 'ScoredRows', 'QueueThread', 'LogWriter']
 
 # %% ../nbs/61_prediction_log.ipynb #f31c768d
 class MonitorError(ValueError):
@@ -338,9 +338,31 @@ class _Open:
             return None
 
 # %% ../nbs/61_prediction_log.ipynb #b7e1a003
-_STOP = object()
+_STOP = object()  # what `close` queues: the thread finishes what waits before it, then ends
 
-class LogWriter:
+
+class QueueThread:
+    "A queue served by one daemon thread, started with the first item; `close()` lets it finish what waits and stops it."
+    thread_name = 'mlops-nb-queue'
+
+    def _queue(self): self._q, self._thread, self._lock = queue.SimpleQueue(), None, threading.Lock()
+
+    def _put(self, item):
+        "Queue `item`, starting the thread if it is not running."
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True); self._thread.start()
+            self._q.put(item)
+
+    def close(self):
+        "Finish what is waiting and stop the thread."
+        with self._lock:
+            t, self._thread = self._thread, None
+            if t is not None: self._q.put(_STOP)
+        if t is not None: t.join()
+
+
+class LogWriter(QueueThread):
     "One thread, one connection: whatever rows are waiting go into one transaction (group commit); a future says when."
     def __init__(self,
                  log:PredictionLog, # the log to append to
@@ -348,23 +370,16 @@ class LogWriter:
                  batch_seconds:float=300.0, # ... or this many seconds after its first row
                 ):
         self.log, self.batch_rows, self.batch_seconds = log, batch_rows, batch_seconds
-        self.commits, self._open, self._q, self._thread, self._lock = 0, None, queue.SimpleQueue(), None, threading.Lock()
+        self.commits, self._open = 0, None
+        self._queue()
+
+    thread_name = 'mlops-nb-log-writer'  # `close()` commits what is waiting and closes the open batch (with its profile)
 
     def submit(self, rows:ScoredRows) -> Future:
         "Queue `rows`; the future's result is their batch id once they are committed (or the MonitorError that refused them)."
         fut = Future()
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name='mlops-nb-log-writer', daemon=True); self._thread.start()
-            self._q.put((rows, fut))
+        self._put((rows, fut))
         return fut
-
-    def close(self):
-        "Commit what is waiting, close the open batch (with its profile) and stop the thread."
-        with self._lock:
-            t, self._thread = self._thread, None
-            if t is not None: self._q.put(_STOP)
-        if t is not None: t.join()
 
     def _run(self):
         con = None

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .core import LoopParams, plain
 from .deploy import DeployError, _alias, fetch_version, model_name, registry_client
+from .prediction_log import _STOP, QueueThread
 
 # %% auto #0
 __all__ = ['InputError', 'Deployed', 'load_deployed', 'log_predictions', 'score', 'LiveModel', 'Batcher', 'make_app', 'serve',
@@ -505,9 +506,7 @@ def _settle(pairs:list):
         except RuntimeError: pass  # the loop is closed: nobody waits for these answers any more
 
 # %% ../nbs/55_serve.ipynb #c5e1a004
-_STOP = object()
-
-class Batcher:
+class Batcher(QueueThread):
     "One thread scores the requests that wait together: checked one by one, one model call, logged by one LogWriter."
     def __init__(self,
                  live:LiveModel, # the version that answers
@@ -517,23 +516,16 @@ class Batcher:
                  max_rows:int=512, # rows scored in one model call at most
                 ):
         self.live, self.log, self.unknown, self.wait, self.max_rows = live, log, unknown, wait_ms / 1000, max_rows
-        self.batches, self._q, self._thread, self._lock = 0, queue.SimpleQueue(), None, threading.Lock()
+        self.batches = 0
+        self._queue()
+
+    thread_name = 'mlops-nb-batcher'  # `close()` answers what is waiting
 
     def submit(self, records:list, loop=None):
         "Queue one request's records; the future's result is its `_Answer` (an asyncio future of `loop`, if given)."
         r = _Request(records, loop)
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name='mlops-nb-batcher', daemon=True); self._thread.start()
-            self._q.put(r)
+        self._put(r)
         return r.future
-
-    def close(self):
-        "Answer what is waiting and stop the thread."
-        with self._lock:
-            t, self._thread = self._thread, None
-            if t is not None: self._q.put(_STOP)
-        if t is not None: t.join()
 
     def _run(self):
         stop = False
