@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import LoopParams, listing
+from .checks import listing
+from .params import LoopParams
 from .validate import DataError, DataWarning, binary_target, feature_columns, mostly_numeric, validate_table
 
 # %% auto #0

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from .params import SCENARIO_BATCHES
+
 # %% auto #0
 __all__ = ['PLACEMENTS', 'DEVICES', 'SEGMENTS', 'simulate_ads']
 
@@ -212,7 +214,7 @@ def simulate_ads(
     prevalence:float=0.02, # target share of clicks (positives), in (0, 0.5]
     noise_rate:float=0.0, # share of the labels flipped inside the noisy labeling batch, in [0, 1]
     noise_batch:int|None=None, # index of the noisy labeling batch, in [0, n_batches); None = no noise
-    n_batches:int=8, # labeling batches: contiguous time blocks of equal length
+    n_batches:int=SCENARIO_BATCHES, # labeling batches: contiguous time blocks of equal length
     drift_days:int|None=None, # a concept drift starts this many days before `end`, in [1, days); None = no drift
     drift_strength:float=1.0, # how far preferences move at the drift: 0 = not at all, 1 = fully re-drawn
     rows_per_day:int|None=None, # if given, `rows = rows_per_day * days`

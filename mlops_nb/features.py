@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .core import listing
+from .checks import listing
 from .validate import DataWarning, mostly_numeric
 
 # %% auto #0

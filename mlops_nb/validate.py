@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .core import DataParams, listing, plain
+from .checks import listing, plain
+from .params import DataParams
 
 # %% auto #0
 __all__ = ['DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'feature_columns', 'validate_table']
