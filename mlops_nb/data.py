@@ -17,9 +17,12 @@ from .checks import listing
 from .params import LoopParams
 from .validate import DataError, DataWarning, binary_target, feature_columns, mostly_numeric, validate_table
 
+_all_ = ['DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validate_table', 'feature_columns']
+
 # %% auto #0
 __all__ = ['load_table', 'read_id_table', 'apply_label_patch', 'exclude_rows', 'data_version', 'time_split', 'Prepared',
-           'prepare']
+           'prepare', 'DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validate_table',
+           'feature_columns']
 
 # %% ../nbs/stages/15_data.ipynb #a891022b
 def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
