@@ -59,7 +59,7 @@ def _time_parts(X):
     out = {}
     for c in X.columns:
         t = pd.to_datetime(X[c], errors='coerce')
-        out[f'{c}_hour'], out[f'{c}_weekday'], out[f'{c}_day'] = t.dt.hour, t.dt.dayofweek, t.dt.day
+        out[f'{c}_hour'], out[f'{c}_weekday'], out[f'{c}_day'] = t.dt.hour, t.dt.day_of_week, t.dt.day
     return pd.DataFrame(out, index=X.index).astype(float)
 
 def _as_str(X):
