@@ -21,8 +21,7 @@ from .decisions import Decision, apply_decisions
 from .params import LoopParams, ParamError
 from .rundir import RUN_STATUSES, RunDir, RunError, check_run_id, find_run, require_complete, _project
 from .tracking import STORE_LOCK_TIMEOUT, LOG_ATTEMPTS, open_store, store_lock, tracking_uri_for
-from .project import (LOOP_DIR, check_notebook, code_version, init_project, new_run_id, _claim,
-                              _notebooks_folder)
+from .project import LOOP_DIR, check_notebook, code_version, init_project, new_run_id, _claim, _notebooks_folder
 from .kernels import KERNEL_ARGS, KERNEL_START_ATTEMPTS, StageKernel, _start_kernel
 from .runlog import log_run, log_to_mlflow
 from .runs import compare_runs, list_runs, show_run
