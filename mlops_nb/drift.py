@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .core import Decision, Report, register_report
+from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
 __all__ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test',
-           'MissingColumnError', 'DtypeMismatchError', 'DriftReport', 'analyze_drift', 'plot_drift',
-           'plot_distribution']
+           'MissingColumnError', 'DtypeMismatchError', 'DriftReport', 'analyze_drift', 'drift_step']
 
 # %% ../nbs/analyses/42_drift.ipynb #0b2a47ce
 @dataclass(frozen=True)
@@ -242,6 +242,16 @@ class DriftReport(Report):
         t = self.columns[(self.columns['role'] == 'feature') & self.columns['drifted']]
         return list(_severity(t).sort_values(ascending=False).index)
 
+    def decision_for(self, half_life_days:int, # the recency weights' half-life in days
+                     by:str='the drift panel', # who chose it, for the Decision's `why`
+                    ) -> Decision:
+        "The Decision to retrain with recency weights of this half-life, chosen by a person (`by`)."
+        h = int(half_life_days)
+        why = (f"chosen in {by}: {self.n_drifted} of {self.n_columns} features drifted ({self.share_drifted:.0%})"
+               + (f", most of all {', '.join(map(str, self.drifted_columns[:3]))}" if self.n_drifted else ''))
+        return Decision(f"retrain with recency weights (half-life {h} days)", why, {'window': {'half_life_days': h}},
+                        dict(share_drifted=self.share_drifted, n_drifted=self.n_drifted, n_columns=self.n_columns), 'drift')
+
 
 def _severity(t:pd.DataFrame) -> pd.Series:
     "Each row's score relative to its threshold (above 1 = drift), comparable across tests."
@@ -358,56 +368,19 @@ def _decision(r:DriftReport) -> Decision:
         evidence=dict(share_drifted=r.share_drifted, n_drifted=r.n_drifted, n_columns=r.n_columns, most_drifted=top),
         source='drift')
 
-# %% ../nbs/analyses/42_drift.ipynb #df340db7
-def plot_drift(report:DriftReport, # a drift report
-               ax=None,            # matplotlib axes to draw on (default: a new figure)
-               max_columns:int=30, # show at most this many columns, most drifted first
-              ):
-    "Bar chart of each column's score relative to its test's threshold (beyond the line = drift), drifted in red."
-    import matplotlib.pyplot as plt
-    t = report.columns.assign(severity=_severity(report.columns)).sort_values('severity', ascending=False).head(max_columns)[::-1]
-    if ax is None: _, ax = plt.subplots(figsize=(7, 0.3 * len(t) + 1.2))
-    labels = [f"{c} ({s})" for c, s in zip(t.index, t['stat_test'])]
-    ax.barh(labels, t['severity'], color=np.where(t['drifted'], '#d62728', '#999999'))
-    ax.axvline(1, color='k', lw=1, ls='--')
-    ax.set_xlabel('score / threshold  (p-values: log p / log threshold); > 1 = drift')
-    ax.set_title(f"{report.n_drifted} of {report.n_columns} features drifted ({report.share_drifted:.0%})"
-                 + (' — dataset drift' if report.dataset_drift else ''))
-    return ax
+# %% ../nbs/analyses/42_drift.ipynb #08649e4a
+@analysis('drift', report=DriftReport, function=analyze_drift, needs=('train', 'test'),
+          plots=(('mlops_nb.drift_view:plot_drift', dict(max_columns=15)),), panel='mlops_nb.drift_view:DriftPanel',
+          default=True, order=30)
+def drift_step(inputs:LoopInputs) -> DriftReport:
+    "The loop's drift analysis: the training rows against the newest holdout, on the model's features."
+    train, test, features = inputs.train, inputs.test, inputs.features
+    return analyze_drift(train[features], test[features])
 
+# %% ../nbs/analyses/42_drift.ipynb #1620bd13
+_MOVED = dict(plot_drift='mlops_nb.drift_view', plot_distribution='mlops_nb.drift_view')
 
-def plot_distribution(reference, current, # the two samples (DataFrames, Series or arrays)
-                      column,             # the column to show
-                      ax=None,            # matplotlib axes to draw on
-                      max_categories:int=20, # categorical: the most frequent categories shown
-                     ):
-    "Overlaid histograms (numeric) or side-by-side category shares (categorical) of one column in both samples."
-    import matplotlib.pyplot as plt
-    ref = _as_frame(reference, 'reference'); cur = _as_frame(current, 'current', like=ref)
-    for side, df in (('reference', ref), ('current', cur)):
-        if column not in df.columns: raise MissingColumnError(f"plot_distribution: column {column!r} is missing from {side}")
-    r, c = ref[column], cur[column]
-    fr, fc = _family(r), _family(c)
-    fam = fc if fr == 'empty' else fr
-    numeric = fam in ('numeric', 'datetime', 'timedelta') and fc in (fam, 'empty')
-    if numeric:
-        if fam == 'datetime': r, c = _same_zone(r, c)
-        a, b = (_numbers(s, fam) if f != 'empty' else np.array([]) for s, f in ((r, fr), (c, fc)))
-        both = np.concatenate([a, b])
-        numeric = len(both) > 0 and not _few_unique(both)
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
-    if numeric:
-        lo, hi = np.quantile(both, [0.005, 0.995])  # long tails would squeeze the bulk into one bin
-        edges = np.linspace(lo, hi, 41) if hi > lo else np.histogram_bin_edges(both, 10)
-        for x, lab, col in ((a, 'reference', '#1f77b4'), (b, 'current', '#ff7f0e')):
-            if len(x): ax.hist(np.clip(x, edges[0], edges[-1]), edges, density=True, alpha=0.5, label=f"{lab} (n={len(x):,})", color=col)
-        ax.set_xlabel(f"{column}" + (' (seconds)' if fam != 'numeric' else '') + ' (0.5-99.5 % range; tails in the end bins)')
-    else:
-        sr = r.value_counts(normalize=True); sc = c.value_counts(normalize=True)
-        shares = pd.DataFrame({'reference': sr, 'current': sc}).fillna(0)
-        shares = shares.loc[(shares['reference'] + shares['current']).sort_values(ascending=False).index[:max_categories]]
-        x = np.arange(len(shares))
-        ax.bar(x - 0.2, shares['reference'], 0.4, label='reference'); ax.bar(x + 0.2, shares['current'], 0.4, label='current')
-        ax.set_xticks(x, [str(i) for i in shares.index], rotation=45, ha='right'); ax.set_ylabel('share')
-    ax.set_title(str(column)); ax.legend()
-    return ax
+def __getattr__(name):
+    "Names that moved to the views layer, loaded on first use from their new module."
+    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

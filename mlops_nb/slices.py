@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .core import Decision, Report, listing, register_report, report_html
+from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
-__all__ = ['SliceReport', 'analyze_slices', 'plot_slices', 'plot_shap']
+__all__ = ['SliceReport', 'analyze_slices', 'slices_step']
 
 # %% ../nbs/analyses/44_slices.ipynb #145ed544
 _MISSING, _OTHER = '(missing)', '(other)'
@@ -272,34 +273,22 @@ def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
                        worst_lift=lift, cohorts=coh, tree_rules=rules, tree_text=text, shap_global=sg, shap_rows=sr,
                        notes='; '.join(notes))
 
-# %% ../nbs/analyses/44_slices.ipynb #345cdda6
-def plot_slices(report:SliceReport, # a slice report
-                ax=None, # matplotlib axes to draw on (a new figure when None)
-               ):
-    "Horizontal bars of the worst cohorts' error rates, with the overall rate as a line."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.3 * max(len(report.cohorts), 3) + 1))
-    c = report.cohorts.iloc[::-1]
-    ax.barh([f"{f} = {v}" for f, v in zip(c.feature, c.cohort)], c.error_rate, color='tab:red', alpha=0.7)
-    ax.axvline(report.error_rate, color='k', ls='--', label=f"overall {report.error_rate:.3g}")
-    ax.set_xlabel('error rate'); ax.set_title('Worst cohorts'); ax.legend(loc='lower right')
-    return ax
+# %% ../nbs/analyses/44_slices.ipynb #f727cdd1
+@analysis('slices', report=SliceReport, function=analyze_slices, needs=('test', 'model'),
+          plots=('mlops_nb.slices_view:plot_slices', 'mlops_nb.slices_view:plot_shap'), panel=None,
+          default=True, order=50)
+def slices_step(inputs:LoopInputs) -> SliceReport:
+    "The loop's slice analysis of the newest holdout's errors, with SHAP on the loop's model."
+    params, test, features, model = inputs.params, inputs.test, inputs.features, inputs.model
+    d, a, seed = params.data, params.analysis, params.seed
+    h = test.sample(a.max_rows, random_state=seed) if len(test) > a.max_rows else test
+    return analyze_slices(h[features], h[d.target], h['score'], threshold=params.imbalance.threshold,
+                          model=model, random_state=seed)
 
+# %% ../nbs/analyses/44_slices.ipynb #3e18a840
+_MOVED = dict(plot_slices='mlops_nb.slices_view', plot_shap='mlops_nb.slices_view')
 
-def plot_shap(report:SliceReport, # a slice report with SHAP tables
-              ax=None, # matplotlib axes to draw on (a new figure when None)
-              top:int=10, # features shown
-             ):
-    "Bars of the features' mean |SHAP| on the error rows vs the correct rows."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.35 * top + 1))
-    g = report.shap_global
-    if g is None or not len(g):
-        ax.text(0.5, 0.5, 'no SHAP values' + (f"\n{report.notes}" if report.notes else ''), ha='center', va='center',
-                transform=ax.transAxes, wrap=True)
-        ax.set_axis_off(); return ax
-    g = g.head(top).iloc[::-1]; y = np.arange(len(g))
-    ax.barh(y + 0.2, g.mean_abs_shap_errors, height=0.4, color='tab:red', label='errors')
-    ax.barh(y - 0.2, g.mean_abs_shap_correct, height=0.4, color='tab:blue', label='correct')
-    ax.set_yticks(y, g.feature); ax.set_xlabel('mean |SHAP| (log-odds)'); ax.set_title('What drives the errors'); ax.legend()
-    return ax
+def __getattr__(name):
+    "Names that moved to the views layer, loaded on first use from their new module."
+    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
