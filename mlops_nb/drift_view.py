@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .core import Report, _fmt
-from .drift import DriftReport, MissingColumnError, _as_frame, _family, _few_unique, _numbers, _same_zone, _severity
+from .drift import DriftReport, MissingColumnError, _as_frame, _severity
+from .stat_tests import _family, _few_unique, _numbers, _same_zone
 from .panels import Panel, _axes, _table_html
 
 # %% auto #0
@@ -71,9 +72,11 @@ def _histograms(ax, a:np.ndarray, b:np.ndarray, both:np.ndarray, column, fam:str
     lo, hi = np.quantile(both, [0.005, 0.995])  # long tails would squeeze the bulk into one bin
     edges = np.linspace(lo, hi, 41) if hi > lo else np.histogram_bin_edges(both, 10)
     for x, lab, col in ((a, 'reference', '#1f77b4'), (b, 'current', '#ff7f0e')):
-        if len(x): ax.hist(np.clip(x, edges[0], edges[-1]), edges, density=True, alpha=0.5, label=f"{lab} (n={len(x):,})",
-                           color=col)
-    ax.set_xlabel(f"{column}" + (' (seconds)' if fam != 'numeric' else '') + ' (0.5-99.5 % range; tails in the end bins)')
+        if not len(x): continue
+        ax.hist(np.clip(x, edges[0], edges[-1]), edges, density=True, alpha=0.5, color=col,
+                label=f"{lab} (n={len(x):,})")
+    unit = ' (seconds)' if fam != 'numeric' else ''
+    ax.set_xlabel(f"{column}{unit} (0.5-99.5 % range; tails in the end bins)")
 
 
 def _category_bars(ax, r:pd.Series, c:pd.Series, max_categories:int):
@@ -82,12 +85,13 @@ def _category_bars(ax, r:pd.Series, c:pd.Series, max_categories:int):
     shares = pd.DataFrame({'reference': sr, 'current': sc}).fillna(0)
     shares = shares.loc[(shares['reference'] + shares['current']).sort_values(ascending=False).index[:max_categories]]
     x = np.arange(len(shares))
-    ax.bar(x - 0.2, shares['reference'], 0.4, label='reference'); ax.bar(x + 0.2, shares['current'], 0.4, label='current')
+    ax.bar(x - 0.2, shares['reference'], 0.4, label='reference')
+    ax.bar(x + 0.2, shares['current'], 0.4, label='current')
     ax.set_xticks(x, [str(i) for i in shares.index], rotation=45, ha='right'); ax.set_ylabel('share')
 
 # %% ../nbs/views/48c_drift_view.ipynb #33183125
 class DriftPanel(Panel):
-    "Data drift: the per-feature table, a column chooser (distributions when data is given), retrain with recency weights."
+    "Data drift: the per-feature table, a column chooser (distributions with data), retrain with recency weights."
     kind = 'drift'
 
     def __init__(self, report:Report, # a DriftReport
@@ -110,9 +114,11 @@ class DriftPanel(Panel):
         t = self._ordered()
         cols = [c for c in t.columns
                 if c in ('role', 'kind', 'stat_test', 'score', 'threshold', 'drifted', 'p_value', 'unseen_share')]
-        self.table = W.HTML(_table_html(t[cols].rename_axis(None), max_rows=50)); self.table.add_class('mlops-nb-drift-table')
+        self.table = W.HTML(_table_html(t[cols].rename_axis(None), max_rows=50))
+        self.table.add_class('mlops-nb-drift-table')
         has_data = self.reference is not None and self.current is not None
-        self.column = W.Dropdown(options=[(f"{c}{' (drifted)' if d else ''}", c) for c, d in zip(t.index, t['drifted'])],
+        options = [(f"{c}{' (drifted)' if d else ''}", c) for c, d in zip(t.index, t['drifted'])]
+        self.column = W.Dropdown(options=options,
                                  description='column', layout=W.Layout(width='26em'))
         self.column_info = W.HTML()
         hl = r.decision.patch.get('window', {}).get('half_life_days') if r.decision else None

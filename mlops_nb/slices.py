@@ -13,7 +13,8 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, listing, register_report, report_html
+from .checks import as_frame, listing
+from .core import Decision, Report, register_report, report_html
 from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
@@ -23,18 +24,10 @@ __all__ = ['SliceReport', 'analyze_slices', 'slices_step']
 _MISSING, _OTHER = '(missing)', '(other)'
 
 
-def _frame(X) -> pd.DataFrame:
-    "`X` as a DataFrame (arrays get columns x0, x1, …)."
-    if isinstance(X, pd.DataFrame): return X
-    if isinstance(X, pd.Series): return X.to_frame(X.name if X.name is not None else 'x0')
-    a = np.asarray(X)
-    if a.ndim == 1: a = a[:, None]
-    if a.ndim != 2: raise ValueError(f"analyze_slices: X must be 2-D, got shape {a.shape}")
-    return pd.DataFrame(a, columns=[f'x{i}' for i in range(a.shape[1])])
-
-
 def _aligned(v, X:pd.DataFrame, name:str) -> np.ndarray:
     "`v` as an array in X's row order: by index when both share it, else by position."
+    # not checks.aligned: labels that differ from X's index align by position here (an error there), and a one-column
+    # frame or an (n, 1) array is accepted
     if len(v) != len(X): raise ValueError(f"analyze_slices: X has {len(X)} rows but {name} has {len(v)}")
     if isinstance(v, (pd.Series, pd.DataFrame)):
         if isinstance(v, pd.DataFrame):
@@ -49,7 +42,8 @@ def _aligned(v, X:pd.DataFrame, name:str) -> np.ndarray:
 def _cut(s:pd.Series, min_support:float, bins:int=5) -> tuple[str, pd.Series]:
     "Kind ('numeric', 'time' or 'category') and each row's cohort label (str) for column `s`."
     miss = s.isna()
-    is_num = (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)) or pd.api.types.is_datetime64_any_dtype(s)
+    is_num = ((pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+              or pd.api.types.is_datetime64_any_dtype(s))
     if is_num and s.nunique() > 10:
         q = pd.qcut(s, bins, duplicates='drop', precision=3)
         lab = q.astype(object).map(str).where(~miss, _MISSING)
@@ -81,7 +75,8 @@ def _tree_rules(X:pd.DataFrame, kinds:dict, labels:dict, err:np.ndarray, max_dep
             order = list(rates.index); cats[c] = order
             cols.append(labels[c].map({v: i for i, v in enumerate(order)}).to_numpy(float))
         elif kind == 'time':
-            t = pd.to_datetime(X[c]); cols.append(np.where(t.isna(), np.nan, t.to_numpy('datetime64[ns]').astype('int64').astype(float)))
+            t = pd.to_datetime(X[c])
+            cols.append(np.where(t.isna(), np.nan, t.to_numpy('datetime64[ns]').astype('int64').astype(float)))
         else: cols.append(pd.to_numeric(X[c], errors='coerce').to_numpy(float))
         names.append(str(c))
     Z = np.column_stack(cols)
@@ -128,7 +123,8 @@ def _pipeline(model):
     from sklearn.pipeline import Pipeline
     pipe = getattr(model, 'pipeline_', model)
     if not isinstance(pipe, Pipeline) or len(pipe.steps) < 2:
-        raise TypeError(f"model is a {type(model).__name__}, not a fitted sklearn Pipeline (preprocessor → tree model) or a LoopClassifier")
+        raise TypeError(f"model is a {type(model).__name__}, not a fitted sklearn Pipeline (preprocessor → tree model) "
+                        "or a LoopClassifier")
     return pipe
 
 
@@ -201,6 +197,56 @@ class SliceReport(Report):
 _COHORT_COLS = ['feature', 'cohort', 'rows', 'share', 'errors', 'error_rate', 'lift', 'p_value']
 
 
+def _inputs(X, y_true, y_score, pos_label, min_support:float) -> tuple:
+    "`X` as a frame, and the labels, float scores and positive rows in its row order (errors name what is wrong)."
+    if isinstance(X, pd.Series) and X.name is None: X = X.rename('x0')  # like an array's first column
+    X = as_frame(X, 'analyze_slices', empty_ok=True)
+    if len(X) == 0: raise ValueError("analyze_slices: X is empty")
+    y, s = _aligned(y_true, X, 'y_true'), _aligned(y_score, X, 'y_score')
+    try: s = s.astype(float)
+    except (TypeError, ValueError): raise TypeError(f"analyze_slices: y_score must be numeric, got {s.dtype}") from None
+    if np.isnan(s).any(): raise ValueError(f"analyze_slices: y_score has {int(np.isnan(s).sum())} NaN values")
+    if pd.isna(y).any(): raise ValueError(f"analyze_slices: y_true has {int(pd.isna(y).sum())} missing labels")
+    if not 0 < min_support < 1: raise ValueError(f"analyze_slices: min_support must be in (0, 1), got {min_support}")
+    is_pos = np.asarray(y == pos_label, dtype=bool).reshape(-1)
+    vals = pd.unique(pd.Series(y, dtype=object))
+    if not is_pos.any() and len(vals) > 1:
+        raise ValueError(f"analyze_slices: pos_label {pos_label!r} is not among the labels ({listing(vals, 5)})")
+    return X, y, s, is_pos
+
+# %% ../nbs/analyses/44_slices.ipynb #3f7379f4
+def _cohorts(X:pd.DataFrame, err:np.ndarray, min_support:float, top:int, notes:list) -> tuple:
+    "The `top` worst one-feature cohorts, the worst one's name and lift, and each sliced column's kind and labels."
+    from scipy.stats import binom
+    n, n_err = len(X), int(err.sum()); rate = n_err / n
+    kinds, labels, recs = {}, {}, []
+    for c in X.columns:
+        col = X[c]
+        if col.nunique(dropna=False) <= 1: continue
+        try: kind, lab = _cut(col, min_support)
+        except (TypeError, ValueError) as e: notes.append(f"column {c!r} skipped ({e})"); continue
+        if lab.nunique() <= 1: continue  # e.g. an id column: every value rare, all pooled
+        kinds[c], labels[c] = kind, lab
+        g = pd.DataFrame({'lab': lab.to_numpy(), 'err': err}).groupby('lab', sort=False)['err'].agg(['size', 'sum'])
+        for v, (rows, errs) in g.iterrows():
+            if rows / n >= min_support:
+                recs.append(dict(feature=str(c), cohort=v, kind=kind, rows=int(rows), errors=int(errs)))
+    skipped = [str(c) for c in X.columns if c not in kinds]
+    if skipped: notes.append(f"single-value or all-rare columns skipped: {', '.join(skipped)}")
+    coh = pd.DataFrame(recs, columns=['feature', 'cohort', 'kind', 'rows', 'errors'])
+    if not (n_err and len(coh)):
+        types = [object, object, int, float, int, float, float, float]
+        return pd.DataFrame({k: pd.Series(dtype=t) for k, t in zip(_COHORT_COLS, types)}), '', None, kinds, labels
+    coh['share'] = coh.rows / n
+    coh['error_rate'] = coh.errors / coh.rows
+    coh['lift'] = coh.error_rate / rate
+    coh['p_value'] = np.minimum(1.0, binom.sf(coh.errors - 1, coh.rows, rate) * len(coh))
+    coh = coh.sort_values(['error_rate', 'rows'], ascending=[False, False], kind='stable')
+    coh = coh.head(top).reset_index(drop=True)
+    worst, lift = _cohort_name(coh.feature[0], coh.kind[0], coh.cohort[0]), float(coh.lift[0])
+    return coh[_COHORT_COLS], worst, lift, kinds, labels
+
+# %% ../nbs/analyses/44_slices.ipynb #c749c77e
 def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
                    y_true, # labels, any type
                    y_score, # the model's positive-class scores (aligned on X's index if shared, else by position)
@@ -215,52 +261,17 @@ def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
                    random_state:int=0,
                   ) -> SliceReport:
     "Error analysis of a binary classifier: worst cohorts, a surrogate tree of the errors, SHAP on errors."
-    from scipy.stats import binom
-    X = _frame(X)
+    X, y, s, is_pos = _inputs(X, y_true, y_score, pos_label, min_support)
     n = len(X)
-    if n == 0: raise ValueError("analyze_slices: X is empty")
-    y, s = _aligned(y_true, X, 'y_true'), _aligned(y_score, X, 'y_score')
-    try: s = s.astype(float)
-    except (TypeError, ValueError): raise TypeError(f"analyze_slices: y_score must be numeric, got {s.dtype}") from None
-    if np.isnan(s).any(): raise ValueError(f"analyze_slices: y_score has {int(np.isnan(s).sum())} NaN values")
-    if pd.isna(y).any(): raise ValueError(f"analyze_slices: y_true has {int(pd.isna(y).sum())} missing labels")
-    if not 0 < min_support < 1: raise ValueError(f"analyze_slices: min_support must be in (0, 1), got {min_support}")
-    is_pos = np.asarray(y == pos_label, dtype=bool).reshape(-1)
-    vals = pd.unique(pd.Series(y, dtype=object))
-    if not is_pos.any() and len(vals) > 1:
-        raise ValueError(f"analyze_slices: pos_label {pos_label!r} is not among the labels ({listing(vals, 5)})")
     err = ((s >= threshold) != is_pos).astype(int)
     n_err = int(err.sum()); rate = n_err / n
     notes = []
-    # one-feature cohorts
-    kinds, labels, recs = {}, {}, []
-    for c in X.columns:
-        col = X[c]
-        if col.nunique(dropna=False) <= 1: continue
-        try: kind, lab = _cut(col, min_support)
-        except (TypeError, ValueError) as e: notes.append(f"column {c!r} skipped ({e})"); continue
-        if lab.nunique() <= 1: continue  # e.g. an id column: every value rare, all pooled
-        kinds[c], labels[c] = kind, lab
-        g = pd.DataFrame({'lab': lab.to_numpy(), 'err': err}).groupby('lab', sort=False)['err'].agg(['size', 'sum'])
-        for v, (rows, errs) in g.iterrows():
-            if rows / n >= min_support: recs.append(dict(feature=str(c), cohort=v, kind=kind, rows=int(rows), errors=int(errs)))
-    skipped = [str(c) for c in X.columns if c not in kinds]
-    if skipped: notes.append(f"single-value or all-rare columns skipped: {', '.join(skipped)}")
-    coh = pd.DataFrame(recs, columns=['feature', 'cohort', 'kind', 'rows', 'errors'])
-    worst, lift = '', None
-    if n_err and len(coh):
-        coh['share'] = coh.rows / n
-        coh['error_rate'] = coh.errors / coh.rows
-        coh['lift'] = coh.error_rate / rate
-        coh['p_value'] = np.minimum(1.0, binom.sf(coh.errors - 1, coh.rows, rate) * len(coh))
-        coh = coh.sort_values(['error_rate', 'rows'], ascending=[False, False], kind='stable').head(top).reset_index(drop=True)
-        worst, lift = _cohort_name(coh.feature[0], coh.kind[0], coh.cohort[0]), float(coh.lift[0])
-        coh = coh[_COHORT_COLS]
-    else: coh = pd.DataFrame({k: pd.Series(dtype=t) for k, t in zip(_COHORT_COLS, [object, object, int, float, int, float, float, float])})
+    coh, worst, lift, kinds, labels = _cohorts(X, err, min_support, top, notes)
     # surrogate tree
     rules, text = pd.DataFrame(columns=['rule', 'rows', 'errors', 'error_rate']), ''
     if 0 < n_err < n and kinds:
-        rules, text = _tree_rules(X, kinds, labels, err, max_depth, max(20, int(np.ceil(min_support * n))), random_state)
+        min_leaf = max(20, int(np.ceil(min_support * n)))
+        rules, text = _tree_rules(X, kinds, labels, err, max_depth, min_leaf, random_state)
     elif not n_err: notes.append("no errors: nothing to slice")
     # SHAP
     sg = sr = None

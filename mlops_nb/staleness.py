@@ -28,7 +28,8 @@ def _times(s:pd.Series, col) -> pd.Series:
     "`s` as naive datetimes (UTC for time-zone-aware input), or a TypeError naming `col`."
     if pd.api.types.is_datetime64_any_dtype(s): t = s
     elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        raise TypeError(f"analyze_staleness: time_col {col!r} must hold datetimes, got {s.dtype}; convert it with pd.to_datetime")
+        raise TypeError(f"analyze_staleness: time_col {col!r} must hold datetimes, got {s.dtype}; "
+                        "convert it with pd.to_datetime")
     else:
         try: t = pd.to_datetime(s, utc=True)
         except (ValueError, TypeError) as e:
@@ -54,7 +55,9 @@ def _windows(t:pd.Series, freq:str) -> tuple[np.ndarray, pd.DatetimeIndex]:
     "Window index of each time (0 = oldest) and the windows' edges (len = windows + 1)."
     from pandas.tseries.frequencies import to_offset
     try: off = to_offset(freq)
-    except (ValueError, TypeError): raise ValueError(f"analyze_staleness: freq {freq!r} is not a pandas frequency (e.g. 'W', 'D', '14D', 'h', 'MS')") from None
+    except (ValueError, TypeError):
+        raise ValueError(f"analyze_staleness: freq {freq!r} is not a pandas frequency (e.g. 'W', 'D', '14D', 'h', 'MS')"
+                         ) from None
     if isinstance(off, pd.offsets.Week): step = pd.Timedelta(days=7 * off.n)
     else:
         try: step = pd.Timedelta(off)
@@ -78,7 +81,8 @@ def _metric(metric) -> Metric:
     if metric is None: return METRICS['roc_auc']
     if isinstance(metric, Metric): return metric
     if isinstance(metric, str):
-        if metric not in METRICS: raise ValueError(f"analyze_staleness: unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
+        if metric not in METRICS:
+            raise ValueError(f"analyze_staleness: unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
         return METRICS[metric]
     if callable(metric): return Metric(getattr(metric, '__name__', 'metric'), lambda y, s, t: metric(y, s))
     raise TypeError(f"analyze_staleness: metric must be a name, a Metric or a callable, got {type(metric).__name__}")
@@ -122,8 +126,10 @@ def _se(vals:np.ndarray, scale:float) -> float:
 class StalenessReport(Report):
     "How a model decays with age, whether it is stale, and which training window serves the latest data best."
     title: ClassVar[str] = 'Model staleness'
-    decay: pd.DataFrame        # one row per window after the training cut: train_end, window_start, window_end, age, age_days, metric, n, n_positive
-    windows: pd.DataFrame      # one row per candidate training window: n_windows, train_start, train_days, n_train, metric on the latest window, ...
+    decay: pd.DataFrame        # one row per window after the training cut: train_end, window_start, window_end, age,
+                               # age_days, metric, n, n_positive
+    windows: pd.DataFrame      # one row per candidate training window: n_windows, train_start, train_days, n_train,
+                               # metric on the latest window, ...
     drift: DriftReport         # features (and target) of the training rows vs the latest window
     is_stale: bool             # the latest windows score below `stale_threshold`
     recommended_window: Optional[pd.Timedelta]  # shortest training window as good as the best; None = all history
@@ -151,10 +157,12 @@ class StalenessReport(Report):
                      by:str='the staleness panel', # who chose it, for the Decision's `why`
                     ) -> Decision:
         "The Decision to train on the last `window_days` days (None: all history), chosen by a person (`by`)."
-        ev = dict(metric=self.metric, fresh_score=self.fresh_score, latest_score=self.latest_score, is_stale=self.is_stale)
+        ev = dict(metric=self.metric, fresh_score=self.fresh_score, latest_score=self.latest_score,
+                  is_stale=self.is_stale)
         why = (f"chosen in {by}: the model's {self.metric} went from {_fmt(self.fresh_score)} to "
                f"{_fmt(self.latest_score)} ({'stale' if self.is_stale else 'not stale'})")
-        if window_days is None: return Decision('train on all history', why, {'window': {'train_days': None}}, ev, 'staleness')
+        if window_days is None:
+            return Decision('train on all history', why, {'window': {'train_days': None}}, ev, 'staleness')
         d = int(window_days)
         b = self.closest_window(d)
         if b is not None:
@@ -168,7 +176,8 @@ def _fit(estimator, X:pd.DataFrame, y:np.ndarray, idx:np.ndarray, max_rows:int, 
     from sklearn.base import clone
     if len(idx) > max_rows: idx = np.sort(rng.choice(idx, max_rows, replace=False))
     if len(np.unique(y[idx])) < 2:
-        raise ValueError(f"analyze_staleness: the training rows {what} have a single class; use a longer freq or more data")
+        raise ValueError(f"analyze_staleness: the training rows {what} have a single class; "
+                         "use a longer freq or more data")
     if estimator is None:
         from mlops_nb.train import tabular_pipeline
         est = tabular_pipeline(X.iloc[idx])
@@ -190,15 +199,18 @@ def _cap(idx:np.ndarray, max_rows:int, rng) -> np.ndarray:
 # %% ../nbs/analyses/43_staleness.ipynb #44c5c912
 def _check_columns(data:pd.DataFrame, time_col, target, features, max_rows:int) -> list:
     "The feature columns, after checking `data` and the column arguments (errors name what is wrong)."
-    if not isinstance(data, pd.DataFrame): raise TypeError(f"analyze_staleness: data must be a DataFrame, got {type(data).__name__}")
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"analyze_staleness: data must be a DataFrame, got {type(data).__name__}")
     for what, c in (('time_col', time_col), ('target', target)):
         if c not in data.columns: raise MissingColumnError(f"analyze_staleness: {what} {c!r} is not a column of data")
     if features is None: features = [c for c in data.columns if c not in (time_col, target)]
     else:
         features = [features] if isinstance(features, str) else list(features)
         for c in features:
-            if c not in data.columns: raise MissingColumnError(f"analyze_staleness: feature {c!r} is not a column of data")
-            if c in (time_col, target): raise ValueError(f"analyze_staleness: feature {c!r} is the time column or the target")
+            if c not in data.columns:
+                raise MissingColumnError(f"analyze_staleness: feature {c!r} is not a column of data")
+            if c in (time_col, target):
+                raise ValueError(f"analyze_staleness: feature {c!r} is the time column or the target")
     if not features: raise ValueError("analyze_staleness: no feature columns")
     if max_rows < 100: raise ValueError(f"analyze_staleness: max_rows must be at least 100, got {max_rows}")
     return features
@@ -245,8 +257,9 @@ def _decay(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.Date
     se_drop = math.sqrt(_se(bf[:, 0], sf) ** 2 + _se(bl[:, 0], sl) ** 2)
     margin = max(min_drop, Z_STALE * se_drop) if np.isfinite(se_drop) else float('inf')
     drop = sign * (fresh - latest)
-    return pd.DataFrame(decay), dict(is_stale=bool(drop > margin), fresh_score=float(fresh), latest_score=float(latest),
-                                     stale_threshold=float(fresh - sign * margin), drop=float(drop), margin=float(margin))
+    stale = dict(is_stale=bool(drop > margin), fresh_score=float(fresh), latest_score=float(latest),
+                 stale_threshold=float(fresh - sign * margin), drop=float(drop), margin=float(margin))
+    return pd.DataFrame(decay), stale
 
 # %% ../nbs/analyses/43_staleness.ipynb #13ac3d92
 def _backtest(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.DatetimeIndex, freq, m:Metric,
@@ -256,12 +269,14 @@ def _backtest(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.D
     last = len(edges) - 2
     test = _cap(rows(last, last + 1), max_rows, rng)
     if len(np.unique(y[test])) < 2:
-        raise ValueError(f"analyze_staleness: the latest window (from {edges[last]}) has a single class; use a longer freq")
+        raise ValueError(f"analyze_staleness: the latest window (from {edges[last]}) has a single class; "
+                         "use a longer freq")
     sizes = [L for L in (2 ** i for i in range(32)) if L < last] + [last]
     cands, scores = [], []
     for L in sizes:
         idx = rows(last - L, last)
-        row = dict(n_windows=L, train_start=edges[last - L], train_days=(edges[last] - edges[last - L]) / pd.Timedelta(days=1),
+        row = dict(n_windows=L, train_start=edges[last - L],
+                   train_days=(edges[last] - edges[last - L]) / pd.Timedelta(days=1),
                    n_train=len(idx), n_train_positive=int(y[idx].sum()), all_history=L == last)
         if len(idx) and 0 < y[idx].sum() < len(idx):
             scores.append(_score(_fit(estimator, X, y, idx, max_rows, rng, f"of the last {L} windows"), X, test))
@@ -329,7 +344,8 @@ def _decision(r:StalenessReport) -> Decision:
     return Decision(f"train on the last {days} days",
                     why + f"; on the latest window a model trained on the last {days} days scores {m_rec:.3f} "
                     f"against {m_all:.3f} with all history",
-                    {'window': {'train_days': days}}, {**ev, 'metric_recommended': m_rec, 'train_days': days}, 'staleness')
+                    {'window': {'train_days': days}}, {**ev, 'metric_recommended': m_rec, 'train_days': days},
+                    'staleness')
 
 # %% ../nbs/analyses/43_staleness.ipynb #830ca652
 def _staleness_metric(scoped:str) -> str:

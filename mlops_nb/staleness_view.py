@@ -99,7 +99,8 @@ class StalenessPanel(Panel):
                 f"closest backtested window: <b>{b.name}</b> ({_fmt(b['train_days'])} days) scores "
                 f"<b>{_fmt(b['metric'])}</b> {r.metric} on the latest window"
                 f"{' — within noise of the best' if b.get('within_noise') else ''} "
-                f"(model now {'<b>stale</b>' if r.is_stale else 'not stale'}: {_fmt(r.fresh_score)} → {_fmt(r.latest_score)})")
+                f"(model now {'<b>stale</b>' if r.is_stale else 'not stale'}: "
+                f"{_fmt(r.fresh_score)} → {_fmt(r.latest_score)})")
         super().refresh()
 
     def decision(self):
