@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .core import Report, _fmt
+from .checks import fmt
+from .reports import Report
 from .drift import DriftReport, MissingColumnError, _as_frame, _severity
 from .stat_tests import _family, _few_unique, _numbers, _same_zone
 from .panels import Panel, _axes, _table_html
@@ -89,6 +90,17 @@ def _category_bars(ax, r:pd.Series, c:pd.Series, max_categories:int):
     ax.bar(x + 0.2, shares['current'], 0.4, label='current')
     ax.set_xticks(x, [str(i) for i in shares.index], rotation=45, ha='right'); ax.set_ylabel('share')
 
+# %% ../nbs/views/48c_drift_view.ipynb #2fe91118
+def _drifted_first(t:pd.DataFrame) -> pd.DataFrame:
+    "A drift report's column table, drifted first, most severe first."
+    return t.assign(severity=_severity(t)).sort_values(['drifted', 'severity'], ascending=False, kind='stable')
+
+
+def _column_info(row:pd.Series) -> str:
+    "One column's test details as a line of HTML."
+    return ' · '.join(f"{k}: <b>{escape(fmt(row[k]))}</b>"
+                      for k in ('kind', 'stat_test', 'score', 'threshold', 'p_value', 'drifted') if k in row.index)
+
 # %% ../nbs/views/48c_drift_view.ipynb #33183125
 class DriftPanel(Panel):
     "Data drift: the per-feature table, a column chooser (distributions with data), retrain with recency weights."
@@ -103,15 +115,10 @@ class DriftPanel(Panel):
         self.figsize = (11, min(6.0, max(3.6, 0.3 * min(15, len(report.columns)) + 1.4)))
         super().__init__(report, on_apply)
 
-    def _ordered(self) -> pd.DataFrame:
-        "The column table, drifted first, most severe first."
-        t = self.report.columns
-        return t.assign(severity=_severity(t)).sort_values(['drifted', 'severity'], ascending=False, kind='stable')
-
     def _controls(self):
         import ipywidgets as W
         r = self.report
-        t = self._ordered()
+        t = _drifted_first(r.columns)
         cols = [c for c in t.columns
                 if c in ('role', 'kind', 'stat_test', 'score', 'threshold', 'drifted', 'p_value', 'unseen_share')]
         self.table = W.HTML(_table_html(t[cols].rename_axis(None), max_rows=50))
@@ -144,10 +151,7 @@ class DriftPanel(Panel):
         self.half_life.layout.display = None if self.remedy.value == 'recency' else 'none'
         c = self.column.value
         if c is not None:
-            row = self.report.columns.loc[c]
-            self.column_info.value = ' · '.join(f"{k}: <b>{escape(_fmt(row[k]))}</b>" for k in
-                                                ('kind', 'stat_test', 'score', 'threshold', 'p_value', 'drifted')
-                                                if k in row.index)
+            self.column_info.value = _column_info(self.report.columns.loc[c])
         super().refresh()
 
     def _draw(self, fig):

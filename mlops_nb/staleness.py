@@ -15,7 +15,8 @@ from typing import Callable, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, _fmt, listing, register_report, report_html
+from .checks import fmt, listing
+from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
 from .registry import LoopInputs, analysis, load_ref
 from .scoping import METRICS, Metric
@@ -159,15 +160,15 @@ class StalenessReport(Report):
         "The Decision to train on the last `window_days` days (None: all history), chosen by a person (`by`)."
         ev = dict(metric=self.metric, fresh_score=self.fresh_score, latest_score=self.latest_score,
                   is_stale=self.is_stale)
-        why = (f"chosen in {by}: the model's {self.metric} went from {_fmt(self.fresh_score)} to "
-               f"{_fmt(self.latest_score)} ({'stale' if self.is_stale else 'not stale'})")
+        why = (f"chosen in {by}: the model's {self.metric} went from {fmt(self.fresh_score)} to "
+               f"{fmt(self.latest_score)} ({'stale' if self.is_stale else 'not stale'})")
         if window_days is None:
             return Decision('train on all history', why, {'window': {'train_days': None}}, ev, 'staleness')
         d = int(window_days)
         b = self.closest_window(d)
         if b is not None:
             ev.update(backtest_window=str(b.name), backtest_metric=b['metric'])
-            why += f"; a model trained on {b.name} scores {_fmt(b['metric'])} on the latest window"
+            why += f"; a model trained on {b.name} scores {fmt(b['metric'])} on the latest window"
         return Decision(f"train on the last {d} days", why, {'window': {'train_days': d}}, ev, 'staleness')
 
 # %% ../nbs/analyses/43_staleness.ipynb #99463e57

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .core import _fmt
+from .checks import fmt
 from .panels import Panel
 from .staleness import Z, StalenessReport
 
@@ -96,11 +96,11 @@ class StalenessPanel(Panel):
         b = self.backtest(self.train_days.value)
         if b is not None:
             self.window_info.value = (
-                f"closest backtested window: <b>{b.name}</b> ({_fmt(b['train_days'])} days) scores "
-                f"<b>{_fmt(b['metric'])}</b> {r.metric} on the latest window"
+                f"closest backtested window: <b>{b.name}</b> ({fmt(b['train_days'])} days) scores "
+                f"<b>{fmt(b['metric'])}</b> {r.metric} on the latest window"
                 f"{' — within noise of the best' if b.get('within_noise') else ''} "
                 f"(model now {'<b>stale</b>' if r.is_stale else 'not stale'}: "
-                f"{_fmt(r.fresh_score)} → {_fmt(r.latest_score)})")
+                f"{fmt(r.fresh_score)} → {fmt(r.latest_score)})")
         super().refresh()
 
     def decision(self):
