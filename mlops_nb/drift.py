@@ -154,7 +154,7 @@ def _pair(x, what:str):
         out.append(pd.Series(a))
     return out
 
-
+# %% ../nbs/analyses/42_drift.ipynb #23fe00e8
 def analyze_drift(reference, # reference sample (e.g. training data): DataFrame, Series or array
                   current,   # current sample with the same columns
                   *,
@@ -192,7 +192,7 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
                     len(ref), len(cur))
     return dataclasses.replace(r, decision=_decision(r)) if r.dataset_drift else r
 
-
+# %% ../nbs/analyses/42_drift.ipynb #8f8f6e25
 def _decision(r:DriftReport) -> Decision:
     "Retrain with recency weights, when the dataset drifted."
     top = ', '.join(map(str, r.drifted_columns[:3]))
