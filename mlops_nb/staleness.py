@@ -15,111 +15,17 @@ from typing import Callable, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .checks import fmt, listing
+from .checks import fmt
 from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
 from .registry import LoopInputs, analysis, load_ref
 from .scoping import METRICS, Metric
+from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _times, _windows
+
+_all_ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
 
 # %% auto #0
-__all__ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE', 'StalenessReport', 'analyze_staleness', 'staleness_step']
-
-# %% ../nbs/analyses/43_staleness.ipynb #32f7376c
-def _times(s:pd.Series, col) -> pd.Series:
-    "`s` as naive datetimes (UTC for time-zone-aware input), or a TypeError naming `col`."
-    if pd.api.types.is_datetime64_any_dtype(s): t = s
-    elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        raise TypeError(f"analyze_staleness: time_col {col!r} must hold datetimes, got {s.dtype}; "
-                        "convert it with pd.to_datetime")
-    else:
-        try: t = pd.to_datetime(s, utc=True)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"analyze_staleness: time_col {col!r} does not parse as datetimes ({e})") from None
-    if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
-    return t
-
-
-def _binary_target(y:pd.Series, col) -> tuple[np.ndarray, object]:
-    "0/1 labels with the minority class as 1 (on a tie, the larger value), and that class's original value."
-    vc = y.value_counts()
-    if len(vc) != 2:
-        raise ValueError(f"analyze_staleness: target {col!r} must have exactly 2 classes, got {len(vc)}"
-                         + (f" ({listing(vc.index, 5)})" if len(vc) else ''))
-    pos = vc.index[1]
-    if vc.iloc[0] == vc.iloc[1]:
-        try: pos = max(vc.index)
-        except TypeError: pos = max(vc.index, key=str)
-    return (y == pos).to_numpy(dtype=np.int64), (pos.item() if hasattr(pos, 'item') else pos)
-
-
-def _windows(t:pd.Series, freq:str) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    "Window index of each time (0 = oldest) and the windows' edges (len = windows + 1)."
-    from pandas.tseries.frequencies import to_offset
-    try: off = to_offset(freq)
-    except (ValueError, TypeError):
-        raise ValueError(f"analyze_staleness: freq {freq!r} is not a pandas frequency (e.g. 'W', 'D', '14D', 'h', 'MS')"
-                         ) from None
-    if isinstance(off, pd.offsets.Week): step = pd.Timedelta(days=7 * off.n)
-    else:
-        try: step = pd.Timedelta(off)
-        except (ValueError, TypeError): step = None
-    if step is not None:  # fixed length: anchored at the end of the data
-        if step <= pd.Timedelta(0): raise ValueError(f"analyze_staleness: freq {freq!r} must be a positive duration")
-        tmax = t.max()
-        anchor = tmax.normalize() + pd.Timedelta(days=1) if step >= pd.Timedelta(days=1) else tmax.floor(step) + step
-        back = ((anchor - t - pd.Timedelta(1, 'ns')) // step).to_numpy().astype(np.int64)  # windows are [start, end)
-        k = int(back.max()) + 1
-        return k - 1 - back, pd.DatetimeIndex([anchor - (k - j) * step for j in range(k + 1)])
-    edges = pd.date_range(off.rollback(t.min().normalize()), off.rollforward(t.max()) + off, freq=off)
-    codes = np.searchsorted(edges.to_numpy(), t.to_numpy(), side='right') - 1
-    return codes - codes.min(), edges[codes.min():codes.max() + 2]
-
-# %% ../nbs/analyses/43_staleness.ipynb #b227726d
-N_BOOT, MAX_BOOT_ROWS, Z, Z_STALE = 100, 10_000, 1.96, 2.33
-
-def _metric(metric) -> Metric:
-    "A `Metric` from a name in METRICS, a Metric or a callable f(y_true, y_score) (higher is better)."
-    if metric is None: return METRICS['roc_auc']
-    if isinstance(metric, Metric): return metric
-    if isinstance(metric, str):
-        if metric not in METRICS:
-            raise ValueError(f"analyze_staleness: unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
-        return METRICS[metric]
-    if callable(metric): return Metric(getattr(metric, '__name__', 'metric'), lambda y, s, t: metric(y, s))
-    raise TypeError(f"analyze_staleness: metric must be a name, a Metric or a callable, got {type(metric).__name__}")
-
-
-def _auc_boot(y:np.ndarray, s:np.ndarray, idx:np.ndarray) -> np.ndarray:
-    "ROC AUC of every bootstrap resample `idx` (rows of indices) at once, from weighted ranks (ties count half)."
-    B, n = idx.shape
-    order = np.argsort(s, kind='stable')
-    w = np.bincount((idx + n * np.arange(B)[:, None]).ravel(), minlength=B * n).reshape(B, n)[:, order].astype(float)
-    ss, pos = s[order], y[order] == 1
-    starts = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1]])  # one column per distinct score
-    wp, wn = np.add.reduceat(w * pos, starts, axis=1), np.add.reduceat(w * ~pos, starts, axis=1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return (wp * (np.cumsum(wn, axis=1) - 0.5 * wn)).sum(1) / (wp.sum(1) * wn.sum(1))
-
-
-def _boot(m:Metric, groups:list, rng) -> list:
-    "Per group (y, [score arrays]): (N_BOOT × arrays bootstrap values, SE rescale factor); arrays resampled together."
-    out = []
-    for y, scores in groups:
-        n = len(y); take = rng.choice(n, MAX_BOOT_ROWS, replace=False) if n > MAX_BOOT_ROWS else np.arange(n)
-        idx = rng.integers(0, len(take), (N_BOOT, len(take)))
-        yt = y[take]
-        if m is METRICS.get('roc_auc'): vals = np.column_stack([_auc_boot(yt, s[take], idx) for s in scores])
-        else:  # a candidate that could not be fitted has NaN scores: its bootstrap values are NaN too
-            ok = [bool(np.isfinite(s).all()) for s in scores]
-            vals = np.array([[m(yt[i], s[take][i]) if good else np.nan for s, good in zip(scores, ok)] for i in idx])
-        out.append((vals, math.sqrt(len(take) / n)))
-    return out
-
-
-def _se(vals:np.ndarray, scale:float) -> float:
-    "Standard deviation of finite bootstrap values, rescaled to the full group."
-    v = vals[np.isfinite(vals)]
-    return float(v.std(ddof=1) * scale) if len(v) > 1 else float('nan')
+__all__ = ['StalenessReport', 'analyze_staleness', 'staleness_step', 'N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
 
 # %% ../nbs/analyses/43_staleness.ipynb #55b0a209
 @register_report
