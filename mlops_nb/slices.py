@@ -15,6 +15,7 @@ import pandas as pd
 
 from .checks import as_frame, listing
 from .core import Decision, Report, register_report, report_html
+from .error_explain import _shap_tables, _tree_rules
 from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
@@ -57,113 +58,6 @@ def _cut(s:pd.Series, min_support:float, bins:int=5) -> tuple[str, pd.Series]:
 
 def _cohort_name(feature, kind, cohort) -> str:
     return f"{feature} in {cohort}" if kind in ('numeric', 'time') and cohort != _MISSING else f"{feature} = {cohort}"
-
-# %% ../nbs/analyses/44_slices.ipynb #537e389b
-def _fmt_num(v, kind) -> str:
-    if kind == 'time': return str(pd.Timestamp(int(v), unit='ns').round('s'))
-    return f"{v:.4g}"
-
-
-def _tree_rules(X:pd.DataFrame, kinds:dict, labels:dict, err:np.ndarray, max_depth:int, min_leaf:int,
-                random_state:int) -> tuple[pd.DataFrame, str]:
-    "Leaves (rule, rows, errors, error_rate) of a shallow tree predicting `err`, and its `export_text`."
-    from sklearn.tree import DecisionTreeClassifier, export_text
-    cols, names, cats = [], [], {}
-    for c, kind in kinds.items():
-        if kind == 'category':  # codes ordered by the value's error rate
-            rates = pd.Series(err).groupby(labels[c].to_numpy()).mean().sort_values(kind='stable')
-            order = list(rates.index); cats[c] = order
-            cols.append(labels[c].map({v: i for i, v in enumerate(order)}).to_numpy(float))
-        elif kind == 'time':
-            t = pd.to_datetime(X[c])
-            cols.append(np.where(t.isna(), np.nan, t.to_numpy('datetime64[ns]').astype('int64').astype(float)))
-        else: cols.append(pd.to_numeric(X[c], errors='coerce').to_numpy(float))
-        names.append(str(c))
-    Z = np.column_stack(cols)
-    tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf, class_weight=None,
-                                  random_state=random_state).fit(Z, err)
-    t, keys = tree.tree_, list(kinds)
-    leaf_of = tree.apply(Z)
-    has_nan = {c: bool(np.isnan(Z[:, j]).any()) for j, c in enumerate(keys)}
-    rows = []
-    def walk(node, bounds):
-        if t.children_left[node] == -1:
-            parts = []
-            for j, (lo, hi, nan_ok) in bounds.items():
-                c = keys[j]; k = kinds[c]
-                if k == 'category':
-                    vals = [v for i, v in enumerate(cats[c]) if lo < i <= hi]
-                    parts.append(f"{c} = {vals[0]}" if len(vals) == 1 else f"{c} in {{{', '.join(vals)}}}")
-                    continue
-                if lo == -np.inf and hi == np.inf: cond = None
-                elif lo == -np.inf: cond = f"{c} <= {_fmt_num(hi, k)}"
-                elif hi == np.inf: cond = f"{c} > {_fmt_num(lo, k)}"
-                else: cond = f"{_fmt_num(lo, k)} < {c} <= {_fmt_num(hi, k)}"
-                if has_nan[c]:
-                    if cond is None: cond = f"{c} is missing" if nan_ok else f"{c} is not missing"
-                    elif nan_ok: cond = f"({cond} or missing)"
-                if cond: parts.append(cond)
-            m = leaf_of == node
-            rows.append(dict(rule=' & '.join(parts) or '(all rows)', rows=int(m.sum()), errors=int(err[m].sum())))
-            return
-        j, thr = int(t.feature[node]), float(t.threshold[node])
-        nan_left = bool(t.missing_go_to_left[node])
-        lo, hi, nan_ok = bounds.get(j, (-np.inf, np.inf, True))
-        walk(t.children_left[node], {**bounds, j: (lo, min(hi, thr), nan_ok and nan_left)})
-        walk(t.children_right[node], {**bounds, j: (max(lo, thr), hi, nan_ok and not nan_left)})
-    walk(0, {})
-    leaves = pd.DataFrame(rows)
-    leaves['error_rate'] = leaves.errors / leaves.rows
-    leaves = leaves.sort_values(['error_rate', 'rows'], ascending=[False, False], kind='stable').reset_index(drop=True)
-    return leaves, export_text(tree, feature_names=names)
-
-# %% ../nbs/analyses/44_slices.ipynb #4c5b03a4
-def _pipeline(model):
-    "The fitted sklearn Pipeline inside `model` (itself, or a LoopClassifier's `.pipeline_`)."
-    from sklearn.pipeline import Pipeline
-    pipe = getattr(model, 'pipeline_', model)
-    if not isinstance(pipe, Pipeline) or len(pipe.steps) < 2:
-        raise TypeError(f"model is a {type(model).__name__}, not a fitted sklearn Pipeline (preprocessor → tree model) "
-                        "or a LoopClassifier")
-    return pipe
-
-
-def _shap_tables(model, X:pd.DataFrame, err:np.ndarray, y:np.ndarray, score:np.ndarray, threshold:float,
-                 shap_rows:int, random_state:int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Mean |SHAP| per feature on error vs correct rows, and the top 3 contributions for the most confident errors."
-    import shap  # slow import: only when asked for
-    pipe = _pipeline(model)
-    rng = np.random.default_rng(random_state)
-    pick = lambda pos: np.sort(rng.choice(pos, min(shap_rows, len(pos)), replace=False)) if len(pos) else pos
-    e_pos, c_pos = pick(np.flatnonzero(err == 1)), pick(np.flatnonzero(err == 0))
-    if not len(e_pos): raise ValueError("there are no error rows to explain")
-    pos = np.r_[e_pos, c_pos]
-    pre = pipe[:-1]
-    Z = pre.transform(X.iloc[pos])
-    names = [str(n) for n in pre.get_feature_names_out()]
-    Z = np.asarray(Z.toarray() if hasattr(Z, 'toarray') else Z, dtype=float)
-    vals = shap.TreeExplainer(pipe[-1]).shap_values(Z)
-    if isinstance(vals, list): vals = vals[-1]
-    vals = np.asarray(vals)
-    if vals.ndim == 3: vals = vals[..., -1]
-    if vals.shape != Z.shape: raise ValueError(f"unexpected SHAP values of shape {vals.shape} for inputs {Z.shape}")
-    ne = len(e_pos)
-    glob = pd.DataFrame({'feature': names,
-                         'mean_abs_shap_errors': np.abs(vals[:ne]).mean(0),
-                         'mean_abs_shap_correct': np.abs(vals[ne:]).mean(0) if len(c_pos) else np.nan})
-    glob = glob.sort_values('mean_abs_shap_errors', ascending=False, kind='stable').reset_index(drop=True)
-    conf = np.argsort(-np.abs(score[e_pos] - threshold), kind='stable')[:20]  # the most confident errors
-    rows = []
-    for i in conf:
-        r = int(e_pos[i]); rec = dict(row=str(X.index[r]), y_true=str(y[r]), score=float(score[r]))
-        top = np.argsort(-np.abs(vals[i]), kind='stable')[:3]
-        for k, j in enumerate(top, 1):
-            f = names[j]
-            v = X.iloc[r][f] if f in X.columns else Z[i, j]
-            v = f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
-            rec.update({f'feature_{k}': f, f'value_{k}': v, f'shap_{k}': float(vals[i, j])})
-        rows.append(rec)
-    return glob, pd.DataFrame(rows)
 
 # %% ../nbs/analyses/44_slices.ipynb #65ebb653
 @register_report
