@@ -17,13 +17,15 @@ import pandas as pd
 
 from .checks import _fin, as_labels, as_scores, fmt, label_classes, plain, to_periods
 from .decisions import Decision
+from .imbalance_curve import (CI_HALFWIDTH, CURVE_POINTS, at_threshold, downsample_curve, positives_needed,
+                                      sample_size, sweep, sweep_rates, threshold_for, threshold_targets)
 from .reports import Report, register_report, report_html
 from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
 __all__ = ['IMBALANCED_BELOW', 'DEGENERATE_RATE', 'DEGENERATE_RECALL', 'POOR_RECALL', 'MIN_F1_GAIN', 'NEG_SAMPLE_BELOW',
-           'TARGET_POS_SHARE', 'MIN_MINORITY_FOR_F1', 'MIN_RANKING_AUC', 'CI_HALFWIDTH', 'CURVE_POINTS',
-           'imbalance_degree', 'ImbalanceReport', 'analyze_imbalance', 'run_imbalance']
+           'TARGET_POS_SHARE', 'MIN_MINORITY_FOR_F1', 'MIN_RANKING_AUC', 'imbalance_degree', 'ImbalanceReport',
+           'analyze_imbalance', 'run_imbalance']
 
 # %% ../nbs/analyses/40_imbalance.ipynb #62ea2fc3
 IMBALANCED_BELOW = 0.2     # minority share below this is imbalanced
@@ -35,51 +37,12 @@ NEG_SAMPLE_BELOW = 0.05    # recommend negative down-sampling only below this pr
 TARGET_POS_SHARE = 0.1     # ... to make positives this share of the training rows
 MIN_MINORITY_FOR_F1 = 100  # with fewer minority rows the max-F1 threshold rests on a handful: aim at recall ≥ 0.5
 MIN_RANKING_AUC = 0.6      # below this ROC AUC the scores cannot be fixed by a threshold: retrain with class weights
-CI_HALFWIDTH = 0.02        # target 95 % half-width for the sample size estimate
-CURVE_POINTS = 200         # at most this many points of the precision-recall curve are kept
 
 # %% ../nbs/analyses/40_imbalance.ipynb #a40i0001
 def imbalance_degree(prevalence:float) -> str:
     "'extreme' (< 1 %), 'moderate' (< 20 %), 'mild' (< 40 %) or 'none'."
     return ('extreme' if prevalence < 0.01 else 'moderate' if prevalence < 0.2 else 'mild' if prevalence < 0.4
             else 'none')
-
-# %% ../nbs/analyses/40_imbalance.ipynb #14d2592d
-def _sweep(pos:np.ndarray, s:np.ndarray) -> pd.DataFrame:
-    "Counts at each distinct score `t` (predict positive when s ≥ t), highest first, plus a no-positive row."
-    order = np.argsort(-s, kind='mergesort')
-    ss, pp = s[order], pos[order].astype(float)
-    last = np.r_[np.flatnonzero(np.diff(ss) != 0), len(ss) - 1]  # last row of each distinct score
-    tp, n_at = np.cumsum(pp)[last], last + 1.0
-    thr = ss[last]
-    top = np.nextafter(thr[0], np.inf) if np.isfinite(thr[0]) else thr[0]
-    return pd.DataFrame({'threshold': np.r_[top, thr], 'tp': np.r_[0.0, tp], 'fp': np.r_[0.0, n_at - tp]})
-
-
-def _rates(sw:pd.DataFrame, n_pos:float, n:float, minority_is_pos:bool) -> pd.DataFrame:
-    "Precision, recall, F1 and predicted share for the positive class, and the minority's F1, at each threshold."
-    tp, fp = sw['tp'].to_numpy(), sw['fp'].to_numpy()
-    with np.errstate(invalid='ignore', divide='ignore'):
-        prec = np.where(tp + fp > 0, tp / (tp + fp), np.nan)
-        rec = tp / n_pos
-        f1 = np.where(tp > 0, 2 * tp / (2 * tp + fp + (n_pos - tp)), 0.0)
-        if minority_is_pos: mf1, mrate, mrec = f1, (tp + fp) / n, rec
-        else:  # minority = the other class, predicted when s < t
-            n_neg = n - n_pos; mtp = n_neg - fp
-            mf1 = np.where(mtp > 0, 2 * mtp / (2 * mtp + (n_pos - tp) + fp), 0.0)
-            mrate, mrec = (n - tp - fp) / n, mtp / n_neg
-    return pd.DataFrame({'threshold': sw['threshold'].to_numpy(), 'precision': prec, 'recall': rec, 'f1': f1,
-                         'predicted_positive_rate': (tp + fp) / n, 'minority_f1': mf1,
-                         'predicted_minority_rate': mrate, 'minority_recall': mrec})
-
-
-def _downsample(tab:pd.DataFrame, keep:list, k:int=CURVE_POINTS) -> pd.DataFrame:
-    "At most `k` rows of the curve: spread evenly in rank and in recall, ends and `keep` rows included."
-    if len(tab) <= k: return tab.reset_index(drop=True)
-    idx = set(np.linspace(0, len(tab) - 1, k // 2).round().astype(int)) | set(keep) | {0, len(tab) - 1}
-    rec = tab['recall'].to_numpy()  # non-decreasing down the table
-    idx |= set(np.searchsorted(rec, np.linspace(0, 1, k - len(idx)), side='left').clip(0, len(tab) - 1))
-    return tab.iloc[sorted(idx)].reset_index(drop=True)
 
 # %% ../nbs/analyses/40_imbalance.ipynb #cc8dc607
 @register_report
@@ -110,11 +73,11 @@ class ImbalanceReport(Report):
 
     def threshold_for(self, *, recall:float|None=None, precision:float|None=None) -> float|None:
         "Highest threshold reaching `recall`, or the one of most recall reaching `precision` (from the stored curve)."
-        return _threshold_for(self.threshold_table, recall=recall, precision=precision)
+        return threshold_for(self.threshold_table, recall=recall, precision=precision)
 
     def at_threshold(self, t:float) -> dict|None:
         "Precision, recall and share flagged at threshold `t` (read off the stored curve), or None without scores."
-        return _at_threshold(self.threshold_table, t)
+        return at_threshold(self.threshold_table, t)
 
     @property
     def scores_are_probabilities(self) -> bool:
@@ -127,7 +90,7 @@ class ImbalanceReport(Report):
                          confidence:float=0.95) -> int|None:
         "Positives needed to measure a proportion-like metric (recall, PR AUC) to ± `halfwidth`."
         if value is None: value = _best_recall(self)
-        return _n_needed(value, halfwidth, confidence)
+        return positives_needed(value, halfwidth, confidence)
 
     def decision_for(self, remedy:str, # 'none', 'threshold', 'class_weight' or 'neg_sample'
                      *, threshold:float|None=None, # also set this decision threshold (None: leave it)
@@ -138,34 +101,6 @@ class ImbalanceReport(Report):
 
 # %% ../nbs/analyses/40_imbalance.ipynb #a40i0005
 def _fmt_metric(v): return 'undefined' if v is None else f'{v:.4g}' if isinstance(v, float) else str(v)
-
-
-def _threshold_for(tab, *, recall=None, precision=None):
-    if tab is None or not len(tab): return None
-    if (recall is None) == (precision is None):
-        raise ValueError("threshold_for: give exactly one of recall= or precision=")
-    if recall is not None:
-        ok = tab[tab['recall'] >= recall]
-        return None if ok.empty else float(ok['threshold'].max())
-    ok = tab[tab['precision'] >= precision].sort_values(['recall', 'threshold'], ascending=[False, False])
-    return None if ok.empty else float(ok['threshold'].iloc[0])
-
-
-def _at_threshold(table:pd.DataFrame|None, t:float) -> dict|None:
-    "Precision, recall and share flagged at threshold `t` (positive when score ≥ t), read off the stored curve."
-    if table is None or not len(table): return None
-    above = table[table['threshold'] >= t]
-    if above.empty: return dict(precision=float('nan'), recall=0.0, predicted_positive_rate=0.0)
-    row = above.loc[above['threshold'].idxmin()]
-    return {k: float(row[k]) for k in ('precision', 'recall', 'predicted_positive_rate')}
-
-
-def _n_needed(value, halfwidth, confidence=0.95):
-    from scipy.stats import norm
-    if value is None or not np.isfinite(value): return None
-    if not 0 < halfwidth < 1: raise ValueError(f"positives_needed: halfwidth must be in (0, 1), got {halfwidth}")
-    z = norm.ppf(0.5 + confidence / 2)
-    return int(math.ceil(z * z * max(value * (1 - value), 1e-12) / halfwidth ** 2))
 
 
 def _best_recall(r):
@@ -240,10 +175,10 @@ def _scored(s:np.ndarray, is_pos:np.ndarray, metrics:dict, threshold:float, prev
     "What the scores show: fills `metrics` and returns degenerate, table, recommended, sample, decision, alternatives."
     from sklearn.metrics import average_precision_score, roc_auc_score
     n, n_pos = len(s), float(is_pos.sum())
-    rates = _rates(_sweep(is_pos, s), n_pos, n, min_is_pos)
+    rates = sweep_rates(sweep(is_pos, s), n_pos, n, min_is_pos)
     pred = s >= threshold
     tp, fp = float((pred & is_pos).sum()), float((pred & ~is_pos).sum())
-    at = _rates(pd.DataFrame({'threshold': [threshold], 'tp': [tp], 'fp': [fp]}), n_pos, n, min_is_pos).iloc[0]
+    at = sweep_rates(pd.DataFrame({'threshold': [threshold], 'tp': [tp], 'fp': [fp]}), n_pos, n, min_is_pos).iloc[0]
     tnr = 1 - fp / (n - n_pos)
     metrics.update(accuracy=float((pred == is_pos).mean()), precision=_fin(at['precision']),
                    recall=float(at['recall']), f1=float(at['f1']), balanced_accuracy=float((at['recall'] + tnr) / 2),
@@ -261,38 +196,12 @@ def _scored(s:np.ndarray, is_pos:np.ndarray, metrics:dict, threshold:float, prev
         op = int(np.flatnonzero(rates['recall'].to_numpy() >= 0.5)[0])
     decision, alternatives = _decide(s, rates.iloc[best], at, metrics, prevalence, degenerate, min_is_pos, threshold,
                                      rates.iloc[op] if op != best else None, n_min)
-    return dict(degenerate=degenerate, recommended=_recommend(rates, best),
-                table=_downsample(rates, [best])[['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']],
-                sample=_sample_size(metrics['pr_auc'], float(rates['recall'].iloc[best]), n_pos, n),
+    curve = downsample_curve(rates, [best])[['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']]
+    return dict(degenerate=degenerate, recommended=threshold_targets(rates, best), table=curve,
+                sample=sample_size(metrics['pr_auc'], float(rates['recall'].iloc[best]), n_pos, n),
                 decision=decision, alternatives=alternatives)
 
 # %% ../nbs/analyses/40_imbalance.ipynb #387177fc
-def _recommend(rates:pd.DataFrame, best:int) -> pd.DataFrame:
-    "Thresholds for common targets: best minority F1, recall ≥ 0.5/0.8/0.9, precision ≥ 0.5/0.8."
-    rows = {'max_f1': best}
-    for r in (0.5, 0.8, 0.9):
-        ok = np.flatnonzero(rates['recall'].to_numpy() >= r)
-        if len(ok): rows[f'recall>={r}'] = int(ok[0])  # highest threshold reaching the recall
-    for p in (0.5, 0.8):
-        prec = rates['precision'].to_numpy()
-        ok = np.flatnonzero(np.nan_to_num(prec, nan=-1) >= p)
-        if len(ok): rows[f'precision>={p}'] = int(ok[rates['recall'].to_numpy()[ok].argmax()])
-    out = rates.iloc[list(rows.values())][['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']]
-    return out.set_axis(pd.Index(list(rows), name='target')).astype(float)
-
-
-def _sample_size(pr_auc:float, recall:float, n_pos:float, n:float) -> pd.DataFrame:
-    "Positives (and rows) needed to measure recall and PR AUC to ± CI_HALFWIDTH at 95 %."
-    rows = {}
-    for name, v in (('recall', recall), ('pr_auc', pr_auc)):
-        need = _n_needed(v, CI_HALFWIDTH)
-        rows[name] = dict(value=v, n_positives=n_pos, halfwidth_95=1.959964 * math.sqrt(max(v * (1 - v), 0) / n_pos),
-                          target_halfwidth=CI_HALFWIDTH, positives_needed=float(need),
-                          more_positives_needed=float(max(0, need - n_pos)),
-                          rows_needed=float(math.ceil(need * n / n_pos)))
-    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('metric')
-
-
 def _prevalence_by_time(per, y, minority, s, threshold, min_is_pos) -> pd.DataFrame:
     "Rows, minority count and prevalence per period (and the predicted minority share when scores are given)."
     df = pd.DataFrame({'period': per.to_numpy(), 'minority': (y == minority).to_numpy(dtype=float)})

@@ -17,67 +17,18 @@ import pandas as pd
 
 from .checks import _column_or, _estimator_name, aligned, as_frame, as_labels, label_classes, to_periods
 from .decisions import Decision
+from .noise_concentration import (NOISY_ALPHA, NOISY_EXCESS, NOISY_MIN_FLAGGED, NOISY_RATIO,  # noqa: F401
+                                          concentration, expected_flag_rate)
 from .reports import Report, register_report
 from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
-__all__ = ['NOISY_ALPHA', 'NOISY_RATIO', 'NOISY_EXCESS', 'NOISY_MIN_FLAGGED', 'NOISE_FLOOR', 'LABEL_ISSUES_FILE',
-           'expected_flag_rate', 'concentration', 'LabelNoiseReport', 'relabel_queue', 'analyze_label_noise',
-           'write_relabel_queues', 'run_label_noise']
+__all__ = ['NOISE_FLOOR', 'LABEL_ISSUES_FILE', 'LabelNoiseReport', 'relabel_queue', 'analyze_label_noise', 'write_relabel_queues',
+           'run_label_noise']
 
 # %% ../nbs/analyses/41_label_noise.ipynb #73515ac7
-NOISY_ALPHA = 0.001       # Bonferroni-adjusted p-value below which a group's excess of flagged rows is significant
-NOISY_RATIO = 1.5         # ... and its flagged share must be at least this multiple of its expected share
-NOISY_EXCESS = 0.02       # ... and exceed it by at least this many rows per hundred
-NOISY_MIN_FLAGGED = 5     # ... and it must have at least this many flagged rows
 NOISE_FLOOR = 0.3         # without a noisy group, a decision needs at least this flagged share
 LABEL_ISSUES_FILE = 'label_issues.csv'  # the file the exclusion patch names (written by the loop with relabel_queue)
-
-# %% ../nbs/analyses/41_label_noise.ipynb #4902a870
-def expected_flag_rate(labels:np.ndarray, # given labels, encoded 0..K-1
-                       pred_probs:np.ndarray, # out-of-fold probabilities, n × K
-                      ) -> np.ndarray:
-    "Per row: the chance it is flagged if its label were drawn from `pred_probs` (cleanlab's per-class thresholds)."
-    k = pred_probs.shape[1]
-    thr = np.array([pred_probs[labels == j, j].mean() if (labels == j).any() else 1.0 for j in range(k)])
-    above = pred_probs >= thr - 1e-6
-    conf = np.where(above, pred_probs, -1.0).argmax(1)
-    return np.where(above.any(1), 1 - pred_probs[np.arange(len(pred_probs)), conf], 0.0)
-
-# %% ../nbs/analyses/41_label_noise.ipynb #b41n0001
-def concentration(flag:np.ndarray, # bool: row flagged
-                  expected:np.ndarray, # each row's expected flag probability
-                  keys:pd.Series, # the group of each row
-                  name:str='group', # index name of the result
-                 ) -> pd.DataFrame:
-    "Per group: rows, flagged, noise_rate, expected_rate, ratio, p_value (Bonferroni) and is_noisy."
-    from scipy.stats import binom
-    df = pd.DataFrame({'key': keys.to_numpy(), 'flag': flag.astype(float), 'exp': expected})
-    g = df.groupby('key', sort=False, dropna=False)
-    out = pd.DataFrame({'rows': g.size(), 'flagged': g['flag'].sum().round().astype(int), 'exp': g['exp'].sum()})
-    try: out = out.sort_index()
-    except TypeError: pass
-    n_groups = len(out)
-    O, E, R = out['flagged'].to_numpy(float), out['exp'].to_numpy(float), out['rows'].to_numpy(float)
-    noisy = np.zeros(n_groups, bool)
-    for _ in range(5):  # reference = the groups not (yet) called noisy, each group left out of its own reference
-        ref_o, ref_e = O[~noisy].sum() - np.where(~noisy, O, 0), E[~noisy].sum() - np.where(~noisy, E, 0)
-        overall = O.sum() / E.sum() if E.sum() > 0 else 1.0
-        scale = np.where((ref_e > 0) & (ref_o > 0), ref_o / np.where(ref_e > 0, ref_e, 1), overall)
-        p0 = np.clip(scale * E / R, 1e-9, 1 - 1e-9)
-        pv = binom.sf(O - 1, R, p0) if n_groups > 1 else np.ones(1)  # = binomtest(o, r, p0, 'greater').pvalue
-        pv = np.minimum(1.0, pv * n_groups)
-        new = (pv < NOISY_ALPHA) & (O / R >= NOISY_RATIO * p0) & (O / R - p0 >= NOISY_EXCESS) & (O >= NOISY_MIN_FLAGGED)
-        if (new == noisy).all(): break
-        noisy = new
-    out['noise_rate'] = O / R
-    out['expected_rate'] = p0
-    out['ratio'] = out['noise_rate'] / out['expected_rate']
-    out['p_value'] = pv
-    out['is_noisy'] = new
-    out = out.drop(columns='exp')
-    out.index.name = name
-    return out[['rows', 'flagged', 'noise_rate', 'expected_rate', 'ratio', 'p_value', 'is_noisy']]
 
 # %% ../nbs/analyses/41_label_noise.ipynb #b42cca27
 @register_report
