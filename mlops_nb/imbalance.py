@@ -15,28 +15,23 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .checks import _fin, as_labels, as_scores, fmt, label_classes, plain, to_periods
+from .checks import _fin, as_labels, as_scores, label_classes, plain, to_periods
 from .decisions import Decision
 from .imbalance_curve import (CI_HALFWIDTH, CURVE_POINTS, at_threshold, downsample_curve, positives_needed,
                                       sample_size, sweep, sweep_rates, threshold_for, threshold_targets)
+from .imbalance_remedy import (IMBALANCED_BELOW, MIN_F1_GAIN, MIN_RANKING_AUC, NEG_SAMPLE_BELOW,  # noqa: F401
+                                       POOR_RECALL, TARGET_POS_SHARE, chosen_remedy, recommend_remedy)
 from .reports import Report, register_report, report_html
 from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
-__all__ = ['IMBALANCED_BELOW', 'DEGENERATE_RATE', 'DEGENERATE_RECALL', 'POOR_RECALL', 'MIN_F1_GAIN', 'NEG_SAMPLE_BELOW',
-           'TARGET_POS_SHARE', 'MIN_MINORITY_FOR_F1', 'MIN_RANKING_AUC', 'imbalance_degree', 'ImbalanceReport',
+__all__ = ['DEGENERATE_RATE', 'DEGENERATE_RECALL', 'MIN_MINORITY_FOR_F1', 'imbalance_degree', 'ImbalanceReport',
            'analyze_imbalance', 'run_imbalance']
 
 # %% ../nbs/analyses/40_imbalance.ipynb #62ea2fc3
-IMBALANCED_BELOW = 0.2     # minority share below this is imbalanced
 DEGENERATE_RATE = 0.1      # predicted minority share below this fraction of the prevalence is degenerate
 DEGENERATE_RECALL = 0.05   # ... and so is a minority recall below this
-POOR_RECALL = 0.5          # minority recall below this is poor (on imbalanced data)
-MIN_F1_GAIN = 0.02         # a new threshold must raise the minority F1 by this much
-NEG_SAMPLE_BELOW = 0.05    # recommend negative down-sampling only below this prevalence
-TARGET_POS_SHARE = 0.1     # ... to make positives this share of the training rows
 MIN_MINORITY_FOR_F1 = 100  # with fewer minority rows the max-F1 threshold rests on a handful: aim at recall ≥ 0.5
-MIN_RANKING_AUC = 0.6      # below this ROC AUC the scores cannot be fixed by a threshold: retrain with class weights
 
 # %% ../nbs/analyses/40_imbalance.ipynb #a40i0001
 def imbalance_degree(prevalence:float) -> str:
@@ -97,7 +92,7 @@ class ImbalanceReport(Report):
                      neg_sample_rate:float|None=None, # share of the negatives kept (remedy 'neg_sample')
                     ) -> Decision|None:
         "The Decision a person's choice of remedy (and threshold) makes, with its evidence on this report."
-        return _decision_for(self, remedy, threshold, neg_sample_rate)
+        return chosen_remedy(self, remedy, threshold, neg_sample_rate)
 
 # %% ../nbs/analyses/40_imbalance.ipynb #a40i0005
 def _fmt_metric(v): return 'undefined' if v is None else f'{v:.4g}' if isinstance(v, float) else str(v)
@@ -194,8 +189,8 @@ def _scored(s:np.ndarray, is_pos:np.ndarray, metrics:dict, threshold:float, prev
     op = best  # the operating point a recommended threshold aims at
     if n_min < MIN_MINORITY_FOR_F1 and (rates['recall'].to_numpy() >= 0.5).any():
         op = int(np.flatnonzero(rates['recall'].to_numpy() >= 0.5)[0])
-    decision, alternatives = _decide(s, rates.iloc[best], at, metrics, prevalence, degenerate, min_is_pos, threshold,
-                                     rates.iloc[op] if op != best else None, n_min)
+    decision, alternatives = recommend_remedy(s, rates.iloc[best], at, metrics, prevalence, degenerate, min_is_pos,
+                                              threshold, rates.iloc[op] if op != best else None, n_min)
     curve = downsample_curve(rates, [best])[['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']]
     return dict(degenerate=degenerate, recommended=threshold_targets(rates, best), table=curve,
                 sample=sample_size(metrics['pr_auc'], float(rates['recall'].iloc[best]), n_pos, n),
@@ -211,95 +206,6 @@ def _prevalence_by_time(per, y, minority, s, threshold, min_is_pos) -> pd.DataFr
     out['prevalence'] = out['minority'] / out['rows']
     if s is not None: out['predicted_minority_rate'] = g['predicted_minority'].mean()
     return out
-
-# %% ../nbs/analyses/40_imbalance.ipynb #a40i0011
-def _patch_threshold(t_best:float, s:np.ndarray) -> float|None:
-    "A threshold for the params (in (0, 1), 4 decimals, never above the chosen score), or None for non-probabilities."
-    if s.min() < 0 or s.max() > 1: return None
-    t = math.floor(t_best * 1e4) / 1e4
-    t = t if t > 0 else t_best
-    return float(min(max(t, 1e-6), 1 - 1e-6))
-
-
-def _why(threshold, at, prevalence, metrics) -> str:
-    "What the model does to the minority at `threshold`, in words."
-    return (f"at threshold {threshold:g} the model predicts the minority class for {at['predicted_minority_rate']:.2%} "
-            f"of rows (prevalence {prevalence:.2%}) and finds {at['minority_recall']:.0%} of it" +
-            (f"; its accuracy {metrics['accuracy']:.1%} is no better than always answering the majority "
-             f"({1 - prevalence:.1%})" if metrics['accuracy'] <= 1 - prevalence + 0.005 else ''))
-
-# %% ../nbs/analyses/40_imbalance.ipynb #a40i0012
-def _decide(s, best, at, metrics, prevalence, degenerate, min_is_pos, threshold, op=None, n_min=None):
-    "The recommended Decision (or None) and the alternatives; `op` is the operating point when not the max-F1 row."
-    gain = float(best['minority_f1'] - at['minority_f1'])
-    poor = prevalence < IMBALANCED_BELOW and at['minority_recall'] < POOR_RECALL and gain >= MIN_F1_GAIN
-    if not (degenerate or poor): return None, []
-    few = op is not None
-    if few: best = op
-    t = _patch_threshold(float(best['threshold']), s)
-    if metrics['roc_auc'] < MIN_RANKING_AUC or best['predicted_minority_rate'] >= 0.99: t = None  # no threshold helps
-    ev = dict(prevalence=prevalence, threshold=threshold, accuracy=metrics['accuracy'], roc_auc=metrics['roc_auc'],
-              majority_baseline_accuracy=metrics['majority_baseline_accuracy'],
-              minority_recall=float(at['minority_recall']),
-              predicted_minority_rate=float(at['predicted_minority_rate']),
-              minority_f1=float(at['minority_f1']), best_threshold=float(best['threshold']),
-              best_minority_f1=float(best['minority_f1']), best_minority_recall=float(best['minority_recall']))
-    why = _why(threshold, at, prevalence, metrics)
-    weights = Decision('weight classes as balanced', why + '; class weights make the model attend to the minority',
-                       {'imbalance': {'class_weight': 'balanced', 'threshold': 0.5}}, ev, 'imbalance')
-    if t is None:
-        chance = metrics['roc_auc'] < MIN_RANKING_AUC
-        why += ('' if not chance and s.min() >= 0 and s.max() <= 1 else
-                f"; the scores {'rank the classes no better than chance' if chance else 'are not probabilities'}"
-                ", so no threshold fixes it: retrain with balanced class weights")
-        return Decision('weight classes as balanced', why, {'imbalance': {'class_weight': 'balanced'}}, ev,
-                        'imbalance'), []
-    if few: why += (f"; with only {n_min} minority rows the max-F1 threshold rests on a handful of them, so the "
-                    f"threshold aims at recall ≥ 0.5 instead")
-    thr = Decision(f'set the decision threshold to {t:g}',
-                   why + f'; at {t:g} the minority F1 is {best["minority_f1"]:.2f}',
-                   {'imbalance': {'threshold': t}}, ev, 'imbalance')
-    if min_is_pos and prevalence < NEG_SAMPLE_BELOW:
-        r = float(f"{min(1.0, (1 - TARGET_POS_SHARE) / TARGET_POS_SHARE * prevalence / (1 - prevalence)):.3g}")
-        both = Decision(f'set the threshold to {t:g} and keep {r:.3g} of the negatives in training', thr.why +
-                        f'; down-sampling negatives to {r:.3g} makes positives {TARGET_POS_SHARE:.0%} of the training '
-                        'rows (probabilities are recalibrated, so the threshold keeps its meaning)',
-                        {'imbalance': {'threshold': t, 'neg_sample_rate': r}}, {**ev, 'neg_sample_rate': r},
-                        'imbalance')
-        return both, [thr, weights]
-    return thr, [weights]
-
-# %% ../nbs/analyses/40_imbalance.ipynb #a40i0014
-_REMEDY_NAMES = ('none', 'threshold', 'class_weight', 'neg_sample')
-
-
-def _decision_for(r:ImbalanceReport, remedy:str, threshold:float|None, neg_sample_rate:float|None) -> Decision|None:
-    "The Decision of `ImbalanceReport.decision_for`."
-    if remedy not in _REMEDY_NAMES:
-        raise ValueError(f"decision_for: remedy must be one of {', '.join(_REMEDY_NAMES)}, got {remedy!r}")
-    if remedy == 'none': return None
-    if remedy == 'threshold' and threshold is None:
-        raise ValueError("decision_for: remedy 'threshold' needs threshold=")
-    if remedy == 'neg_sample' and neg_sample_rate is None:
-        raise ValueError("decision_for: remedy 'neg_sample' needs neg_sample_rate=")
-    patch, what = {}, []
-    if remedy == 'class_weight': patch['class_weight'] = 'balanced'; what.append('weight classes as balanced')
-    if remedy == 'neg_sample':
-        rate = float(f"{neg_sample_rate:.3g}")
-        patch['neg_sample_rate'] = rate; what.append(f'keep {rate:.3g} of the negatives in training')
-    m = None
-    if threshold is not None:
-        t = float(round(threshold, 4))
-        patch['threshold'] = t; what.append(f'set the decision threshold to {t:g}')
-        m = r.at_threshold(threshold)
-    ev = dict(prevalence=r.prevalence, threshold=r.threshold, pr_auc=r.metrics.get('pr_auc'))
-    why = f"chosen in the imbalance panel (prevalence {r.prevalence:.2%}{', degenerate model' if r.degenerate else ''})"
-    if m is not None:
-        ev.update(chosen_threshold=t, precision_at_threshold=m['precision'], recall_at_threshold=m['recall'])
-        why += f"; at {t:g} precision {fmt(m['precision'])} and recall {fmt(m['recall'])} on the analysed data"
-    if r.decision: why += f"; the analysis found: {r.decision.why}"
-    return Decision(' and '.join(what), why, {'imbalance': patch}, {k: v for k, v in ev.items() if v is not None},
-                    'imbalance')
 
 # %% ../nbs/analyses/40_imbalance.ipynb #a40i0021
 @analysis('imbalance', report=ImbalanceReport, function=analyze_imbalance, needs=('valid', 'test'), order=10,
