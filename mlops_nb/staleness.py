@@ -19,7 +19,7 @@ from .checks import fmt
 from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
 from .registry import LoopInputs, analysis, load_ref
-from .scoping import METRICS, Metric
+from .scoping import METRICS, Metric, staleness_metric
 from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _times, _windows
 
 _all_ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
@@ -254,11 +254,6 @@ def _decision(r:StalenessReport) -> Decision:
                     {'window': {'train_days': days}}, {**ev, 'metric_recommended': m_rec, 'train_days': days},
                     'staleness')
 
-# %% ../nbs/analyses/43_staleness.ipynb #830ca652
-def _staleness_metric(scoped:str) -> str:
-    "The metric staleness is judged by: the scoped one if it is threshold-free, else ROC AUC."
-    return scoped if METRICS[scoped].threshold_free else 'roc_auc'  # TEMPORARY: moves to mlops_nb.scoping
-
 # %% ../nbs/analyses/43_staleness.ipynb #d88a6ab8
 @analysis('staleness', report=StalenessReport, function=analyze_staleness, needs=('train', 'test', 'history'),
           plots=('mlops_nb.staleness_view:plot_decay', 'mlops_nb.staleness_view:plot_windows'),
@@ -270,7 +265,7 @@ def staleness_step(inputs:LoopInputs) -> StalenessReport:
     h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
     if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
     return analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
-                             freq=a.freq, metric=_staleness_metric(params.scope.metric))
+                             freq=a.freq, metric=staleness_metric(params.scope.metric))
 
 # %% ../nbs/analyses/43_staleness.ipynb #c4595c5a
 _MOVED = dict(plot_decay='mlops_nb.staleness_view', plot_windows='mlops_nb.staleness_view')
