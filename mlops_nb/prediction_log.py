@@ -284,7 +284,6 @@ class PredictionLog:
         "The stored monitoring result of a batch, or None."
         r = self._batch_row(batch_id)['monitoring']
         if not isinstance(r, str): return None
-        import mlops_nb.monitor  # noqa: F401 (registers the monitoring reports)
         return Report.from_dict(json.loads(r))
 
     def __repr__(self): return f"PredictionLog({str(self.path)!r})"
