@@ -72,9 +72,9 @@ def _ids(values) -> list[str]:
     if a.isna().any(): raise MonitorError(f"{int(a.isna().sum())} row ids are missing (NaN/None)")
     return a.astype(str).tolist()
 
-# %% ../nbs/ops/61_prediction_log.ipynb #6b749dfd
+# %% ../nbs/ops/61_prediction_log.ipynb #21fdc26d
 def _iso_times(values) -> list|None:
-    "`_times` of ISO text (and None) in this century or the next, without pandas; None when a value is anything else."
+    "`_iso_texts` of ISO text (and None) in this century or the next, without pandas; None for any other value."
     out, whole = [], True
     for x in values:
         if x is None: out.append(None); continue
@@ -88,7 +88,7 @@ def _iso_times(values) -> list|None:
     return [t and t.isoformat(timespec='seconds' if whole else 'microseconds') for t in out]
 
 
-def _times(values, where:str) -> list:
+def _iso_texts(values, where:str) -> list:
     "Times as ISO text (UTC, naive), None where missing; `where` names the column in errors."
     fast = _iso_times(values.tolist() if hasattr(values, 'tolist') else list(values))
     if fast is not None: return fast
@@ -104,7 +104,7 @@ def _times(values, where:str) -> list:
     iso = np.datetime_as_string(a.astype('datetime64[s]'), unit='s') if whole else np.datetime_as_string(a, unit='us')
     return [None if x == 'NaT' else x for x in iso.tolist()]
 
-# %% ../nbs/ops/61_prediction_log.ipynb #fb28b47e
+# %% ../nbs/ops/61_prediction_log.ipynb #c3459715
 def _checked(frame, id_col, time_col, profile=None, where:str='log_batch'):
     "The ids (None: generated), ISO times, scores and 0/1 predictions of a scored frame, or MonitorError."
     if not isinstance(frame, pd.DataFrame):
@@ -125,7 +125,7 @@ def _checked(frame, id_col, time_col, profile=None, where:str='log_batch'):
     if bad.any(): raise MonitorError(f"{where}: {int(bad.sum())} predictions are not 0/1 "
                                      f"(first at row {int(np.flatnonzero(bad)[0])})")
     ids = _ids(frame[id_col]) if id_col else None
-    times = _times(frame[time_col], f"{where}: time column {time_col!r}") if time_col else [None] * len(frame)
+    times = _iso_texts(frame[time_col], f"{where}: time column {time_col!r}") if time_col else [None] * len(frame)
     return ids, times, score.tolist(), pred.astype(int).tolist()
 
 
@@ -325,7 +325,7 @@ class PredictionLog(_LogReads):
                                "the result was not stored") from None
         finally: con.close()
 
-# %% ../nbs/ops/61_prediction_log.ipynb #b7e1a002
+# %% ../nbs/ops/61_prediction_log.ipynb #182174c3
 @dataclass
 class ScoredRows:
     "Rows one version scored, for `LogWriter.submit`: scores and predictions, their input features, unseen counts."
@@ -333,7 +333,8 @@ class ScoredRows:
     model_name: str            # registered model name
     model_version: object      # its version
     run_id: str                # the run the model came from
-    features: pd.DataFrame|dict|None = None  # the rows' input features (a frame or a dict of columns), profiled when their batch closes; None = no profile
+    features: pd.DataFrame|dict|None = None  # the rows' input features (a frame or a dict of columns), profiled when
+                                             # their batch closes; None = no profile
     id_col: str|None = None    # column of row ids; None = '<batch_id>:<row>'
     time_col: str|None = None  # column of row times
     unseen: dict = field(default_factory=dict)  # per column, values never seen in training (scored as missing)
@@ -343,7 +344,8 @@ class ScoredRows:
 class _Open:
     "The logged batch a LogWriter appends to: its id, model, rows so far, time range, unseen counts, rows to profile."
     bid: int; key: tuple; started: float; n: int = 0; tmin: str|None = None; tmax: str|None = None
-    unseen: dict = field(default_factory=dict); features: dict|None = field(default_factory=dict); scores: list = field(default_factory=list)
+    unseen: dict = field(default_factory=dict); features: dict|None = field(default_factory=dict)
+    scores: list = field(default_factory=list)
 
     def mark(self) -> tuple:
         "What `undo` needs to forget the rows added after now (a commit that failed)."
@@ -353,28 +355,33 @@ class _Open:
     def undo(self, mark:tuple):
         self.n, self.tmin, self.tmax, self.unseen, k, lens = mark
         del self.scores[k:]
-        self.features = None if lens is None else {c: self.features[c][:m] for c, m in lens.items()} if self.features is not None else None
+        self.features = (None if lens is None or self.features is None
+                         else {c: self.features[c][:m] for c, m in lens.items()})
 
     def add(self, features, scores:list):
-        "Keep rows' features (a frame or a dict of columns; None: this batch gets no profile) and scores for the profile."
+        "Keep rows' features (a frame or a dict of columns; None: the batch gets no profile) and scores to profile."
         self.scores.extend(scores)
-        if features is None or self.features is None or (self.n and set(features) != set(self.features)): self.features = None; return
-        for c in features: self.features.setdefault(c, []).extend(features[c].tolist() if hasattr(features[c], 'tolist') else features[c])
+        if features is None or self.features is None or (self.n and set(features) != set(self.features)):
+            self.features = None; return
+        for c in features:
+            v = features[c]; self.features.setdefault(c, []).extend(v.tolist() if hasattr(v, 'tolist') else v)
 
     def profile(self) -> str|None:
         "The JSON profile of the batch's rows (None if some rows came without features)."
         if not self.features: return None
-        try: return Profile.from_frame(pd.DataFrame(self.features), score=np.asarray(self.scores, dtype=float)).to_json()
+        try:
+            return Profile.from_frame(pd.DataFrame(self.features), score=np.asarray(self.scores, dtype=float)).to_json()
         except Exception:  # a profile is not worth losing acknowledged rows for: the batch is kept without one
-            import logging; logging.getLogger(__name__).exception('prediction log: batch %s kept without a profile', self.bid)
+            import logging
+            logging.getLogger(__name__).exception('prediction log: batch %s kept without a profile', self.bid)
             return None
 
-# %% ../nbs/ops/61_prediction_log.ipynb #d4a449c3
+# %% ../nbs/ops/61_prediction_log.ipynb #0e8e562d
 _STOP = object()  # what `close` queues: the thread finishes what waits before it, then ends
 
 
 class QueueThread:
-    "A queue served by one daemon thread, started with the first item; `close()` lets it finish what waits and stops it."
+    "A queue served by one daemon thread, started with the first item; `close()` lets it finish what waits, stops it."
     thread_name = 'mlops-nb-queue'
 
     def _queue(self): self._q, self._thread, self._lock = queue.SimpleQueue(), None, threading.Lock()
@@ -383,7 +390,8 @@ class QueueThread:
         "Queue `item`, starting the thread if it is not running."
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True); self._thread.start()
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+                self._thread.start()
             self._q.put(item)
 
     def close(self):
@@ -393,7 +401,7 @@ class QueueThread:
             if t is not None: self._q.put(_STOP)
         if t is not None: t.join()
 
-# %% ../nbs/ops/61_prediction_log.ipynb #fdbc8b87
+# %% ../nbs/ops/61_prediction_log.ipynb #bcd236a5
 class LogWriter(QueueThread):
     "One thread, one connection: whatever rows are waiting go into one transaction (group commit); a future says when."
     def __init__(self,
@@ -405,10 +413,10 @@ class LogWriter(QueueThread):
         self.commits, self._open = 0, None
         self._queue()
 
-    thread_name = 'mlops-nb-log-writer'  # `close()` commits what is waiting and closes the open batch (with its profile)
+    thread_name = 'mlops-nb-log-writer'  # `close()` commits what is waiting and closes the open batch (profiled)
 
     def submit(self, rows:ScoredRows) -> Future:
-        "Queue `rows`; the future's result is their batch id once they are committed (or the MonitorError that refused them)."
+        "Queue `rows`; the future's result is their batch id once committed (or the MonitorError that refused them)."
         fut = Future()
         self._put((rows, fut))
         return fut
@@ -428,14 +436,16 @@ class LogWriter(QueueThread):
                 if con is None: con = self.log._connect(write=True)
                 self._commit(con, items, final=stop)
             except Exception as e:
-                err = e if isinstance(e, MonitorError) else _write_failed(self.log.path, e) if isinstance(e, sqlite3.Error) else \
-                      MonitorError(f"the prediction log {self.log.path}: {type(e).__name__}: {e}; nothing of these rows was logged")
+                err = (e if isinstance(e, MonitorError) else _write_failed(self.log.path, e)
+                       if isinstance(e, sqlite3.Error) else
+                       MonitorError(f"the prediction log {self.log.path}: {type(e).__name__}: {e}; "
+                                    "nothing of these rows was logged"))
                 for _, fut in items:
                     if not fut.done(): fut.set_exception(err)
             if stop: break
         if con is not None: con.close()
 
-# %% ../nbs/ops/61_prediction_log.ipynb #3416d9c3
+# %% ../nbs/ops/61_prediction_log.ipynb #f92589ad
 def _commit(self, con, items:list, final:bool=False):
     "Log `items` (rows, future) in one transaction, closing batches that are full, old or of another version."
     good = []
@@ -459,10 +469,12 @@ def _write(self, con, good, op, touched, closing, done, now, final):
             key = (str(rows.model_name), str(rows.model_version), str(rows.run_id))
             if op is not None and (op.key != key or op.n >= self.batch_rows): closing.append(op); op = None
             if op is None:
-                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows) VALUES (?, ?, ?, ?, 0)', (utc_now(), *key))
+                cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows) '
+                                  'VALUES (?, ?, ?, ?, 0)', (utc_now(), *key))
                 op = _Open(int(cur.lastrowid), key, now); touched.append(op)
             if ids is None: ids = [f'{op.bid}:{op.n + i}' for i in range(len(score))]
-            con.executemany('INSERT INTO predictions (batch_id, row_id, time, score, prediction) VALUES (?, ?, ?, ?, ?)',
+            con.executemany('INSERT INTO predictions (batch_id, row_id, time, score, prediction) '
+                            'VALUES (?, ?, ?, ?, ?)',
                             zip([op.bid] * len(score), ids, times, score, pred))
             known = [t for t in times if t is not None]
             if known: op.tmin, op.tmax = min(known + [op.tmin or known[0]]), max(known + [op.tmax or known[0]])
@@ -470,10 +482,13 @@ def _write(self, con, good, op, touched, closing, done, now, final):
             op.add(rows.features, score); op.n += len(score)
             if op not in touched: touched.append(op)
             done.append((fut, op.bid))
-        if op is not None and (final or op.n >= self.batch_rows or now - op.started >= self.batch_seconds): closing.append(op); op = None
+        if op is not None and (final or op.n >= self.batch_rows or now - op.started >= self.batch_seconds):
+            closing.append(op); op = None
         for o in dict.fromkeys(touched + closing):
-            con.execute('UPDATE batches SET n_rows = ?, time_min = ?, time_max = ?, unseen = ?, profile = ?, closed_at = ? WHERE batch_id = ?',
-                        (o.n, o.tmin, o.tmax, _unseen_json(o.unseen), *((o.profile(), utc_now()) if o in closing else (None, None)), o.bid))
+            con.execute('UPDATE batches SET n_rows = ?, time_min = ?, time_max = ?, unseen = ?, profile = ?, '
+                        'closed_at = ? WHERE batch_id = ?',
+                        (o.n, o.tmin, o.tmax, _unseen_json(o.unseen),
+                         *((o.profile(), utc_now()) if o in closing else (None, None)), o.bid))
     self._open = op
 
 LogWriter._commit, LogWriter._write = _commit, _write

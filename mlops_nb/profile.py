@@ -21,7 +21,7 @@ from .drift import (MAX_UNIQUE_CATEGORICAL, STAT_TESTS, DriftReport, MissingColu
 # %% auto #0
 __all__ = ['N_QUANTILES', 'MAX_CATEGORIES', 'Profile', 'profile_drift']
 
-# %% ../nbs/ops/60_profile.ipynb #25640a6f
+# %% ../nbs/ops/60_profile.ipynb #c59dcd1a
 N_QUANTILES = 1000   # quantile sketch: values at probabilities (i + 0.5) / N_QUANTILES
 MAX_CATEGORIES = 200  # values listed with their counts; beyond this a column's categories are not all known
 
@@ -38,7 +38,8 @@ def _counts(values:np.ndarray|pd.Series, k:int=MAX_CATEGORIES) -> dict:
     vals = values if isinstance(values, np.ndarray) else values.to_numpy()
     try: codes, uniques = pd.factorize(vals, use_na_sentinel=True)
     except TypeError:  # unhashable values (dicts, lists): count their text
-        t = pd.Series(vals, dtype=object); codes, uniques = pd.factorize(t.where(t.isna(), t.astype(str)), use_na_sentinel=True)
+        t = pd.Series(vals, dtype=object)
+        codes, uniques = pd.factorize(t.where(t.isna(), t.astype(str)), use_na_sentinel=True)
     cnt = np.bincount(codes[codes >= 0], minlength=len(uniques))
     order = np.argsort(-cnt, kind='stable')[:k]
     return dict(values=[[_jsonable(uniques[i]), int(cnt[i])] for i in order],
@@ -72,7 +73,8 @@ def _summarize(s:pd.Series) -> dict:
         if not len(a): return out
         out.update(mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()))
         if _few_unique(a, MAX_CATEGORIES):
-            c = _counts(a); vals = np.array([v for v, _ in c['values']], dtype=float); cnt = np.array([n for _, n in c['values']])
+            c = _counts(a)
+            vals = np.array([v for v, _ in c['values']], dtype=float); cnt = np.array([n for _, n in c['values']])
             order = np.argsort(vals); vals, cnt = vals[order], cnt[order]
             out['values'] = [[float(v), int(n)] for v, n in zip(vals, cnt)]
             idx = np.searchsorted(np.cumsum(cnt), (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES * len(a))
@@ -186,7 +188,7 @@ class Profile(_ProfileJSON):
     def __repr__(self):
         return f"Profile({self.n_rows:,} rows, {len(self.summaries)} columns{', score' if self.score else ''})"
 
-# %% ../nbs/ops/60_profile.ipynb #5ee8b1a0
+# %% ../nbs/ops/60_profile.ipynb #25278134
 def _cdf(s:dict, x:np.ndarray) -> np.ndarray:
     "The summary's CDF at `x`: exact from counts, else interpolated in the quantile sketch."
     if 'values' in s:
@@ -194,7 +196,8 @@ def _cdf(s:dict, x:np.ndarray) -> np.ndarray:
         i = np.searchsorted(v, x, side='right')
         return np.where(i > 0, c[np.maximum(i - 1, 0)], 0.0)
     q = np.asarray(s['quantiles']); u = (np.arange(len(q)) + 0.5) / len(q)
-    return np.interp(x, np.concatenate([[s['min']], q, [s['max']]]), np.concatenate([[0.0], u, [1.0]]), left=0.0, right=1.0)
+    return np.interp(x, np.concatenate([[s['min']], q, [s['max']]]), np.concatenate([[0.0], u, [1.0]]),
+                     left=0.0, right=1.0)
 
 
 def _numeric_stats(r:dict, c:dict) -> tuple[float, float]:
@@ -204,7 +207,8 @@ def _numeric_stats(r:dict, c:dict) -> tuple[float, float]:
         gap = np.abs(_cdf(r, x) - _cdf(c, x))
         return float((gap[:-1] * np.diff(x)).sum()), float(gap.max())
     w = float(np.abs(np.asarray(r['quantiles']) - np.asarray(c['quantiles'])).mean())
-    x = np.union1d(np.concatenate([r['quantiles'], [r['min'], r['max']]]), np.concatenate([c['quantiles'], [c['min'], c['max']]]))
+    x = np.union1d(np.concatenate([r['quantiles'], [r['min'], r['max']]]),
+                   np.concatenate([c['quantiles'], [c['min'], c['max']]]))
     return w, float(np.abs(_cdf(r, x) - _cdf(c, x)).max())
 
 
@@ -225,14 +229,16 @@ def _aligned_counts(r:dict, c:dict, numeric:bool=False):
     return rc[keep], cc[keep], unseen
 
 
-def _key(v): return ('b', v) if isinstance(v, bool) else ('n', float(v)) if isinstance(v, (int, float)) else ('s', str(v))
+def _key(v):
+    return ('b', v) if isinstance(v, bool) else ('n', float(v)) if isinstance(v, (int, float)) else ('s', str(v))
 
 
 def _in_zone(s:dict, tz:str) -> dict:
     "A naive datetime summary with its times read as wall-clock times in zone `tz` (UTC seconds, as an aware column's)."
     def utc(x):
         t = pd.DatetimeIndex(pd.to_datetime(np.asarray(x, dtype=float), unit='s'))
-        t = t.tz_localize(tz, ambiguous=np.zeros(len(t), bool), nonexistent='shift_forward').tz_convert('UTC').tz_localize(None)
+        t = t.tz_localize(tz, ambiguous=np.zeros(len(t), bool), nonexistent='shift_forward')
+        t = t.tz_convert('UTC').tz_localize(None)
         return ((t - pd.Timestamp(0)) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
     out = dict(s, tz=tz)
     for k in ('mean', 'min', 'max'):
@@ -251,7 +257,7 @@ def _kolmogorov_p(d:float, n:int, m:int, exact:bool) -> float:
     ne = n * m / (n + m)
     return float(kstwo.sf(d, max(1, round(ne)))) if exact else float(kolmogorov(d * math.sqrt(ne)))
 
-# %% ../nbs/ops/60_profile.ipynb #149425d9
+# %% ../nbs/ops/60_profile.ipynb #2d78f280
 def _zero_one(s:dict) -> bool:
     "Does a numeric summary list all its values, and are they all 0 or 1?"
     return s.get('family') == 'numeric' and bool(s.get('values')) and all(v in (0.0, 1.0) for v, _ in s['values'])
@@ -288,7 +294,8 @@ def _compare_summaries(r:dict, c:dict, name, role:str) -> dict:
     if fr == 'datetime' and 'tz' in r and 'tz' in c and (r['tz'] is None) != (c['tz'] is None):  # naive vs aware
         r, c = (_in_zone(r, c['tz']), c) if r['tz'] is None else (r, _in_zone(c, r['tz']))
     numeric = fr in ('numeric', 'datetime', 'timedelta')
-    kind = 'categorical' if not numeric or len(r.get('values') or ()) and len(r['values']) <= MAX_UNIQUE_CATEGORICAL else 'numeric'
+    few = len(r.get('values') or ()) and len(r['values']) <= MAX_UNIQUE_CATEGORICAL
+    kind = 'categorical' if not numeric or few else 'numeric'
     n_r, n_c = r['n'], c['n']
     t = STAT_TESTS[choose_stat_test(kind, n_r, n_c)]
     if kind == 'categorical':
@@ -298,14 +305,15 @@ def _compare_summaries(r:dict, c:dict, name, role:str) -> dict:
         w, d = _numeric_stats(r, c)
         if t.name == 'ks': score = p = _kolmogorov_p(d, n_r, n_c, exact=True)
         elif t.name == 'wasserstein':
-            sd = r['std'] or math.sqrt(((n_r * (r['std'] ** 2 + r['mean'] ** 2) + n_c * (c['std'] ** 2 + c['mean'] ** 2)) / (n_r + n_c))
-                                       - ((n_r * r['mean'] + n_c * c['mean']) / (n_r + n_c)) ** 2)
+            sd = r['std'] or math.sqrt((n_r * (r['std'] ** 2 + r['mean'] ** 2) + n_c * (c['std'] ** 2 + c['mean'] ** 2))
+                                       / (n_r + n_c) - ((n_r * r['mean'] + n_c * c['mean']) / (n_r + n_c)) ** 2)
             score, p = (w / sd if sd > 0 else 0.0), _kolmogorov_p(d, n_r, n_c, exact=False)
-        else: raise ValueError(f"profile_drift: stat test {t.name!r} needs the raw rows; a profile supports ks and wasserstein")
+        else: raise ValueError(f"profile_drift: stat test {t.name!r} needs the raw rows; "
+                               "a profile supports ks and wasserstein")
     return {**row, 'kind': kind, 'stat_test': t.name, 'score': float(score), 'threshold': float(t.threshold),
             'drifted': t.drifted(score, p), 'p_value': float(p), 'n_reference': n_r, 'n_current': n_c}
 
-# %% ../nbs/ops/60_profile.ipynb #9b717ea5
+# %% ../nbs/ops/60_profile.ipynb #3e026bcf
 _COLS = ['role', 'kind', 'stat_test', 'score', 'threshold', 'drifted', 'p_value', 'n_reference', 'n_current',
          'missing_reference', 'missing_current', 'unseen_share']
 
@@ -319,10 +327,13 @@ def profile_drift(reference:Profile, # reference profile (e.g. of the training r
     "`analyze_drift` from profiles: each column's drift test between two profiles, as a DriftReport."
     from mlops_nb.drift import _decision
     import dataclasses
-    if not isinstance(reference, Profile): raise TypeError(f"profile_drift: reference must be a Profile, got {type(reference).__name__}")
+    if not isinstance(reference, Profile):
+        raise TypeError(f"profile_drift: reference must be a Profile, got {type(reference).__name__}")
     cols = reference.columns if columns is None else [columns] if isinstance(columns, str) else list(columns)
-    if isinstance(current, pd.DataFrame): current = Profile.from_frame(current, [c for c in cols if c in current.columns])
-    if not isinstance(current, Profile): raise TypeError(f"profile_drift: current must be a Profile or DataFrame, got {type(current).__name__}")
+    if isinstance(current, pd.DataFrame):
+        current = Profile.from_frame(current, [c for c in cols if c in current.columns])
+    if not isinstance(current, Profile):
+        raise TypeError(f"profile_drift: current must be a Profile or DataFrame, got {type(current).__name__}")
     if not cols: raise ValueError("profile_drift: no columns to test")
     for side, p in (('reference', reference), ('current', current)):
         if p.n_rows == 0: raise ValueError(f"profile_drift: the {side} profile is empty (0 rows)")
