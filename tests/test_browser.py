@@ -262,7 +262,7 @@ def test_monitoring_panel_apply_takes_the_retrain_decision(jupyter_lab, tmp_path
     write_notebook(root / 'monitoring.ipynb',
         "from mlops_nb.core import DecisionLog, Report\n"
         "from mlops_nb.monitor import history_from_reports\n"
-        "from mlops_nb.monitor_panel import MonitoringPanel\n"
+        "from mlops_nb.monitor_view import MonitoringPanel\n"
         "rs = {b: Report.read_json(f'batch-{b}.json') for b in (1, 2)}\n"
         "log = DecisionLog('decisions.yaml')\n"
         "MonitoringPanel(history_from_reports(list(rs.values())), on_apply=lambda d: f\"appended: {d.what}\" if log.append(d) else '', reports=rs)")
