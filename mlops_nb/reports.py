@@ -72,11 +72,17 @@ class Report:
     def _repr_html_(self) -> str: return report_html(self)
 
 # %% ../nbs/core/06_reports.ipynb #fc0c7c0c
+# Reports stored before `to_dict` recorded their module (mlops_nb 0.0.1) name only their kind: where those kinds live.
+_BEFORE_MODULES = dict(GateResult='mlops_nb.deploy', MonitorReport='mlops_nb.monitor_batch',
+                       MonitoringHistory='mlops_nb.monitor_history', BusinessReport='mlops_nb.business')
+
+
 def report_class(kind:str, # the report's class name, as `to_dict` records it
                  module:str|None=None, # the module `to_dict` recorded it was defined in
                 ) -> type:
     "The registered Report class `kind`, importing the plug-ins (and mlops_nb's own `module`) it may come from."
     if kind not in REPORTS: len(ANALYSES)  # loads the analyses' plug-ins: their modules register their reports
+    module = module or _BEFORE_MODULES.get(kind)
     if kind not in REPORTS and module and module.split('.')[0] in _report_packages():
         try: importlib.import_module(module)  # registers it; only mlops_nb's own or a plug-in's module is imported
         except ImportError: pass
