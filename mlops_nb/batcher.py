@@ -31,11 +31,11 @@ __all__ = ['LiveModel', 'Batcher']
 
 # %% ../nbs/ops/55d_batcher.ipynb #52ce98e0
 class LiveModel:
-    "The version an alias points to, re-resolved by a background thread every `refresh` seconds (0: on every call); each version loaded once."
+    "The version an alias points to, re-resolved in the background every `refresh` seconds (0: on every call)."
     def __init__(self,
                  project, # the loop project folder
                  alias:str='champion', # registry alias to follow
-                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                  refresh:float=1.0, # seconds between registry look-ups of the alias
                 ):
         self.project, self.alias, self.refresh = Path(project).resolve(), alias, refresh
@@ -47,7 +47,7 @@ class LiveModel:
         v = _alias(self.client, self.name, self.alias)
         if v is not None and v not in self._loaded:
             dep = _load_version(self.project, self.name, v, self.client)
-            dep.__dict__['_fast'] = _fast_scorer(dep.model, dep.features)  # built (and checked) here, not on the request path
+            dep.__dict__['_fast'] = _fast_scorer(dep.model, dep.features)  # built and checked here, not per request
             self._loaded[v] = dep
         return None if v is None else self._loaded[v]
 
@@ -57,12 +57,12 @@ class LiveModel:
             time.sleep(self.refresh)
             try:
                 with self._lock: self._dep = self._resolve()
-            except Exception:  # the registry is busy or unreachable for a moment: keep answering with the version we have
+            except Exception:  # the registry is busy or unreachable for a moment: keep answering with this version
                 logging.getLogger(__name__).warning('serve: could not re-resolve %r (keeping v%s)', self.alias,
                                                     getattr(self._dep, 'version', None), exc_info=True)
 
     def current(self) -> Deployed:
-        "The deployed version now (DeployError if the alias points nowhere); the request path never waits for the registry once loaded."
+        "The deployed version now (DeployError if the alias points nowhere); once loaded, never waits for the registry."
         dep = self._dep
         if dep is None or self.refresh <= 0:
             with self._lock:
@@ -80,27 +80,31 @@ class LiveModel:
 @dataclass
 class _Answer:
     "What one request gets: the version, and its predictions and batch id, or a status and an error."
-    dep: object = None; predictions: list|None = None; batch_id: int|None = None; status: int = 200; error: str|None = None
+    dep: object = None; predictions: list|None = None; batch_id: int|None = None
+    status: int = 200; error: str|None = None
 
 
 def _keys_problem(records:list, dep:Deployed) -> str|None:
-    "The InputError message for records that lack keys or features, have unknown keys or text no table holds (None: fine)."
+    "The InputError message for records lacking keys or features, with unknown keys or text no table holds (or None)."
     keys = list(dict.fromkeys(k for r in records for k in r))
     bad_text = {}  # checked before any table is built: pandas' text columns cannot hold a lone surrogate
     for i, r in enumerate(records):
         for k, v in r.items():
             if _bad_text(v): bad_text.setdefault(k, []).append(i)
-    lacking = {k: [i for i, r in enumerate(records) if k not in r] for k in keys} if any(len(r) != len(keys) for r in records) else {}
+    uneven = any(len(r) != len(keys) for r in records)
+    lacking = {k: [i for i, r in enumerate(records) if k not in r] for k in keys} if uneven else {}
     lacking = {k: v for k, v in lacking.items() if v}
     problems = [f"every record needs the same keys (null for a missing value): " +
                 '; '.join(f"{k!r} is missing from record(s) {_rows(v)}" for k, v in lacking.items())] if lacking else []
-    problems += [f"{k}: record(s) {_rows(v)} hold text that is not valid Unicode (a lone surrogate such as \\ud800)" for k, v in bad_text.items()]
+    problems += [f"{k}: record(s) {_rows(v)} hold text that is not valid Unicode (a lone surrogate such as \\ud800)"
+                 for k, v in bad_text.items()]
     missing = [c for c in dep.features if c not in keys]
     if missing: problems.append(f"missing feature column(s) {missing}")
     extra = [c for c in keys if c not in dep.features and c not in dep.passthrough]
-    if extra: problems.append(f"unknown column(s) {extra} (besides its {len(dep.features)} features it accepts the training "
-                              f"table's columns: {_cut(dep.shown_columns, 12)})")
-    return f"input does not fit {dep.name} v{dep.version} (run {dep.run_id}): " + '; '.join(problems) if problems else None
+    if extra: problems.append(f"unknown column(s) {extra} (besides its {len(dep.features)} features it accepts the "
+                              f"training table's columns: {_cut(dep.shown_columns, 12)})")
+    if not problems: return None
+    return f"input does not fit {dep.name} v{dep.version} (run {dep.run_id}): " + '; '.join(problems)
 
 # %% ../nbs/ops/55d_batcher.ipynb #d5ec0c33
 class _Request:
@@ -157,14 +161,16 @@ class Batcher(QueueThread):
             if first is _STOP: break
             reqs, rows = [first], len(first.records)
             while rows < self.max_rows:
-                try: r = self._q.get(timeout=max(0.0, first.at + self.wait - time.monotonic())) if self.wait else self._q.get_nowait()
+                left = max(0.0, first.at + self.wait - time.monotonic())
+                try: r = self._q.get(timeout=left) if self.wait else self._q.get_nowait()
                 except queue.Empty: break
                 if r is _STOP: stop = True; break
                 reqs.append(r); rows += len(r.records)
             try: self._score(reqs)
             except Exception as e:  # a bug, not the client's input: every request of the batch is a 500, logged once
                 logging.getLogger(__name__).exception('serve: scoring a batch of %d requests failed', len(reqs))
-                _settle([(r, _Answer(status=500, error=f"internal error while scoring ({type(e).__name__}); logged by the server")) for r in reqs])
+                err = f"internal error while scoring ({type(e).__name__}); logged by the server"
+                _settle([(r, _Answer(status=500, error=err)) for r in reqs])
             self.batches += 1
 
 # %% ../nbs/ops/55d_batcher.ipynb #c5e1a012
@@ -172,7 +178,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _record_plan(dep) -> list|None:
-    "How `_fast_columns` accepts each feature: ('num'|'closed'|'open', column, known values); None if some feature needs `check_input`."
+    "How `_fast_columns` takes each feature: ('num'|'closed'|'open', column, known values); None: use `check_input`."
     if '_plan' not in dep.__dict__:
         closed, plan = dep.closed_categories(), []
         for c in dep.features:
@@ -195,7 +201,8 @@ def _fast_columns(dep, records:list, keys:list) -> dict|None:
     plan, d = _record_plan(dep), dep.params.data
     if plan is None: return None
     cols = {c: [] for _, c, _ in plan}
-    idc, tc = (d.id_col if d.id_col in keys else None), (d.time_col if d.time_col in keys and d.time_col not in cols else None)
+    idc = d.id_col if d.id_col in keys else None
+    tc = d.time_col if d.time_col in keys and d.time_col not in cols else None
     ids, times, rest = [], [], [k for k in keys if k not in cols and k not in (idc, tc)]
     for r in records:
         for kind, c, known in plan:
@@ -222,7 +229,7 @@ def _fast_columns(dep, records:list, keys:list) -> dict|None:
 
 # %% ../nbs/ops/55d_batcher.ipynb #c5e1a005
 def _checked_parts(self, dep, reqs:list):
-    "The checked rows of the requests that fit (one check for all; each alone when one fails), their requests and unseen counts."
+    "Checked rows of the requests that fit (one check for all, each alone if one fails), those requests, unseen counts."
     frame = pd.DataFrame.from_records([x for r in reqs for x in r.records])
     try:
         checked = dep.check_input(frame, unknown=self.unknown, unit='record')
@@ -252,22 +259,24 @@ def _score(self, reqs:list):
 
 Batcher._checked_parts, Batcher._score = _checked_parts, _score
 
-# %% ../nbs/ops/55d_batcher.ipynb #52327ac7
+# %% ../nbs/ops/55d_batcher.ipynb #82a4b5db
 def _score_group(self, dep, reqs:list):
-    "Score requests whose records have the same id / time columns: the plain ones directly, the others through `check_input`."
+    "Score requests whose records have the same id / time columns: plain ones directly, others through `check_input`."
     d = dep.params.data
     keys = list(dict.fromkeys(k for r in reqs for k in r.records[0]))
     cols, unseen = _fast_columns(dep, [x for r in reqs for x in r.records], keys), {}
     if cols is None:
         checked, reqs, unseen = self._checked_parts(dep, reqs)
         if not reqs: return
-        cols = {c: checked[c].tolist() for c in dict.fromkeys(dep.features + [c for c in (d.id_col, d.time_col) if c in checked.columns])}
+        keep = dep.features + [c for c in (d.id_col, d.time_col) if c in checked.columns]
+        cols = {c: checked[c].tolist() for c in dict.fromkeys(keep)}
     s = dep._scores(cols, fast=True)
     p = (s >= dep.threshold).astype('int64')
     idc, tc = (c if c in cols else None for c in (d.id_col, d.time_col))
     answers, at, sl, pl = [], 0, s.tolist(), p.tolist()
     for r in reqs:
-        answers.append([{**{k: x[k] for k in (idc, tc) if k}, 'score': sl[at + i], 'prediction': pl[at + i]} for i, x in enumerate(r.records)])
+        answers.append([{**{k: x[k] for k in (idc, tc) if k}, 'score': sl[at + i], 'prediction': pl[at + i]}
+                        for i, x in enumerate(r.records)])
         at += len(r.records)
     if self.log is None:
         _settle([(r, _Answer(dep, a)) for r, a in zip(reqs, answers)])

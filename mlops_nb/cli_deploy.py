@@ -40,29 +40,36 @@ def _cmd_rollback(a):
 def _cmd_models(a):
     df = list_versions(a.project, tracking_uri=a.tracking_uri)
     if a.json: print(df.to_json(orient='records'))
-    else: print(df.drop(columns='mlflow_run_id').to_string(index=False) if len(df) else f"no registered version of {model_name(a.project)!r} yet")
+    elif len(df): print(df.drop(columns='mlflow_run_id').to_string(index=False))
+    else: print(f"no registered version of {model_name(a.project)!r} yet")
 
 # %% ../nbs/cli/91_cli_deploy.ipynb #b4b56352
 def _add_deploy(sub, proj, track):
     "Add `register`, `promote`, `rollback` and `models`."
     s = sub.add_parser('register', parents=[proj, track], help="register a run's model",
-                       description="Register a complete run's model in the MLflow Model Registry (once per run) and write its model card.")
+                       description="Register a complete run's model in the MLflow Model Registry (once per run) and "
+                                   "write its model card.")
     s.add_argument('run', help="run id, a unique prefix, or 'latest'"); s.set_defaults(func=_cmd_register)
     s = sub.add_parser('promote', parents=[proj, track], help='promote a run through the gate',
-                       description='Register RUN, make it the challenger and promote it to champion if it beats the champion '
-                                   'on the newest labelled window by the scoped metric (deploy.margin, deploy.gate_days). '
-                                   'Exit status: 0 promoted; 1 refused (the gate refused, or RUN is already the champion); '
-                                   '2 error (unknown run, unreadable --data, no champion yet without --force, ...).')
+                       description='Register RUN, make it the challenger and promote it to champion if it beats the '
+                                   'champion on the newest labelled window by the scoped metric (deploy.margin, '
+                                   'deploy.gate_days). Exit status: 0 promoted; 1 refused (the gate refused, or RUN '
+                                   'is already the champion); 2 error (unknown run, unreadable --data, no champion '
+                                   'yet without --force, ...).')
     s.add_argument('run', help="run id, a unique prefix, or 'latest'")
-    s.add_argument('--data', default=None, metavar='FILE', help="labelled CSV / Parquet to compare on (default: the run's test split)")
-    s.add_argument('--force', action='store_true', help='promote without a champion (first deployment) or despite the gate; recorded as forced')
+    s.add_argument('--data', default=None, metavar='FILE', help="labelled CSV / Parquet to compare on (default: the "
+                                                                "run's test split)")
+    s.add_argument('--force', action='store_true', help='promote without a champion (first deployment) or despite the'
+                                                        ' gate; recorded as forced')
     s.set_defaults(func=_cmd_promote)
     s = sub.add_parser('rollback', parents=[proj, track], help='restore the previous champion',
                        description='Make the champion that the current champion replaced the champion again.')
     s.set_defaults(func=_cmd_rollback)
     s = sub.add_parser('models', parents=[proj, track], help='list registered versions',
-                       description='Registered versions of the project model: aliases, loop run, scoped metric on its test window.')
-    s.add_argument('--json', action='store_true', help='print JSON instead of a table'); s.set_defaults(func=_cmd_models)
+                       description='Registered versions of the project model: aliases, loop run, scoped metric on its'
+                                   ' test window.')
+    s.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    s.set_defaults(func=_cmd_models)
 
 # %% ../nbs/cli/91_cli_deploy.ipynb #316b2284
 def _cmd_score(a):
@@ -79,9 +86,11 @@ def _cmd_score(a):
     v = out.model_version.iloc[0]
     bid = out.attrs.get('batch_id')
     print(f"scored {len(out):,} rows with {model_name(a.project)} v{v}; mean score {out.score.mean():.4f}, "
-          f"{int(out.prediction.sum()):,} predicted positive" + (f"; prediction log batch {bid}" if bid else '; not logged')
+          f"{int(out.prediction.sum()):,} predicted positive"
+          + (f"; prediction log batch {bid}" if bid else '; not logged')
           + (f"; written to {a.out}" if a.out else '')
-          + (f"; never seen in training, scored as missing: {', '.join(f'{c} {n:,}' for c, n in out.attrs['unseen'].items())}"
+          + (f"; never seen in training, scored as missing: "
+             f"{', '.join(f'{c} {n:,}' for c, n in out.attrs['unseen'].items())}"
              if out.attrs.get('unseen') else ''))
 
 
@@ -93,25 +102,28 @@ def _cmd_serve(a):
 def _add_serve(sub, proj, track):
     "Add `score` and `serve`."
     s = sub.add_parser('score', parents=[proj, track], help='score a batch with the deployed model',
-                       description='Score a CSV / Parquet file with the champion (checked against its features, types and '
-                                   'categories; columns the training table did not have are rejected) and write it as one batch '
-                                   'to the prediction log. Exit status 2 when the file does not fit the model (nothing is scored).')
-    s.add_argument('data', help='CSV or Parquet file of rows to score: the features, plus any column of the training table '
-                                '(id, time, label, ...); an unknown extra column is rejected, nothing is scored')
-    s.add_argument('--out', default=None, metavar='FILE', help='write the scores to FILE (.csv or .parquet) instead of printing them')
+                       description='Score a CSV / Parquet file with the champion (checked against its features, types'
+                                   ' and categories; columns the training table did not have are rejected) and write '
+                                   'it as one batch to the prediction log. Exit status 2 when the file does not fit '
+                                   'the model (nothing is scored).')
+    s.add_argument('data', help='CSV or Parquet file of rows to score: the features, plus any column of the training '
+                                'table (id, time, label, ...); an unknown extra column is rejected, nothing is scored')
+    s.add_argument('--out', default=None, metavar='FILE', help='write the scores to FILE (.csv or .parquet) instead '
+                                                               'of printing them')
     s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")
     s.add_argument('--no-log', action='store_true', help='do not write the batch to the prediction log')
     s.set_defaults(func=_cmd_score)
     s = sub.add_parser('serve', parents=[proj, track], help='serve the deployed model over HTTP',
-                       description='Answer POST /predict with the champion (re-resolved every second, so a promote or '
-                                   'rollback takes effect without a restart) and GET /health. '
-                                   'Request: {"records": [{"column": value, ...}, ...]} or a bare list of records, every record '
-                                   'with the same keys (null for a missing value). Answer: {"model_name", "model_version", '
-                                   '"run_id", "batch_id", "predictions": [{id, time, "score", "prediction"}, ...]} with an '
-                                   'X-Model-Version header; a request that does not fit the model is a 422 {"error": ...} naming the '
-                                   'record and field, and is not logged; a body over deploy.max_body_bytes is a 413. '
-                                   'Concurrent requests are scored together and an answer comes only after its predictions '
-                                   'are committed to the prediction log. Exit status 2 when the port is in use.')
+                       description='Answer POST /predict with the champion (re-resolved every second, so a promote or'
+                                   ' rollback takes effect without a restart) and GET /health. Request: {"records": '
+                                   '[{"column": value, ...}, ...]} or a bare list of records, every record with the '
+                                   'same keys (null for a missing value). Answer: {"model_name", "model_version", '
+                                   '"run_id", "batch_id", "predictions": [{id, time, "score", "prediction"}, ...]} '
+                                   'with an X-Model-Version header; a request that does not fit the model is a 422 '
+                                   '{"error": ...} naming the record and field, and is not logged; a body over '
+                                   'deploy.max_body_bytes is a 413. Concurrent requests are scored together and an '
+                                   'answer comes only after its predictions are committed to the prediction log. Exit'
+                                   ' status 2 when the port is in use.')
     s.add_argument('--host', default=None, help='address to bind (default: deploy.host, 127.0.0.1)')
     s.add_argument('--port', type=int, default=None, help='port (default: deploy.port, 8765)')
     s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")

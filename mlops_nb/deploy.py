@@ -19,9 +19,9 @@ import pandas as pd
 
 from .core import LoopParams, atomic_write
 from .gate import GateResult, gate, model_card
-from .model_registry import (ALIASES, CACHED_FILES, DeployError, deployment_history, fetch_version, list_versions,
-                                     model_dir, model_lock, model_name, registry_client, _REQUIRED_FILES, _alias,
-                                     _history_path, _history_rows, _missing, _record)
+from .model_registry import (ALIASES, CACHED_FILES, DeployError, deployment_history, fetch_version,
+                                     list_versions, model_dir, model_lock, model_name, registry_client,
+                                     _REQUIRED_FILES, _alias, _history_path, _history_rows, _missing, _record)
 from .rundir import RunDir, RunError, find_run, require_complete
 from .tracking import tracking_uri_for
 
@@ -70,7 +70,7 @@ def _version_tags(rd:RunDir) -> dict:
 
 
 def _lacking(src:str, who:str) -> list[str]:
-    "The files of `_REQUIRED_FILES` missing from the MLflow artifact folder `src`; a clear error if it cannot be listed."
+    "The files of `_REQUIRED_FILES` missing from the MLflow artifact folder `src` (a clear error if it is unlisted)."
     import mlflow.artifacts
     try: logged = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=src)}
     except Exception as e:
@@ -82,8 +82,8 @@ def _lacking(src:str, who:str) -> list[str]:
 def _new_version(project, client, name:str, rd:RunDir, src:str) -> int:
     "Create the registered model if needed and a version of it from the run's MLflow artifacts `src`."
     if missing := _lacking(src, f"run {rd.id}"):  # checked first: a version without a model is never registered
-        raise DeployError(f"run {rd.id} has no model to register: its MLflow artifacts {src} lack {', '.join(missing)}; "
-                          "nothing registered")
+        raise DeployError(f"run {rd.id} has no model to register: its MLflow artifacts {src} lack "
+                          f"{', '.join(missing)}; nothing registered")
     try: client.get_registered_model(name)
     except Exception as e:
         if not _missing(e): raise
@@ -94,7 +94,7 @@ def _new_version(project, client, name:str, rd:RunDir, src:str) -> int:
 # %% ../nbs/ops/50_deploy.ipynb #31e0d1a4
 def register_run(project, # the loop project folder
                  run, # a RunDir, a run folder, a run id, a unique prefix or 'latest'
-                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                 ) -> int:
     "Register a complete run's model (its MLflow `run/` artifacts) with a model card; returns the version."
     project = Path(project).resolve()
@@ -104,8 +104,8 @@ def register_run(project, # the loop project folder
     try: mrun = client.get_run(mlflow_id)
     except Exception:
         raise DeployError(f"run {rd.id}: its MLflow run {mlflow_id} is not in the tracking store "
-                          f"{tracking_uri_for(project, tracking_uri)} (it was logged to {rd.info.get('tracking_uri')}); "
-                          "pass that tracking URI") from None
+                          f"{tracking_uri_for(project, tracking_uri)} (it was logged to "
+                          f"{rd.info.get('tracking_uri')}); pass that tracking URI") from None
     src = mrun.info.artifact_uri.rstrip('/') + '/run'
     with model_lock(project, name):  # two registrations of one run make one version
         version, created = _version_of(client, name, rd.id), False
@@ -114,8 +114,9 @@ def register_run(project, # the loop project folder
         try:
             if not card_path.exists():
                 card = model_card(rd, name=name, version=version)
-                short = card if len(card) <= 4800 else card[:4600] + f"\n\n… (truncated: the whole card is {card_path})\n"
-                client.update_model_version(name, str(version), description=short)  # registry stores allow 5000 characters
+                cut = f"\n\n… (truncated: the whole card is {card_path})\n"
+                short = card if len(card) <= 4800 else card[:4600] + cut  # registry stores allow 5000 characters
+                client.update_model_version(name, str(version), description=short)
                 atomic_write(card_path, card)
         except BaseException:
             if created:  # no half-registered version is left behind (and the first error is the one reported)
@@ -134,7 +135,8 @@ def _labelled_window(frame:pd.DataFrame, p:LoopParams, what:str) -> tuple[pd.Dat
                           f"{', …' if len(cols) > 12 else ''})")
     frame = frame[frame[d.target].notna()].copy()
     if frame.empty: raise DeployError(f"{what}: no labelled rows")
-    if set(pd.unique(frame[d.target])) <= {0, 1}: frame[d.target] = frame[d.target].astype('int64')  # one class is allowed
+    if set(pd.unique(frame[d.target])) <= {0, 1}:  # one class is allowed
+        frame[d.target] = frame[d.target].astype('int64')
     else:
         try: frame[d.target] = binary_target(frame[d.target], d.target)[0]
         except DataError as e: raise DeployError(f"{what}: {e}") from None
@@ -148,7 +150,7 @@ def _labelled_window(frame:pd.DataFrame, p:LoopParams, what:str) -> tuple[pd.Dat
 
 
 def _given_window(rd:RunDir, data) -> tuple[pd.DataFrame, str]|None:
-    "The labelled window of `data` (a DataFrame or a CSV / Parquet path; None: none given), checked before anything moves."
+    "The labelled window of `data` (a DataFrame or a CSV / Parquet path; None if not given), checked first."
     if data is None: return None
     if isinstance(data, pd.DataFrame): return _labelled_window(data, rd.params, 'the given data')
     from mlops_nb.data import DataError, load_table
@@ -165,35 +167,38 @@ def _folder_scores(folder:Path, frame:pd.DataFrame, who:str) -> tuple[np.ndarray
     model = load_model(folder / 'model.skops')
     return model.predict_proba(frame[feats])[:, 1], float(getattr(model, 'threshold', 0.5))
 
-# %% ../nbs/ops/50_deploy.ipynb #6eb5968f
+# %% ../nbs/ops/50_deploy.ipynb #90af5362
 def _gated(project, client, rd:RunDir, version:int, champ:int|None, given, force:bool, base:dict) -> GateResult:
-    "The gate's outcome for challenger `version` of run `rd` against champion `champ` (None: a forced first deployment)."
+    "The gate's outcome for challenger `version` of `rd` against champion `champ` (None: a forced first deployment)."
     name, p = base['model_name'], rd.params
     if champ is None:
         return GateResult(passed=True, forced=True, champion_value=None, challenger_value=None, rows=0, positives=0,
-                          window='', reason='first deployment: no champion to compare with, gate skipped (forced)', **base)
+                          window='', reason='first deployment: no champion to compare with, gate skipped (forced)',
+                          **base)
     champ_run = client.get_model_version(name, str(champ)).tags.get('mlops_nb.run_id', '')
     frame, window = given or _labelled_window(rd.load_split('test'), p, f"run {rd.id}'s test split")
     s_champ, t_champ = _folder_scores(fetch_version(project, name, champ, client=client), frame, f"champion v{champ}")
-    s_chall, t_chall = _folder_scores(fetch_version(project, name, version, client=client), frame, f"challenger v{version}")
+    s_chall, t_chall = _folder_scores(fetch_version(project, name, version, client=client), frame,
+                                      f"challenger v{version}")
     result = gate(frame[p.data.target], s_champ, s_chall, metric=p.scope.metric, margin=p.deploy.margin,
                   champion_threshold=t_champ, challenger_threshold=t_chall, window=window)
     result = dataclasses.replace(result, **{**base, 'champion_run': champ_run})
     if force and not result.passed:
-        result = dataclasses.replace(result, passed=True, forced=True, reason=result.reason + '; promoted anyway (forced)')
+        result = dataclasses.replace(result, passed=True, forced=True,
+                                     reason=result.reason + '; promoted anyway (forced)')
     return result
 
 
 def _v(version) -> str: return 'none' if version is None else f"v{version}"
 
-# %% ../nbs/ops/50_deploy.ipynb #071729a4
+# %% ../nbs/ops/50_deploy.ipynb #e1aee629
 def _move_aliases(project, client, rd:RunDir, version:int, champ:int|None, result:GateResult) -> GateResult:
-    "Move the aliases as `result` says, under the model's lock, unless the champion moved meanwhile; record the attempt."
+    "Move the aliases as `result` says, under the lock, unless the champion moved meanwhile; record the attempt."
     # a gate that failed on the way changed nothing; a champion that another process moved while this one was gating
     # is not overwritten (the gate compared with the old one)
     name = result.model_name
     with model_lock(project, name):
-        hist = _history_path(project, name); _history_rows(hist)  # an unreadable history: an error before anything moves
+        _history_rows(_history_path(project, name))  # an unreadable history: an error before anything moves
         now = _alias(client, name, 'champion')
         if now != champ:
             who = (client.get_model_version(name, str(now)).tags.get('mlops_nb.run_id', '?') if now is not None else '')
@@ -203,7 +208,8 @@ def _move_aliases(project, client, rd:RunDir, version:int, champ:int|None, resul
                 f"{moved}: another promotion of the same run was faster; nothing changed" if now == version else
                 f"{moved}; nothing changed: promote run {rd.id} again to gate it against {_v(now)}"))
         elif result.passed:
-            client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', '' if champ is None else str(champ))
+            prev = '' if champ is None else str(champ)
+            client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', prev)
             client.set_registered_model_alias(name, 'champion', str(version))
             if _alias(client, name, 'challenger') is not None: client.delete_registered_model_alias(name, 'challenger')
         else: client.set_registered_model_alias(name, 'challenger', str(version))
@@ -215,11 +221,11 @@ def _move_aliases(project, client, rd:RunDir, version:int, champ:int|None, resul
 # %% ../nbs/ops/50_deploy.ipynb #7364abb2
 def promote(project, # the loop project folder
             run, # the challenger: a RunDir, run id, unique prefix or 'latest'
-            *, data=None, # labelled window to compare on: CSV / Parquet path or DataFrame (default: the run's test split)
+            *, data=None, # labelled window to compare on: CSV / Parquet path or DataFrame (default: the test split)
             force:bool=False, # promote even without a champion or when the gate refuses (recorded as forced)
-            tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+            tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
            ) -> GateResult:
-    "Register `run`, make it the challenger and promote it to champion if it beats the champion on the newest labelled window."
+    "Register `run`, make it the challenger, promote it to champion if it beats the champion on the newest labels."
     project = Path(project).resolve()
     rd = _as_run(project, run)
     given = _given_window(rd, data)  # bad data is reported whatever the registry says
@@ -228,20 +234,21 @@ def promote(project, # the loop project folder
     client = registry_client(project, tracking_uri)
     champ, p = _alias(client, name, 'champion'), rd.params
     from mlops_nb.scoping import METRICS
-    base = dict(metric=p.scope.metric, greater_is_better=METRICS[p.scope.metric].greater_is_better, margin=p.deploy.margin,
-                model_name=name, challenger_version=version, challenger_run=rd.id, champion_version=champ)
+    base = dict(metric=p.scope.metric, greater_is_better=METRICS[p.scope.metric].greater_is_better,
+                margin=p.deploy.margin, model_name=name, challenger_version=version, challenger_run=rd.id,
+                champion_version=champ)
     if champ == version:
         return GateResult(passed=False, champion_value=None, challenger_value=None, rows=0, positives=0, window='',
                           reason="it is already the champion", **{**base, 'champion_run': rd.id})
     if champ is None and not force:
-        raise DeployError(f"model {name!r} has no champion yet, so run {rd.id} has nothing to beat; the first deployment "
-                          f"needs force (`mlops-nb promote {rd.id} --force`), which skips the gate")
+        raise DeployError(f"model {name!r} has no champion yet, so run {rd.id} has nothing to beat; the first "
+                          f"deployment needs force (`mlops-nb promote {rd.id} --force`), which skips the gate")
     result = _gated(project, client, rd, version, champ, given, force, base)
     return _move_aliases(project, client, rd, version, champ, result)
 
-# %% ../nbs/ops/50_deploy.ipynb #1062915b
+# %% ../nbs/ops/50_deploy.ipynb #b58bd2ed
 def rollback(project, # the loop project folder
-             *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+             *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
             ) -> int:
     "Make the champion's predecessor the champion again; returns the version restored."
     project = Path(project).resolve()

@@ -23,20 +23,22 @@ def _branch_tables(trans, cols:list, cats:list) -> list|None:
     base, out, start = {c: [v[0]] for c, v in zip(cols, cats)}, [], 0
     for j, c in enumerate(cols):
         vals = list(cats[j]) + ['\x00unseen\x00']
-        y = np.asarray(trans.transform(pd.DataFrame({k: vals if k == c else v * len(vals) for k, v in base.items()}, columns=cols)), dtype=float)
+        probe = pd.DataFrame({k: vals if k == c else v * len(vals) for k, v in base.items()}, columns=cols)
+        y = np.asarray(trans.transform(probe), dtype=float)
         if y.shape[1] != sum(widths): return None
         block = y[:, start:start + widths[j]]; start += widths[j]
         out.append({**{str(v): block[i] for i, v in enumerate(cats[j])}, None: block[-1]})
     return out
 
-# %% ../nbs/ops/55b_fast_scoring.ipynb #c12c42fb
+# %% ../nbs/ops/55b_fast_scoring.ipynb #05bf8c0d
 def _hgb_proba(est):
-    "The positive-class probability of a fitted HistGradientBoostingClassifier on a float array, without its per-call checks."
+    "Positive-class probabilities of a fitted HistGradientBoostingClassifier on a float array, without per-call checks."
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
     pre, cats, cat_cols, num_cols = est._preprocessor, [], [], None
     if pre is not None:
         (_, enc, ci), (_, _, ni) = pre.transformers_[:2]
-        cat_cols, num_cols = np.flatnonzero(ci) if np.asarray(ci).dtype == bool else np.asarray(ci), np.flatnonzero(ni) if np.asarray(ni).dtype == bool else np.asarray(ni)
+        def idx(m): return np.flatnonzero(m) if np.asarray(m).dtype == bool else np.asarray(m)  # a mask or indices
+        cat_cols, num_cols = idx(ci), idx(ni)
         cats = [np.asarray(c, dtype=float) for c in enc.categories_]
     bitsets, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
     threads = _openmp_effective_n_threads()
@@ -49,15 +51,17 @@ def _hgb_proba(est):
                 cols.append(np.where(c[i] == X[:, j], i, np.nan))
             X = np.column_stack(cols + [X[:, num_cols]])
         X = np.ascontiguousarray(X, dtype=np.float64)
-        raw = np.zeros((len(X), est.n_trees_per_iteration_), dtype=est._baseline_prediction.dtype, order='F') + est._baseline_prediction
+        base = est._baseline_prediction
+        raw = np.zeros((len(X), est.n_trees_per_iteration_), dtype=base.dtype, order='F') + base
         for trees in est._predictors:
-            for k, tree in enumerate(trees): raw[:, k] += tree.predict(X, known_cat_bitsets=bitsets, f_idx_map=f_idx_map, n_threads=threads)
+            for k, tree in enumerate(trees):
+                raw[:, k] += tree.predict(X, known_cat_bitsets=bitsets, f_idx_map=f_idx_map, n_threads=threads)
         return est._loss.predict_proba(raw)[:, 1]
     return proba
 
 # %% ../nbs/ops/55b_fast_scoring.ipynb #c5e1a010
 def _fast_scorer(model, features:list, n_check:int=300):
-    "rows (a frame or a dict of columns) → positive-class scores equal to `model.predict_proba` (checked on made-up rows) without its per-call overheads, or None."
+    "rows → positive-class scores equal to `model.predict_proba`'s (checked on made-up rows) but faster; or None."
     from sklearn.pipeline import Pipeline
     from mlops_nb.features import _as_str, _to_float
     pipe = getattr(model, 'pipeline_', None)
@@ -84,7 +88,8 @@ def _fast_scorer(model, features:list, n_check:int=300):
             if kind == 'cat':
                 for c, table in zip(cols, how):
                     v, unseen = np.asarray(x[c], dtype=object), table[None]
-                    blocks.append(np.stack([table.get('__missing__' if m else str(e), unseen) for e, m in zip(v, pd.isna(v))]))
+                    keys = ('__missing__' if m else str(e) for e, m in zip(v, pd.isna(v)))
+                    blocks.append(np.stack([table.get(k, unseen) for k in keys]))
             else:
                 a = np.column_stack([np.asarray(x[c], dtype=float) for c in cols])
                 for s in how: a = s.transform(a)

@@ -47,11 +47,12 @@ def _report_headlines(rd:RunDir, limit:int=8) -> list[str]:
         out.append(f"**{f.stem}**: " + (', '.join(vals) or 'no scalar findings'))
     return out
 
-# %% ../nbs/ops/50b_gate.ipynb #a65008de
+# %% ../nbs/ops/50b_gate.ipynb #8cd68c96
 def _card_metrics(m:dict) -> list[str]:
     "The metrics section of a card: one row per metric, a column per split (valid, test), the scoped one in bold."
     sc = m.get('scoped', {})
-    L = ['', f"## Metrics (scoped: **{sc.get('name', '-')}** = {_fmt(sc.get('test', float('nan')))} on the test window)", '']
+    head = f"**{sc.get('name', '-')}** = {_fmt(sc.get('test', float('nan')))}"
+    L = ['', f"## Metrics (scoped: {head} on the test window)", '']
     parts = [k for k in ('valid', 'test') if isinstance(m.get(k), dict)]
     if not parts: return L + ['no metrics recorded']
     L += ['| metric | ' + ' | '.join(parts) + ' |', '|---|' + '---|' * len(parts)]
@@ -89,7 +90,8 @@ def model_card(rd:RunDir, # the run folder
           or ['- none (a first run, or no decisions taken)'])
     L += _card_metrics(m)
     L += ['', '## Known issues (error analysis)', '']
-    L += [f"- recommended: {d.what} — {d.why} ({d.source})" for d in rd.recommendations()] or ['- no recommendation open']
+    recs = rd.recommendations()
+    L += [f"- recommended: {d.what} — {d.why} ({d.source})" for d in recs] or ['- no recommendation open']
     L += [f"- {h}" for h in _report_headlines(rd)] or ['- no error-analysis report in this run']
     return '\n'.join(L) + '\n'
 
@@ -133,7 +135,8 @@ def gate(y, # labels of the window (0/1)
         ) -> GateResult:
     "Does the challenger beat the champion on this labelled window by more than `margin`?"
     from mlops_nb.scoping import METRICS
-    if metric not in METRICS: raise DeployError(f"gate: metric {metric!r} is unknown; choose one of {', '.join(METRICS)}")
+    if metric not in METRICS:
+        raise DeployError(f"gate: metric {metric!r} is unknown; choose one of {', '.join(METRICS)}")
     m = METRICS[metric]
     y = np.asarray(y, dtype=float)
     for who, s in (('champion_score', champion_score), ('challenger_score', challenger_score)):
@@ -141,7 +144,8 @@ def gate(y, # labels of the window (0/1)
     a, b = m(y, champion_score, champion_threshold), m(y, challenger_score, challenger_threshold)
     n, pos = len(y), int(y.sum())
     where = f"on {n:,} rows ({pos:,} positives){' ' + window if window else ''}"
-    kw = dict(metric=metric, greater_is_better=m.greater_is_better, margin=float(margin), rows=n, positives=pos, window=window,
+    kw = dict(metric=metric, greater_is_better=m.greater_is_better, margin=float(margin), rows=n, positives=pos,
+              window=window,
               champion_value=a if np.isfinite(a) else None, challenger_value=b if np.isfinite(b) else None)
     if not (np.isfinite(a) and np.isfinite(b)):
         return GateResult(passed=False, reason=f"{metric} is undefined {where} (champion {a:.4g}, challenger {b:.4g}): "
@@ -150,5 +154,6 @@ def gate(y, # labels of the window (0/1)
     word = 'higher' if m.greater_is_better else 'lower'
     ok = m.better(b, a, margin)
     verb = 'beats' if ok else 'does not beat'
-    return GateResult(passed=bool(ok), reason=f"challenger {metric} {b:.4f} {verb} champion {a:.4f} by more than margin "
+    return GateResult(passed=bool(ok),
+                      reason=f"challenger {metric} {b:.4f} {verb} champion {a:.4f} by more than margin "
                       f"{margin:g} ({word} is better; improvement {diff:+.4f}) {where}", **kw)

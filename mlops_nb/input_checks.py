@@ -89,7 +89,7 @@ def _column_kind(dep, c) -> str:
 
 # %% ../nbs/ops/55a_input_checks.ipynb #c5e1a002
 def _table_problems(dep, df:pd.DataFrame, unit:str) -> list:
-    "Problems of the table as a whole: values that are no single value or no text, missing / unknown columns, ids, times."
+    "Problems of the whole table: values that are no single value or no text, missing / unknown columns, ids, times."
     problems, d = [], dep.params.data
     for c in df.columns:
         if df[c].dtype != object: continue
@@ -105,7 +105,8 @@ def _table_problems(dep, df:pd.DataFrame, unit:str) -> list:
                               f"training table's columns: {_cut(dep.shown_columns, 12)})")
     bad_cols = {p.split(':')[0] for p in problems}
     if d.id_col and d.id_col in df.columns and d.id_col not in bad_cols and df[d.id_col].isna().any():
-        problems.append(f"{d.id_col}: missing (null) in {unit}(s) {_rows(np.flatnonzero(df[d.id_col].isna().to_numpy()))}; "
+        nulls = _rows(np.flatnonzero(df[d.id_col].isna().to_numpy()))
+        problems.append(f"{d.id_col}: missing (null) in {unit}(s) {nulls}; "
                         "every row needs its id (labels refer to it)")
     t = d.time_col
     if (t and t in df.columns and t not in bad_cols and t not in dep.features
@@ -123,7 +124,8 @@ def _number_problems(c, s:pd.Series, out:pd.DataFrame, kind:str, unit:str) -> li
     if s.dtype == object:
         v = s.to_numpy()
         flags = np.flatnonzero([isinstance(x, (bool, np.bool_)) for x in v])
-        if kind == 'numeric' and len(flags): return [f"{c}: expected numbers, got true/false in {unit}(s) {_rows(flags)}"]
+        if kind == 'numeric' and len(flags):
+            return [f"{c}: expected numbers, got true/false in {unit}(s) {_rows(flags)}"]
         big = np.flatnonzero([_too_large(x) for x in v])
         if len(big): return [f"{c}: number(s) too large for a float in {unit}(s) {_rows(big)}"]
     elif kind == 'numeric' and pd.api.types.is_bool_dtype(s):
@@ -132,7 +134,8 @@ def _number_problems(c, s:pd.Series, out:pd.DataFrame, kind:str, unit:str) -> li
         num = pd.to_numeric(s, errors='coerce')
         bad = num.isna() & s.notna()
         if bad.any():
-            return [f"{c}: expected numbers, got {_examples(s[bad])} in {unit}(s) {_rows(np.flatnonzero(bad.to_numpy()))}"]
+            where = _rows(np.flatnonzero(bad.to_numpy()))
+            return [f"{c}: expected numbers, got {_examples(s[bad])} in {unit}(s) {where}"]
         out[c] = s = num
     if pd.api.types.is_float_dtype(s):
         inf = np.flatnonzero(np.isinf(s.to_numpy(dtype=float)))
@@ -148,7 +151,8 @@ def _feature_problems(dep, c, s:pd.Series, out:pd.DataFrame, unseen:dict, unknow
         t = pd.to_datetime(s, errors='coerce', format='mixed')
         bad = t.isna() & s.notna()
         if bad.any():
-            return [f"{c}: expected times, got {_examples(s[bad])} in {unit}(s) {_rows(np.flatnonzero(bad.to_numpy()))}"]
+            where = _rows(np.flatnonzero(bad.to_numpy()))
+            return [f"{c}: expected times, got {_examples(s[bad])} in {unit}(s) {where}"]
         out[c] = t
     elif c in closed:
         new = s.notna().to_numpy() & ~s.astype(str).isin(closed[c]).to_numpy()

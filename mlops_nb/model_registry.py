@@ -43,9 +43,9 @@ def model_name(project, # the loop project folder
     p = project / 'params.yaml'
     return (LoopParams.from_yaml(p).deploy.model_name if p.exists() else None) or project.name
 
-# %% ../nbs/ops/50a_model_registry.ipynb #39324324
+# %% ../nbs/ops/50a_model_registry.ipynb #32b6caa0
 def registry_client(project, # the loop project folder
-                    tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                    tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                    ):
     "An MlflowClient on the project's tracking store (registry included), telemetry and progress bars off."
     os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')
@@ -91,9 +91,9 @@ def _alias(client, name:str, alias:str) -> int|None:
         if _missing(e): return None
         raise
 
-# %% ../nbs/ops/50a_model_registry.ipynb #0c1676ef
+# %% ../nbs/ops/50a_model_registry.ipynb #52b23ef2
 def _download(src:str, tmp:Path, logged:set, fail):
-    "Download the logged files of `CACHED_FILES` from `src` into `tmp`; a logged file that fails is an error, not a gap."
+    "Download the logged files of `CACHED_FILES` from `src` into `tmp` (a logged file that fails is an error)."
     import mlflow.artifacts
     for f in (f for f in CACHED_FILES if f in logged):
         try: mlflow.artifacts.download_artifacts(artifact_uri=f'{src}/{f}', dst_path=str(tmp))
@@ -104,16 +104,17 @@ def fetch_version(project, # the loop project folder
                   name:str, # registered model name
                   version:int, # registered version
                   *, client=None, # an MlflowClient (default: `registry_client(project, tracking_uri)`)
-                  tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                  tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                  ) -> Path:
-    "The folder with a registered version's artifacts (`CACHED_FILES`), downloaded once into models/<name>/v<N>/artifacts."
+    "The folder of a registered version's artifacts (`CACHED_FILES`), downloaded once into `model_dir(...)/artifacts`."
     dest = model_dir(project, name, version) / 'artifacts'
     if (dest / 'model.skops').exists(): return dest  # only a complete download is ever moved there
     import mlflow.artifacts
     client = client or registry_client(project, tracking_uri)
     src = client.get_model_version(name, str(version)).source.rstrip('/')
     def fail(what, e):
-        return DeployError(f"{name} v{version}: {what} from {src}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return DeployError(f"{name} v{version}: {what} from {src}: {why}")
     try: logged = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=src)}
     except Exception as e: raise fail('cannot list the artifacts', e) from None
     if missing := [f for f in _REQUIRED_FILES if f not in logged]:
@@ -142,9 +143,9 @@ def _version_row(v, aliases:list) -> dict:
                 mlflow_run_id=v.run_id,
                 created=pd.Timestamp(v.creation_timestamp, unit='ms', tz='UTC').isoformat(timespec='seconds'))
 
-# %% ../nbs/ops/50a_model_registry.ipynb #944506d7
+# %% ../nbs/ops/50a_model_registry.ipynb #940461b5
 def list_versions(project, # the loop project folder
-                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                  ) -> pd.DataFrame:
     "One row per registered version: aliases, loop run id, MLflow run id, scoped metric (test), created."
     client, name = registry_client(project, tracking_uri), model_name(project)
@@ -171,7 +172,8 @@ def _history_rows(p:Path) -> list:
     if not p.exists(): return []
     try: rows = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise DeployError(f"{p} is unreadable ({str(e).splitlines()[0]}); restore it or move it away (nothing changed)") from None
+        raise DeployError(f"{p} is unreadable ({str(e).splitlines()[0]}); restore it or move it away "
+                          "(nothing changed)") from None
     if not isinstance(rows, list):
         raise DeployError(f"{p} holds a {type(rows).__name__}, not a list of entries; restore it or move it away "
                           "(nothing changed)")

@@ -32,7 +32,8 @@ def _model_scores(dep, x, fast:bool=False) -> np.ndarray:
     f = dep.__dict__.get('_fast') if fast and len(x[dep.features[0]]) <= 4096 else None
     if f is not None:
         try: return f(x)
-        except Exception: logging.getLogger(__name__).warning('serve: fast scoring failed, using the pipeline', exc_info=True)
+        except Exception:
+            logging.getLogger(__name__).warning('serve: fast scoring failed, using the pipeline', exc_info=True)
     if isinstance(x, dict): x = pd.DataFrame({c: x[c] for c in dep.features})
     return dep.model.predict_proba(x[dep.features])[:, 1]
 
@@ -62,8 +63,10 @@ class Deployed:
         "Non-feature columns of the training table that scoring accepts and passes through."
         if '_passthrough' not in self.__dict__:
             d = self.params.data
-            cols = [c for c in (d.id_col, d.time_col, d.target, d.group_col, f'{d.target}_original') if c] + list(d.drop)
-            self.__dict__['_passthrough'] = [c for c in dict.fromkeys(cols + list(self.table_columns)) if c not in self.features]
+            own = (d.id_col, d.time_col, d.target, d.group_col, f'{d.target}_original')
+            cols = [c for c in own if c] + list(d.drop)
+            cols = dict.fromkeys(cols + list(self.table_columns))
+            self.__dict__['_passthrough'] = [c for c in cols if c not in self.features]
         return self.__dict__['_passthrough']
 
     def closed_categories(self) -> dict:
@@ -101,7 +104,8 @@ class Deployed:
         out['score'], out['prediction'], out['model_version'] = s, (s >= self.threshold).astype('int64'), self.version
         return out
 
-    def __repr__(self): return f"Deployed({self.name!r} v{self.version}, run {self.run_id}, {len(self.features)} features)"
+    def __repr__(self):
+        return f"Deployed({self.name!r} v{self.version}, run {self.run_id}, {len(self.features)} features)"
 
 # %% ../nbs/ops/55c_scoring.ipynb #757f796e
 def _load_version(project, name:str, version:int, client) -> Deployed:
@@ -123,7 +127,7 @@ def _load_version(project, name:str, version:int, client) -> Deployed:
 # %% ../nbs/ops/55c_scoring.ipynb #a1fb22c9
 def load_deployed(project, # the loop project folder
                   alias:str='champion', # registry alias: 'champion' or 'challenger'
-                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                  ) -> Deployed:
     "The registered version `alias` points to, loaded and ready to score."
     client, name = registry_client(project, tracking_uri), model_name(project)
@@ -153,7 +157,7 @@ def log_predictions(project, # the loop project folder
                     checked:pd.DataFrame, # the rows it scored, as `check_input` returned them
                     out:pd.DataFrame, # their scores and predictions (`Deployed.predict`)
                    ) -> int:
-    "Write one scored batch (with the profile of its inputs and scores, and its unseen categories) to the prediction log."
+    "Write one scored batch (with the profile of its inputs and scores, and its unseen categories) to the log."
     from mlops_nb.prediction_log import PredictionLog
     from mlops_nb.profile import Profile
     d = dep.params.data
@@ -168,8 +172,8 @@ def score(project, # the loop project folder
           data, # rows to score: a DataFrame or a CSV / Parquet path
           *, alias:str='champion', # which registered version answers
           log:bool=True, # write the batch to the prediction log
-          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-          unknown_categories:str|None=None, # 'reject' or 'as_missing' (default: deploy.unknown_categories in params.yaml)
+          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
+          unknown_categories:str|None=None, # 'reject' or 'as_missing' (default: deploy.unknown_categories)
          ) -> pd.DataFrame:
     "Score `data` with the deployed model: one batch in the prediction log (`attrs['batch_id']`), `attrs['unseen']`."
     unknown = unknown_categories or _project_deploy(project).unknown_categories

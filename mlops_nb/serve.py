@@ -43,7 +43,7 @@ async def _body(request, limit:int) -> bytes|None:
 
 
 def _parse(body:bytes):
-    "The JSON of a body (ValueError if it is none): orjson, or the standard parser for what orjson refuses (1e400, lone surrogates, NaN)."
+    "The JSON of a body (ValueError if none): orjson, or the standard parser for what orjson refuses (1e400, NaN, …)."
     import orjson
     try: return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -65,8 +65,8 @@ def _guarded(handler):
 # %% ../nbs/ops/55_serve.ipynb #c5e1a007
 def make_app(project, # the loop project folder
              *, alias:str='champion', # which registered version answers
-             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-             refresh:float=1.0, # seconds between registry look-ups of the alias (in the background; 0 = before every batch)
+             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
+             refresh:float=1.0, # seconds between look-ups of the alias (in the background; 0 = before every batch)
              log:bool=True, # write each answered request to the prediction log
              deploy=None, # serving knobs, a `DeployParams` (default: the `deploy` section of the project's params.yaml)
             ):
@@ -76,18 +76,20 @@ def make_app(project, # the loop project folder
     from mlops_nb.prediction_log import LogWriter, PredictionLog
     d = deploy or _project_deploy(project)
     live = LiveModel(project, alias, tracking_uri=tracking_uri, refresh=refresh)
-    writer = LogWriter(PredictionLog(live.project), batch_rows=d.log_batch_rows, batch_seconds=d.log_batch_seconds) if log else None
+    writer = (LogWriter(PredictionLog(live.project), batch_rows=d.log_batch_rows, batch_seconds=d.log_batch_seconds)
+              if log else None)
     batcher = Batcher(live, writer, unknown=d.unknown_categories, wait_ms=d.batch_wait_ms, max_rows=d.max_batch_rows)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        try: await asyncio.to_thread(live.current)  # load the version (and check its fast scorer) before the first request
+        try: await asyncio.to_thread(live.current)  # load the version (and check its fast scorer) before any request
         except DeployError: pass  # nothing deployed yet: /health says so, /predict answers 503
         yield
-        batcher.close()  # answers what is waiting, then the writer commits it and closes the open batch with its profile
+        batcher.close()  # answers what is waiting; the writer commits it and closes the open batch with its profile
         if writer is not None: writer.close()
 
-    app = FastAPI(title=f"mlops_nb model {live.name}", description=f"The {alias} of the loop project {live.project.name}.", lifespan=lifespan)
+    app = FastAPI(title=f"mlops_nb model {live.name}", lifespan=lifespan,
+                  description=f"The {alias} of the loop project {live.project.name}.")
     app.state.live, app.state.batcher, app.state.writer = live, batcher, writer
     def who(dep): return dict(model_name=dep.name, model_version=dep.version, run_id=dep.run_id)
     def version(dep): return {'X-Model-Version': str(dep.version)}
@@ -102,7 +104,8 @@ def make_app(project, # the loop project folder
     async def predict(request):
         body = await _body(request, d.max_body_bytes)
         if body is None:
-            return _json({'error': f"the request body is larger than {d.max_body_bytes:,} bytes (deploy.max_body_bytes); "
+            return _json({'error': f"the request body is larger than {d.max_body_bytes:,} bytes "
+                                   "(deploy.max_body_bytes); "
                                    "send fewer records per request"}, 413, headers={'Connection': 'close'})
         try: data = _parse(body)
         except ValueError: return _json({'error': 'the request body is not valid JSON'}, 400)
@@ -110,7 +113,9 @@ def make_app(project, # the loop project folder
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             return _json({'error': 'expected {"records": [{"column": value, ...}, ...]} with at least one record'}, 400)
         a = await batcher.submit(records, asyncio.get_running_loop())
-        if a.status != 200: return _json({'error': a.error, **(who(a.dep) if a.dep else {})}, a.status, headers=version(a.dep) if a.dep else None)
+        if a.status != 200:
+            return _json({'error': a.error, **(who(a.dep) if a.dep else {})}, a.status,
+                         headers=version(a.dep) if a.dep else None)
         return _json({**who(a.dep), 'batch_id': a.batch_id, 'predictions': a.predictions}, headers=version(a.dep))
 
     app.add_route('/health', health, methods=['GET'])
@@ -145,7 +150,7 @@ def serve(project='.', # the loop project folder
           *, host:str|None=None, # default: deploy.host in params.yaml (127.0.0.1)
           port:int|None=None, # default: deploy.port in params.yaml (8765)
           alias:str='champion', # which registered version answers
-          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
           log:bool=True, # write each answered request to the prediction log
           workers:int|None=None, # processes, each with its own batcher and log writer (default: deploy.workers, 1)
           progress=None, # called with the line that says where it listens, before uvicorn starts (the CLI prints it)
