@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import LoopParams, atomic_write
+from .checks import atomic_write
 from .gate import GateResult, gate, model_card
 from .model_registry import (ALIASES, CACHED_FILES, DeployError, deployment_history, fetch_version,
                                      list_versions, model_dir, model_lock, model_name, registry_client,
                                      _REQUIRED_FILES, _alias, _history_path, _history_rows, _missing, _record)
+from .params import LoopParams
 from .rundir import RunDir, RunError, find_run, require_complete
 from .tracking import tracking_uri_for
 
