@@ -25,19 +25,20 @@ import yaml
 
 import mlops_nb
 from .core import (Decision, DecisionLog, LoopParams, ParamError, apply_decisions, atomic_write, _encode)
+from .rundir import (RUN_STATUSES, RunDir, RunError, check_run_id, find_run, require_complete, _alive,
+                             _finished_key, _project, _run_folders)
+from .tracking import (LOG_ATTEMPTS, STORE_LOCK_TIMEOUT, open_store, store_lock, tracking_uri_for, _sqlite_file,
+                               _store_ready, _transient)
+
+_mlflow = open_store  # the old private name, which tests and older code still import from here
 
 # %% auto #0
-__all__ = ['LOOP_DIR', 'RUN_STATUSES', 'LABEL_FILE_LIMIT', 'KERNEL_ARGS', 'KERNEL_START_ATTEMPTS', 'STORE_LOCK_TIMEOUT',
-           'LOG_ATTEMPTS', 'RunError', 'init_project', 'RunDir', 'require_complete', 'check_notebook', 'resolve_params',
-           'new_run_id', 'code_version', 'StageKernel', 'check_run_id', 'run_loop', 'tracking_uri_for', 'store_lock',
-           'log_to_mlflow', 'log_run', 'find_run', 'list_runs', 'show_run', 'batch_sets', 'run_batch', 'compare_runs']
+__all__ = ['LOOP_DIR', 'LABEL_FILE_LIMIT', 'KERNEL_ARGS', 'KERNEL_START_ATTEMPTS', 'init_project', 'check_notebook',
+           'resolve_params', 'new_run_id', 'code_version', 'StageKernel', 'run_loop', 'log_to_mlflow', 'log_run',
+           'list_runs', 'show_run', 'batch_sets', 'run_batch', 'compare_runs']
 
 # %% ../nbs/runner/80_runner.ipynb #1fb92081
 LOOP_DIR = Path(mlops_nb.__file__).parent / 'loop'
-
-
-class RunError(RuntimeError):
-    "A run could not start or did not complete; the message says where."
 
 
 def init_project(path, # folder to create (it may exist but must not hold a loop project)
@@ -52,113 +53,6 @@ def init_project(path, # folder to create (it may exist but must not hold a loop
     for d in ('data', 'runs'): (path / d).mkdir(exist_ok=True)
     (params or LoopParams()).to_yaml(path / 'params.yaml', comments=True)
     return path
-
-
-def _project(path) -> Path:
-    path = Path(path).resolve()
-    if not (path / 'loop').is_dir(): raise RunError(f"{path} is not a loop project (no loop/ folder); create one with `mlops-nb init`")
-    return path
-
-# %% ../nbs/runner/80_runner.ipynb #e1649ca4
-RUN_STATUSES = {
-    'complete': 'every stage ran and the run is logged to MLflow',
-    'unlogged': 'every stage ran but the run is not logged to MLflow yet: `mlops-nb log RUN` logs it',
-    'failed': 'a stage failed; run.json has the error',
-    'running': 'its process is still writing it (runs/.tmp-<id>)',
-    'interrupted': 'its process stopped before the run finished (runs/.tmp-<id>)',
-}
-
-
-def _alive(pid) -> bool:
-    "Is process `pid` running on this machine (a zombie is not)?"
-    if not pid: return False
-    if os.name == 'nt': return True  # os.kill(pid, 0) would end it there
-    try: os.kill(int(pid), 0)
-    except PermissionError: return True
-    except (OSError, ValueError, OverflowError): return False
-    try: return Path(f'/proc/{int(pid)}/stat').read_text().rsplit(') ', 1)[-1][:1] != 'Z'
-    except OSError: return True
-
-
-class RunDir:
-    "Files of one run: params, status, data split, JSON documents, reports, model."
-    def __init__(self, path):
-        path = Path(path)
-        if not path.exists() and path.name.startswith('.tmp-') and (path.parent / path.name[5:]).exists():
-            path = path.parent / path.name[5:]  # a notebook executed while the run was in progress, opened after it completed
-        self.path = path
-
-    @property
-    def id(self) -> str: return self.path.name.removeprefix('.tmp-')
-    @property
-    def params(self) -> LoopParams: return LoopParams.from_yaml(self.path / 'params.yaml')
-    @property
-    def info(self) -> dict: return self.read_json('run.json') or {}
-    @property
-    def status(self) -> str:
-        "One of RUN_STATUSES ('unknown' without run.json); a `.tmp-` folder is running or interrupted, whatever it says."
-        info = self.info
-        if self.path.name.startswith('.tmp-'): return 'running' if _alive(info.get('pid')) else 'interrupted'
-        return info.get('status', 'unknown')
-    @property
-    def decisions(self) -> DecisionLog: return DecisionLog(self.path / 'decisions.yaml')
-
-    def read_json(self, name):
-        "A JSON document of the run, or None if absent."
-        p = self.path / name
-        return json.loads(p.read_text()) if p.exists() else None
-
-    def write_json(self, name, obj):
-        "Write a JSON document into the run (atomically)."
-        atomic_write(self.path / name, json.dumps(_encode(obj), indent=1))
-
-    def update_info(self, **kw):
-        "Merge `kw` into run.json."
-        self.write_json('run.json', {**self.info, **kw})
-
-    def save_split(self, **frames):
-        "Save the named data frames (train, valid, test, …) as Parquet under data/."
-        (self.path / 'data').mkdir(exist_ok=True)
-        for k, df in frames.items():
-            df = df.copy(deep=False); df.attrs = {}  # pandas would write attrs into Parquet metadata as JSON
-            df.to_parquet(self.path / 'data' / f'{k}.parquet')
-
-    def load_split(self, name) -> pd.DataFrame:
-        "One saved data frame."
-        p = self.path / 'data' / f'{name}.parquet'
-        if not p.exists(): raise RunError(f"run {self.id}: {p.name} is missing; did the data stage run?")
-        return pd.read_parquet(p)
-
-    def save_report(self, name, report):
-        "Store an analysis Report as reports/<name>.json."
-        report.to_json(self.path / 'reports' / f'{name}.json')
-
-    def reports(self) -> dict:
-        "Every stored report, by name (loaded without recomputing)."
-        from mlops_nb.core import Report
-        return {p.stem: Report.read_json(p) for p in sorted((self.path / 'reports').glob('*.json'))}
-
-    def recommendations(self) -> list[Decision]:
-        "The decisions the analyses recommended, then those monitoring raised later (monitoring/recommendations.yaml)."
-        p = self.path / 'recommendations.yaml'
-        recs = [Decision.from_dict(d) for d in (yaml.safe_load(p.read_text()) or [])] if p.exists() else []
-        return recs + DecisionLog(self.path / 'monitoring' / 'recommendations.yaml').decisions
-
-    def __repr__(self): return f"RunDir({str(self.path)!r}, status={self.status!r})"
-
-
-def require_complete(rd:RunDir, # the run
-                     what:str, # who asks, for the message: '--from', 'promote', …
-                    ) -> RunDir:
-    "`rd` if its status is complete; else RunError naming its status and what to do about it."
-    info, s = rd.info, rd.status
-    if s == 'complete': return rd
-    why = {'unlogged': f"it ran to the end but is not logged to MLflow"
-                       f"{' (' + info['mlflow_error'] + ')' if info.get('mlflow_error') else ''}; log it with `mlops-nb log {rd.id}`",
-           'failed': f"it failed: {info.get('error') or 'see its run.json'}",
-           'running': f"it is still running (process {info.get('pid')})",
-           'interrupted': "its process stopped before the run finished; start a new run (the id may be reused)"}
-    raise RunError(f"{what} {rd.id}: run status is {s!r}: {why.get(s, 'its folder has no run.json')}; only complete runs can be used")
 
 # %% ../nbs/runner/80_runner.ipynb #26ad0397
 def check_notebook(path) -> None:
@@ -328,17 +222,6 @@ class StageKernel:
 # %% ../nbs/runner/80_runner.ipynb #426f48a0
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='microseconds')
 
-_RUN_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')
-
-
-def check_run_id(run_id) -> str:
-    "`run_id` if it is one safe folder name, else RunError saying what is allowed."
-    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or run_id == 'latest':
-        raise RunError(f"run id {run_id!r} is not allowed: use up to 128 letters, digits, '.', '_' or '-', "
-                       "starting with a letter or digit, and not 'latest'")
-    return run_id
-
-
 def _claim(project:Path, run_id:str) -> Path:
     "Create runs/.tmp-<id> for a new run; a stale one (its process gone) is moved to runs/.interrupted/ first."
     from filelock import FileLock
@@ -432,88 +315,6 @@ def run_loop(project='.', # the loop project folder
     return rd
 
 # %% ../nbs/runner/80_runner.ipynb #ad7e8c2e
-STORE_LOCK_TIMEOUT = 600  # seconds to wait for the store lock (other runs logging) before giving up
-LOG_ATTEMPTS = 5  # tries of one MLflow log when the database stays locked
-
-
-def tracking_uri_for(project, tracking_uri=None) -> str:
-    "The MLflow URI for `project`: explicit, $MLFLOW_TRACKING_URI, or sqlite:///<project>/mlflow.db."
-    return tracking_uri or os.environ.get('MLFLOW_TRACKING_URI') or f"sqlite:///{Path(project).resolve() / 'mlflow.db'}"
-
-
-def _sqlite_file(uri:str) -> str:
-    "The database file of a `sqlite:///` URI ('' for other stores and in-memory databases)."
-    db = uri.removeprefix('sqlite:///').split('?')[0] if uri.startswith('sqlite:///') else ''
-    return '' if db == ':memory:' else db
-
-
-def store_lock(uri:str):
-    "A file lock serializing the writers of the SQLite store `uri` (re-entrant; a no-op for other stores)."
-    import contextlib
-    from filelock import FileLock
-    db = _sqlite_file(uri)
-    if not db: return contextlib.nullcontext()
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(db + '.lock', timeout=STORE_LOCK_TIMEOUT, is_singleton=True)  # one object per file: re-entrant in a process
-
-
-def _store_ready(uri:str) -> bool:
-    "Is the store at `uri` created and migrated to this MLflow's schema, so that opening it writes nothing?"
-    db = _sqlite_file(uri)
-    if not db: return not uri.startswith('sqlite')  # a server migrates its own store
-    if not Path(db).is_file(): return False
-    try:
-        import sqlite3
-        from mlflow.store.db.utils import _get_latest_schema_revision
-        con = sqlite3.connect(f'{Path(db).resolve().as_uri()}?mode=ro', uri=True, timeout=20)
-        try: rev = con.execute('select version_num from alembic_version').fetchall()
-        finally: con.close()
-        return rev == [(_get_latest_schema_revision(),)]
-    except Exception: return False  # no such table yet, a migration under way, …: open it under the lock
-
-
-def _transient(e:Exception) -> bool:
-    "Is `e` a store that was busy (worth another try) rather than a real error?"
-    return 'database is locked' in str(e) or getattr(e, 'error_code', '') == 'TEMPORARILY_UNAVAILABLE'
-
-
-def _mlflow(project, tracking_uri=None):
-    os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
-    import contextlib
-    import logging
-    import mlflow
-    for name in ('alembic', 'mlflow'): logging.getLogger(name).setLevel(logging.WARNING)  # after import: mlflow sets INFO
-    before = os.environ.get('MLFLOW_TRACKING_URI')
-    uri = tracking_uri_for(project, tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    # mlflow ≥ 3 also exports the URI to the environment; put it back, or the next project in this process (a
-    # notebook kernel working on two projects) would be logged into this one's store
-    if before is None: os.environ.pop('MLFLOW_TRACKING_URI', None)
-    else: os.environ['MLFLOW_TRACKING_URI'] = before
-    name = Path(project).resolve().name
-    try:
-        # a store that exists, migrated, with the experiment, is opened without the lock (opening it writes nothing);
-        # else under it: the first process creates and migrates the tables and the experiment, the others wait and find them
-        ready = _store_ready(uri) and mlflow.MlflowClient(uri).get_experiment_by_name(name) is not None
-        with contextlib.nullcontext() if ready else store_lock(uri):
-            client = mlflow.MlflowClient(uri)
-            client.search_experiments(max_results=1)  # the tracking store: tables created and migrated once, here
-            client.search_registered_models(max_results=1)  # the registry store, the same
-            if client.get_experiment_by_name(name) is None:
-                try: client.create_experiment(name, artifact_location=(Path(project).resolve() / 'mlartifacts').as_uri())
-                except Exception as e:
-                    if getattr(e, 'error_code', '') != 'RESOURCE_ALREADY_EXISTS': raise  # a store shared with other machines
-        mlflow.set_experiment(name)
-    except RunError: raise
-    except Exception as e:
-        if type(e).__name__ == 'Timeout': raise RunError(f"MLflow store {uri}: another process held its lock for {STORE_LOCK_TIMEOUT} s") from None
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        hint = ('; it looks half-migrated (an older mlops_nb let two processes create it at once): keep a copy, move it aside, '
-                'and log the runs again into a new store with `mlops-nb log RUN`') if re.search('alembic|out-of-date', str(e)) else ''
-        raise RunError(f"MLflow store {uri} cannot be opened: {type(e).__name__}: {first}{hint}") from e
-    return mlflow
-
-
 def _artifact_files(root:Path):
     "Files of a run folder to log, with their relative paths: all but data/, hidden names and links (the checkpoints link)."
     for d, dirs, files in os.walk(root):
@@ -595,46 +396,6 @@ def log_run(project, # the loop project folder
     return (rd, *_log(project, rd, tracking_uri))
 
 # %% ../nbs/runner/80_runner.ipynb #62f8a1be
-def _finished_key(rd:RunDir):
-    "Sort key for 'newest': the recorded finish time, then the start time, then the id; a missing time sorts first."
-    def utc(k):
-        try: ts = pd.Timestamp(rd.info.get(k))
-        except (ValueError, TypeError): ts = pd.NaT
-        if pd.isna(ts): return pd.Timestamp.min.tz_localize('UTC')
-        return ts.tz_convert('UTC') if ts.tzinfo else ts.tz_localize('UTC')
-    return (utc('finished'), utc('started'), rd.id)
-
-
-def _run_folders(runs:Path) -> dict[str, Path]:
-    "Run id → folder: every run folder and every `.tmp-` one of a run in progress or interrupted."
-    out = {}
-    for p in sorted(runs.iterdir()) if runs.exists() else []:
-        if not p.is_dir(): continue
-        if p.name.startswith('.tmp-'): out.setdefault(p.name[5:], p)
-        elif not p.name.startswith('.'): out[p.name] = p
-    return out
-
-
-def find_run(project, # the loop project folder
-             run_id:str, # run id, a unique prefix, or 'latest' (the complete run that finished last)
-            ) -> RunDir:
-    "The run `run_id` (a unique prefix is enough; 'latest' is the newest complete run by finish time)."
-    runs = Path(project) / 'runs'
-    folders = _run_folders(runs)
-    names = sorted(folders)
-    if run_id == 'latest':
-        done = [rd for rd in map(RunDir, folders.values()) if rd.status == 'complete']
-        if not done:
-            unlogged = [rd.id for rd in map(RunDir, folders.values()) if rd.status == 'unlogged']
-            hint = f"; not logged to MLflow yet: {', '.join(unlogged)} (log with `mlops-nb log RUN`)" if unlogged else ''
-            raise RunError(f"no complete run in {runs}{hint}")
-        return max(done, key=_finished_key)
-    hits = [n for n in names if n.startswith(run_id)] if run_id else []
-    if not hits: raise RunError(f"no run {run_id!r} in {runs} (have: {', '.join(names[-5:]) or 'none'})")
-    if len(hits) > 1 and run_id not in hits: raise RunError(f"run id {run_id!r} is ambiguous: {', '.join(hits)}")
-    return RunDir(folders[run_id if run_id in hits else hits[0]])
-
-
 def list_runs(project='.') -> pd.DataFrame:
     "One row per run (interrupted ones too): id, status, parent, scoped metric on the test window, data version, started, finished."
     rows = []
