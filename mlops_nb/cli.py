@@ -1,4 +1,4 @@
-"""`init`, `run`, `runs`, `show`, `log`, `batch`, `compare`, `demo` and the commands of deployment, monitoring and business analysis — each a thin layer over a Python function, with `--help` on every command and one clear line for every expected error.
+"""Every command a thin layer over one Python function, with `--help` and one clear line for every expected error.
 
 Docs: https://mlops-nb.github.io/mlops_nb/cli/cli.html.md"""
 
@@ -8,75 +8,144 @@ Docs: https://mlops-nb.github.io/mlops_nb/cli/cli.html.md"""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
+import mlops_nb
+from . import despair
+from .batch import run_batch
+from .params import LoopParams, ParamError
+from .project import init_project
+from .rundir import RunError
+from .runlog import log_run
+from .runner import run_loop
+from .runs import compare_runs, list_runs, show_run
+
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'demo', 'main']
+__all__ = ['demo', 'main']
 
-# %% ../nbs/cli/90_cli.ipynb #e5f52b3c
-COMMAND_MODULES = ['mlops_nb.deploy', 'mlops_nb.serve', 'mlops_nb.monitor', 'mlops_nb.business']  # each has `add_commands(sub, proj, track)`
+# %% ../nbs/cli/90_cli.ipynb #a1c0e001
+# TEMPORARY (the lead removes these fallbacks at merge): until the ops helpers' command modules are merged, the
+# commands come from the add_commands that deploy, serve, monitor and business still have
+try: from mlops_nb.cli_deploy import add_commands as _deploy_commands
+except ImportError:
+    from mlops_nb import deploy as _deploy, serve as _serve
+    def _deploy_commands(sub, proj, track):
+        for m in (_deploy, _serve): m.add_commands(sub, proj, track)
+try: from mlops_nb.cli_monitor import add_commands as _monitor_commands
+except ImportError: from mlops_nb.monitor import add_commands as _monitor_commands
+try: from mlops_nb.cli_business import add_commands as _business_commands
+except ImportError: from mlops_nb.business import add_commands as _business_commands
 
+# %% ../nbs/cli/90_cli.ipynb #a1c0e004
+def _cmd_init(args) -> int:
+    p = init_project(args.dir)
+    print(f"created loop project {p}\n  edit {p / 'params.yaml'}, then: cd {p} && mlops-nb run")
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='mlops-nb', description='Run the ML loop as parameterized notebooks; every finding a decision, every decision the parameters of the next run.')
-    p.add_argument('--version', action='version', version=f"mlops-nb {__import__('mlops_nb').__version__}")
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
-    proj = argparse.ArgumentParser(add_help=False)
-    proj.add_argument('--project', '-C', default='.', help='the loop project folder (default: current folder)')
-    track = argparse.ArgumentParser(add_help=False)
-    track.add_argument('--tracking-uri', default=None, help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)')
+# %% ../nbs/cli/90_cli.ipynb #a1c0e005
+def _run_message(rd) -> str:
+    "What `mlops-nb run` prints for a finished run: the decisions it applied, its scoped metric, folder, notes."
+    info, lines = rd.info, []
+    if info.get('parent'):
+        applied = info.get('decisions_applied') or []
+        none = " (its decisions.yaml is empty)" if info.get('policy') == 'human' else " (it recommended none)"
+        lines.append(f"from run {info['parent']} ({info.get('policy')}): {len(applied)} "
+                     f"decision{'s' * (len(applied) != 1)} applied" + ('' if applied else none))
+        lines += [f"  - {d.get('what')}  (source: {d.get('source') or 'unknown'})" for d in applied]
+    sc = (rd.read_json('metrics.json') or {}).get('scoped') or {}
+    if sc.get('name') and isinstance(sc.get('test'), (int, float)):
+        lines.append(f"run {rd.id} {rd.status}: {sc['name']} (test) = {sc['test']:.4f}")
+    else:
+        stages = ', '.join(info.get('stage_seconds') or {}) or 'none'
+        lines.append(f"run {rd.id} {rd.status}: no test metric (stages run: {stages})")
+    lines.append(f"  {rd.path}")
+    lines += [f"  note: {n}" for n in (rd.read_json('data.json') or {}).get('notes', [])]
+    return '\n'.join(lines)
 
-    s = sub.add_parser('init', help='create a loop project', description='Create a loop project: params.yaml, loop notebooks, data/, runs/.')
-    s.add_argument('dir', help='folder to create')
+# %% ../nbs/cli/90_cli.ipynb #a1c0e006
+def _cmd_run(args) -> int:
+    rd = run_loop(args.project, args.params, args.sets, args.from_run, args.policy, args.run_id, args.tracking_uri,
+                  progress=not args.quiet)
+    print(_run_message(rd))
 
-    s = sub.add_parser('run', parents=[proj, track], help='run one loop iteration', description='Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow.')
+# %% ../nbs/cli/90_cli.ipynb #a1c0e008
+def _loop_commands(sub, proj, track):
+    "Add `init` and `run`."
+    s = sub.add_parser('init', help='create a loop project',
+                       description='Create a loop project: params.yaml, loop notebooks, data/, runs/.')
+    s.add_argument('dir', help='folder to create'); s.set_defaults(func=_cmd_init)
+    s = sub.add_parser('run', parents=[proj, track], help='run one loop iteration',
+                       description='Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow.')
     s.add_argument('--params', default=None, help="params YAML (default: the project's params.yaml)")
-    s.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help='override one parameter, e.g. --set model.kind=logistic (repeatable)')
-    s.add_argument('--from', dest='from_run', default=None, metavar='RUN', help="continue from RUN: its params plus its decisions ('latest' = the complete run that finished last)")
-    s.add_argument('--policy', choices=['human', 'auto'], default='human', help="with --from: 'human' applies RUN's decisions.yaml, 'auto' its recommendations")
-    s.add_argument('--run-id', default=None, help="id of the new run: letters, digits, '.', '_', '-' (default: time-based)")
-    s.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    s.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE',
+                   help='override one parameter, e.g. --set model.kind=logistic (repeatable)')
+    s.add_argument('--from', dest='from_run', default=None, metavar='RUN',
+                   help="continue from RUN: its params plus its decisions ('latest' = the complete run that finished "
+                        "last)")
+    s.add_argument('--policy', choices=['human', 'auto'], default='human',
+                   help="with --from: 'human' applies RUN's decisions.yaml, 'auto' its recommendations")
+    s.add_argument('--run-id', default=None,
+                   help="id of the new run: letters, digits, '.', '_', '-' (default: time-based)")
+    s.add_argument('--quiet', '-q', action='store_true', help='no progress bar'); s.set_defaults(func=_cmd_run)
 
-    s = sub.add_parser('runs', parents=[proj], help='list runs', description='List the runs of the project with their scoped metric.')
-    s.add_argument('--json', action='store_true', help='print JSON instead of a table')
+# %% ../nbs/cli/90_cli.ipynb #a1c0e010
+def _cmd_runs(args) -> int:
+    df = list_runs(args.project)
+    print(df.to_json(orient='records') if args.json else (df.to_string(index=False) if len(df) else 'no runs yet'))
+    if not args.json and (df.status == 'unlogged').any():
+        print("unlogged runs ran to the end but are not in MLflow: log them with `mlops-nb log RUN`")
 
-    s = sub.add_parser('show', parents=[proj], help='show one run', description='Show one run: status, params, metrics, data, decisions, reports.')
-    s.add_argument('run', help="run id, a unique prefix, or 'latest'")
+# %% ../nbs/cli/90_cli.ipynb #a1c0e011
+def _cmd_show(args) -> int: print(json.dumps(show_run(args.project, args.run), indent=1, default=str))
 
+# %% ../nbs/cli/90_cli.ipynb #a1c0e007
+def _cmd_log(args) -> int:
+    rd, mlflow_id, new = log_run(args.project, args.run, args.tracking_uri)
+    print(f"run {rd.id} {'logged to' if new else 'was already in'} MLflow: run {mlflow_id} in "
+          f"{rd.info.get('tracking_uri')}; status {rd.status}")
+
+# %% ../nbs/cli/90_cli.ipynb #a1c0e012
+def _cmd_compare(args) -> int: print(compare_runs(args.project, args.run_a, args.run_b).to_string())
+
+# %% ../nbs/cli/90_cli.ipynb #a1c0e013
+def _cmd_batch(args) -> int:
+    df = run_batch(args.project, args.file, args.workers, args.tracking_uri)
+    print(df.to_string(index=False))
+    return 1 if (df.status != 'complete').any() else 0
+
+# %% ../nbs/cli/90_cli.ipynb #a1c0e014
+def _runs_commands(sub, proj, track):
+    "Add `runs`, `show`, `log`, `batch` and `compare`."
+    s = sub.add_parser('runs', parents=[proj], help='list runs',
+                       description='List the runs of the project with their scoped metric.')
+    s.add_argument('--json', action='store_true', help='print JSON instead of a table'); s.set_defaults(func=_cmd_runs)
+    s = sub.add_parser('show', parents=[proj], help='show one run',
+                       description='Show one run: status, params, metrics, data, decisions, reports.')
+    s.add_argument('run', help="run id, a unique prefix, or 'latest'"); s.set_defaults(func=_cmd_show)
     s = sub.add_parser('log', parents=[proj, track], help='log a run to MLflow that is not logged yet',
-                       description="Log RUN to MLflow if it is not there yet: an 'unlogged' run (its logging failed, or its process "
-                                   "was killed before it finished) becomes complete. A run already logged is not logged twice.")
-    s.add_argument('run', help='run id or a unique prefix')
-
-    s = sub.add_parser('batch', parents=[proj, track], help='run many parameter sets', description="Run every parameter set of a batch file ('runs:' list or 'grid:' mapping) in parallel processes.")
+                       description="Log RUN to MLflow if it is not there yet: an 'unlogged' run (its logging failed, "
+                                   "or its process was killed before it finished) becomes complete. A run already "
+                                   "logged is not logged twice.")
+    s.add_argument('run', help='run id or a unique prefix'); s.set_defaults(func=_cmd_log)
+    s = sub.add_parser('batch', parents=[proj, track], help='run many parameter sets',
+                       description="Run every parameter set of a batch file ('runs:' list or 'grid:' mapping) in "
+                                   "parallel processes.")
     s.add_argument('file', help='batch YAML file')
     s.add_argument('--workers', '-j', type=int, default=2, help='parallel runs (default 2)')
-
-    s = sub.add_parser('compare', parents=[proj], help='compare two runs', description='What changed between two runs: params, data version, metrics, findings.')
-    s.add_argument('run_a'); s.add_argument('run_b')
-
-    s = sub.add_parser('demo', parents=[track], help='the built-in ads scenario: one iteration, or the whole story',
-                       description="Create a loop project on the built-in ads scenario and run it: one loop iteration end to end "
-                                   "(--scenario ads), or the whole story from a wrong metric to the scope change, with deployment, "
-                                   "monitoring and business analysis (--scenario despair). Says where the outputs are.")
-    s.add_argument('dir', nargs='?', default=None, help='project folder (default: ./mlops-nb-demo, or ./mlops-nb-despair for the story)')
-    s.add_argument('--rows', type=int, default=None, help='impressions to simulate (default: 60000; the despair story 200000)')
-    s.add_argument('--scenario', choices=['ads', 'despair'], default='ads',
-                   help="'ads': one loop iteration; 'despair': the whole story, iteration after iteration, deploy, monitor, business")
-    s.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
-    for mod in COMMAND_MODULES:  # the later stages add their own commands
-        importlib.import_module(mod).add_commands(sub, proj, track)
-    return p
+    s.set_defaults(func=_cmd_batch)
+    s = sub.add_parser('compare', parents=[proj], help='compare two runs',
+                       description='What changed between two runs: params, data version, metrics, findings.')
+    s.add_argument('run_a'); s.add_argument('run_b'); s.set_defaults(func=_cmd_compare)
 
 # %% ../nbs/cli/90_cli.ipynb #2e151f42
-def demo(path='mlops-nb-demo', rows:int=60_000, tracking_uri=None, progress:bool=True):
+def demo(path='mlops-nb-demo', # the project folder (reused if it is a loop project already)
+         rows:int=60_000, # impressions to simulate
+         tracking_uri=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+         progress:bool=True, # show a progress bar over the stages
+        ):
     "Create (or reuse) a demo loop project on the ads scenario and run one iteration; returns the run."
-    from mlops_nb.core import LoopParams
-    from mlops_nb.runner import init_project, run_loop
     path = Path(path)
     if not (path / 'params.yaml').exists():
         params = LoopParams().override([f'scenario.rows={rows}', 'scenario.noise_rate=0.2', 'scenario.noise_batch=5',
@@ -84,11 +153,11 @@ def demo(path='mlops-nb-demo', rows:int=60_000, tracking_uri=None, progress:bool
         init_project(path, params)
     return run_loop(path, sets=[f'scenario.rows={rows}'], tracking_uri=tracking_uri, progress=progress)
 
-
+# %% ../nbs/cli/90_cli.ipynb #a1c0e015
 def _demo_message(rd, project) -> str:
+    "Where the demo's run, notebooks, reports and store are, and what to do next."
     project = Path(project).resolve()
-    m = rd.read_json('metrics.json') or {}
-    sc = m.get('scoped', {})
+    sc = (rd.read_json('metrics.json') or {}).get('scoped', {})
     uri = rd.info.get('tracking_uri', '')
     return '\n'.join([
         f"run {rd.id} complete: {sc.get('name')} on the most recent holdout = {sc.get('test', float('nan')):.4f}",
@@ -102,69 +171,59 @@ def _demo_message(rd, project) -> str:
         "next iteration, taking the analyses' recommendations:",
         f"  mlops-nb run -C {project} --from {rd.id} --policy auto"])
 
+# %% ../nbs/cli/90_cli.ipynb #a1c0e016
+def _say(m:str): print(f"despair: {m}", file=sys.stderr, flush=True)
 
-def _run_message(rd) -> str:
-    "What `mlops-nb run` prints for a finished run: the decisions it applied, its scoped metric (if any), folder, notes."
-    info = rd.info
-    lines = []
-    if info.get('parent'):
-        applied = info.get('decisions_applied') or []
-        lines.append(f"from run {info['parent']} ({info.get('policy')}): {len(applied)} decision{'s' * (len(applied) != 1)} applied"
-                     + ('' if applied else " (its decisions.yaml is empty)" if info.get('policy') == 'human' else " (it recommended none)"))
-        lines += [f"  - {d.get('what')}  (source: {d.get('source') or 'unknown'})" for d in applied]
-    sc = (rd.read_json('metrics.json') or {}).get('scoped') or {}
-    if sc.get('name') and isinstance(sc.get('test'), (int, float)):
-        lines.append(f"run {rd.id} {rd.status}: {sc['name']} (test) = {sc['test']:.4f}")
+# %% ../nbs/cli/90_cli.ipynb #a1c0e017
+def _cmd_demo(args) -> int:
+    if args.scenario == 'despair':
+        story = despair.run_despair(args.dir or 'mlops-nb-despair', **({'rows': args.rows} if args.rows else {}),
+                                    tracking_uri=args.tracking_uri, progress=False if args.quiet else _say)
+        print(story.message())
     else:
-        lines.append(f"run {rd.id} {rd.status}: no test metric (stages run: {', '.join(info.get('stage_seconds') or {}) or 'none'})")
-    lines.append(f"  {rd.path}")
-    lines += [f"  note: {n}" for n in (rd.read_json('data.json') or {}).get('notes', [])]
-    return '\n'.join(lines)
+        rd = demo(args.dir or 'mlops-nb-demo', args.rows or 60_000, args.tracking_uri, progress=not args.quiet)
+        print(_demo_message(rd, args.dir or 'mlops-nb-demo'))
+
+# %% ../nbs/cli/90_cli.ipynb #a1c0e018
+def _demo_command(sub, proj, track):
+    "Add `demo`."
+    s = sub.add_parser('demo', parents=[track], help='the built-in ads scenario: one iteration, or the whole story',
+                       description="Create a loop project on the built-in ads scenario and run it: one loop "
+                                   "iteration end to end (--scenario ads), or the whole story from a wrong metric to "
+                                   "the scope change, with deployment, monitoring and business analysis (--scenario "
+                                   "despair). Says where the outputs are.")
+    s.add_argument('dir', nargs='?', default=None,
+                   help='project folder (default: ./mlops-nb-demo, or ./mlops-nb-despair for the story)')
+    s.add_argument('--rows', type=int, default=None,
+                   help='impressions to simulate (default: 60000; the despair story 200000)')
+    s.add_argument('--scenario', choices=['ads', 'despair'], default='ads',
+                   help="'ads': one loop iteration; 'despair': the whole story, iteration after iteration, deploy, "
+                        "monitor, business")
+    s.add_argument('--quiet', '-q', action='store_true', help='no progress bar'); s.set_defaults(func=_cmd_demo)
+
+# %% ../nbs/cli/90_cli.ipynb #e5f52b3c
+def _parser() -> argparse.ArgumentParser:
+    "The `mlops-nb` parser: the loop's commands, then deployment's, monitoring's and business analysis'."
+    p = argparse.ArgumentParser(prog='mlops-nb', description='Run the ML loop as parameterized notebooks; every '
+                                'finding a decision, every decision the parameters of the next run.')
+    p.add_argument('--version', action='version', version=f"mlops-nb {mlops_nb.__version__}")
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+    proj = argparse.ArgumentParser(add_help=False)
+    proj.add_argument('--project', '-C', default='.', help='the loop project folder (default: current folder)')
+    track = argparse.ArgumentParser(add_help=False)
+    track.add_argument('--tracking-uri', default=None,
+                       help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)')
+    for add in (_loop_commands, _runs_commands, _demo_command, _deploy_commands, _monitor_commands, _business_commands):
+        add(sub, proj, track)
+    return p
 
 # %% ../nbs/cli/90_cli.ipynb #02c6acad
 def main(argv=None) -> int:
     "Entry point of `mlops-nb`."
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
     args = _parser().parse_args(argv)
-    from mlops_nb import runner
-    from mlops_nb.core import ParamError
-    try:
-        if args.cmd == 'init':
-            p = runner.init_project(args.dir)
-            print(f"created loop project {p}\n  edit {p / 'params.yaml'}, then: cd {p} && mlops-nb run")
-        elif args.cmd == 'run':
-            rd = runner.run_loop(args.project, args.params, args.sets, args.from_run, args.policy, args.run_id,
-                                 args.tracking_uri, progress=not args.quiet)
-            print(_run_message(rd))
-        elif args.cmd == 'log':
-            rd, mlflow_id, new = runner.log_run(args.project, args.run, args.tracking_uri)
-            print(f"run {rd.id} {'logged to' if new else 'was already in'} MLflow: run {mlflow_id} in {rd.info.get('tracking_uri')}; "
-                  f"status {rd.status}")
-        elif args.cmd == 'runs':
-            df = runner.list_runs(args.project)
-            print(df.to_json(orient='records') if args.json else (df.to_string(index=False) if len(df) else 'no runs yet'))
-            if not args.json and (df.status == 'unlogged').any():
-                print(f"unlogged runs ran to the end but are not in MLflow: log them with `mlops-nb log RUN`")
-        elif args.cmd == 'show':
-            print(json.dumps(runner.show_run(args.project, args.run), indent=1, default=str))
-        elif args.cmd == 'batch':
-            df = runner.run_batch(args.project, args.file, args.workers, args.tracking_uri)
-            print(df.to_string(index=False))
-            if (df.status != 'complete').any(): return 1
-        elif args.cmd == 'compare':
-            from mlops_nb.runner import compare_runs
-            print(compare_runs(args.project, args.run_a, args.run_b).to_string())
-        elif args.cmd == 'demo' and args.scenario == 'despair':
-            from mlops_nb.despair import run_despair
-            story = run_despair(args.dir or 'mlops-nb-despair', **({'rows': args.rows} if args.rows else {}), tracking_uri=args.tracking_uri,
-                                progress=not args.quiet)
-            print(story.message())
-        elif args.cmd == 'demo':
-            rd = demo(args.dir or 'mlops-nb-demo', args.rows or 60_000, args.tracking_uri, progress=not args.quiet)
-            print(_demo_message(rd, args.dir or 'mlops-nb-demo'))
-        else:  # a command added by a later stage's module
-            return args.func(args) or 0
-    except (ParamError, runner.RunError, ValueError, FileNotFoundError) as e:
+    try: return args.func(args) or 0
+    except (ParamError, RunError, ValueError, FileNotFoundError) as e:
         print(f"mlops-nb {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -173,4 +232,3 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader went away (`mlops-nb runs | head`): no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0

@@ -8,28 +8,23 @@ Docs: https://mlops-nb.github.io/mlops_nb/stages/data.html.md"""
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .core import DataParams, LoopParams, listing, plain
+from .checks import listing
+from .params import LoopParams
+from .validate import DataError, DataWarning, binary_target, feature_columns, mostly_numeric, validate_table
+
+_all_ = ['DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validate_table', 'feature_columns']
 
 # %% auto #0
-__all__ = ['DataError', 'DataWarning', 'load_table', 'mostly_numeric', 'binary_target', 'validate_table', 'feature_columns',
-           'read_id_table', 'apply_label_patch', 'exclude_rows', 'data_version', 'time_split', 'Prepared', 'prepare']
+__all__ = ['load_table', 'read_id_table', 'apply_label_patch', 'exclude_rows', 'data_version', 'time_split', 'Prepared',
+           'prepare', 'DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validate_table',
+           'feature_columns']
 
 # %% ../nbs/stages/15_data.ipynb #a891022b
-class DataError(ValueError):
-    "The data does not fit the params: the message names the column, the row or the file."
-
-
-class DataWarning(UserWarning):
-    "Data the loop reads, but not as given (a note in the run's data.json too): the message names the column and what was done."
-
-
 def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
                scenario:dict|None=None, # keyword arguments of `simulate_ads` when source is 'scenario'
                seed:int=0, base_dir=None,
@@ -50,110 +45,26 @@ def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
     except Exception as e: raise DataError(f"{what}: cannot read {path}: {e}") from None
     raise DataError(f"{what}: {path} is neither .csv nor .parquet")
 
-# %% ../nbs/stages/15_data.ipynb #4ef557a0
-def _rows(mask, n=3) -> str:
-    idx = [int(i) for i in np.flatnonzero(np.asarray(mask))[:n]]  # plain ints: `rows [100, 200]`, not `np.int64(100)`
-    return f"rows {idx}{' …' if np.asarray(mask).sum() > n else ''}"
-
-
-def mostly_numeric(s:pd.Series, # a column
-                   share:float=0.95, # at least this share of its non-missing values must be numbers
-                  ) -> pd.Series|None:
-    "The values of a text column that are not numbers, when at least `share` of the others are; else None."
-    if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype)): return None
-    v = s.dropna()
-    if not len(v): return None
-    try: num = pd.to_numeric(v.astype(object), errors='coerce')
-    except (TypeError, ValueError): return None  # lists, dicts: not a numeric column gone wrong
-    bad = num.isna()
-    return v[bad] if bad.any() and bad.mean() <= 1 - share else None
-
-
-def _parse_times(t:pd.Series, col:str) -> tuple[pd.Series, list]:
-    "A time column parsed; mixed UTC offsets become UTC (with a note); naive and zoned times mixed is one clear error."
-    try: return pd.to_datetime(t, errors='coerce', format='mixed'), []
-    except ValueError as e:
-        if 'timezone' not in str(e).lower() and 'time zone' not in str(e).lower(): raise
-    v = t.dropna()
-    if v.map(type).eq(str).all():  # text: an offset (or Z) after the time of day
-        aware = v.str.strip().str.contains(r'\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$', regex=True)
-    else: aware = v.map(lambda x: getattr(x, 'tzinfo', None) is not None)
-    if not aware.all():
-        raise DataError(f"{col}: {int((~aware).sum()):,} timestamps have no time zone (e.g. {plain(v[~aware].iloc[0])!r}) but "
-                        f"{int(aware.sum()):,} have one (e.g. {plain(v[aware].iloc[0])!r}); write them all with a UTC offset, "
-                        "or all without one, in data.source")
-    parsed = pd.to_datetime(t, errors='coerce', format='mixed', utc=True)
-    return parsed, [f"{col}: the timestamps carry different UTC offsets (e.g. {plain(v.iloc[0])!r} and {plain(v.iloc[-1])!r}); read as UTC times "
-                    "(days and hours of the split and the time features are UTC ones)"]
-
-
-def binary_target(y:pd.Series, name:str='target') -> tuple[pd.Series, object]:
-    "Labels as 0/1 plus the original value mapped to 1 (the minority class unless labels are already 0/1 or bool)."
-    if y.isna().any(): raise DataError(f"{name}: {int(y.isna().sum())} missing labels ({_rows(y.isna())})")
-    vals = [v.item() if hasattr(v, 'item') else v for v in pd.unique(y)]
-    if len(vals) < 2: raise DataError(f"{name}: all labels are {vals[0]!r}; a binary target needs two classes")
-    if len(vals) > 2: raise DataError(f"{name}: expected a binary target, found {len(vals)} classes ({listing(vals, 5)})")
-    if set(vals) <= {0, 1} or set(vals) <= {True, False}: pos = 1
-    else: pos = y.value_counts().idxmin()
-    return (y == pos).astype('int64'), (pos.item() if hasattr(pos, 'item') else pos)
-
-
-def validate_table(df:pd.DataFrame, data:DataParams) -> pd.DataFrame:
-    "A checked copy of `df`: time parsed and sorted, target 0/1, ids unique, feature columns present."
-    if not isinstance(df, pd.DataFrame): raise DataError(f"expected a DataFrame, got {type(df).__name__}")
-    if df.empty: raise DataError("the table is empty")
-    need = [c for c in (data.time_col, data.target, data.id_col, data.group_col) if c] + list(data.features or [])
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise DataError(f"column(s) {missing} not in the table (columns: {list(df.columns)[:12]}{' …' if df.shape[1] > 12 else ''})")
-    out, notes = df.copy(), list(df.attrs.get('notes', []))
-    t = out[data.time_col]
-    if not pd.api.types.is_datetime64_any_dtype(t):
-        parsed, more = _parse_times(t, data.time_col); notes += more
-        for n in more: warnings.warn(n, DataWarning, stacklevel=2)
-        bad = parsed.isna() & t.notna()
-        if bad.any(): raise DataError(f"{data.time_col}: {int(bad.sum())} timestamps do not parse ({_rows(bad)}, e.g. {plain(t[bad].iloc[0])!r})")
-        out[data.time_col] = parsed
-    for c in feature_columns(out, data):  # numbers with a few stray words in them: numeric, the words missing, said loudly
-        bad = mostly_numeric(out[c])
-        if bad is None: continue
-        note = (f"{c}: {len(bad):,} of {int(out[c].notna().sum()):,} values are not numbers ({listing(bad)}, {_rows(out[c].isin(bad))}); "
-                f"read {c!r} as numeric with those values missing — fix them in data.source, or add {c!r} to data.drop")
-        warnings.warn(note, DataWarning, stacklevel=2); notes.append(note)
-        out[c] = pd.to_numeric(out[c].astype(object), errors='coerce')
-    if out[data.time_col].isna().any():
-        raise DataError(f"{data.time_col}: {int(out[data.time_col].isna().sum())} missing timestamps ({_rows(out[data.time_col].isna())})")
-    out[data.target], pos = binary_target(out[data.target], data.target)
-    if data.id_col and out[data.id_col].duplicated().any():
-        raise DataError(f"{data.id_col}: ids are not unique ({int(out[data.id_col].duplicated().sum())} repeats, {_rows(out[data.id_col].duplicated())})")
-    out = out.sort_values(data.time_col, kind='stable').reset_index(drop=True)
-    out.attrs = {**df.attrs, 'positive_label': pos, 'notes': notes}
-    return out
-
-
-def feature_columns(df:pd.DataFrame, data:DataParams) -> list[str]:
-    "The model's feature columns: `data.features`, or every column that is not time, target, id, group or dropped."
-    if data.features: return list(data.features)
-    skip = {data.time_col, data.target, data.id_col, data.group_col, *data.drop}
-    return [c for c in df.columns if c not in skip and not str(c).endswith('_original')]
-
 # %% ../nbs/stages/15_data.ipynb #5b58fe5a
 def read_id_table(path, id_col:str, what:str) -> pd.DataFrame:
     "A CSV of ids (plus columns) for `what` ('labels.patch' or 'labels.exclude'), checked for the id column."
     path = Path(path)
     if not path.exists(): raise DataError(f"{what}: file {path} does not exist")
     t = pd.read_csv(path)
-    if id_col not in t.columns: raise DataError(f"{what}: {path} has no id column {id_col!r} (columns: {list(t.columns)})")
+    if id_col not in t.columns:
+        raise DataError(f"{what}: {path} has no id column {id_col!r} (columns: {list(t.columns)})")
     return t
 
-
+# %% ../nbs/stages/15_data.ipynb #d53a96e3
 def apply_label_patch(df:pd.DataFrame, patch:pd.DataFrame, *, id_col:str, target:str) -> pd.DataFrame:
     "A copy of `df` with `patch`'s labels overlaid on `target`; the given labels stay in `<target>_original`."
     if 'label' not in patch.columns: raise DataError(f"label patch: needs a 'label' column (has {list(patch.columns)})")
     rep = patch[id_col][patch[id_col].duplicated()]
     if len(rep): raise DataError(f"label patch: {len(rep):,} ids repeat ({listing(rep)})")
     unknown = ~patch[id_col].isin(df[id_col])
-    if unknown.any(): raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data ({listing(patch[id_col][unknown])})")
+    if unknown.any():
+        raise DataError(f"label patch: {int(unknown.sum())} ids are not in the data "
+                        f"({listing(patch[id_col][unknown])})")
     if patch['label'].isna().any(): raise DataError(f"label patch: {int(patch['label'].isna().sum())} missing labels")
     bad = patch['label'][~patch['label'].isin([0, 1])]
     if len(bad): raise DataError(f"label patch: labels must be 0/1; {len(bad):,} are not ({listing(bad, 5)})")
@@ -163,7 +74,7 @@ def apply_label_patch(df:pd.DataFrame, patch:pd.DataFrame, *, id_col:str, target
     out[target] = new.fillna(out[target]).astype('int64')
     return out
 
-
+# %% ../nbs/stages/15_data.ipynb #8bd04063
 def exclude_rows(df:pd.DataFrame, ids, *, id_col:str) -> pd.DataFrame:
     "A copy of `df` without the rows whose id is in `ids`."
     return df[~df[id_col].isin(set(ids))].reset_index(drop=True)
@@ -211,24 +122,23 @@ class Prepared:
     version: str
     info: dict = field(default_factory=dict)
 
+# %% ../nbs/stages/15_data.ipynb #26c8b8a5
+def _known_as_of(df:pd.DataFrame, d, raw:pd.DataFrame, notes:list) -> pd.DataFrame:
+    "The rows of `df` before `data.as_of` (a note when that is after the last row)."
+    try: as_of = pd.Timestamp(d.as_of)
+    except (ValueError, TypeError): raise DataError(f"data.as_of={d.as_of!r} is not a date or time") from None
+    if df[d.time_col].dt.tz is not None and as_of.tz is None: as_of = as_of.tz_localize(df[d.time_col].dt.tz)
+    if as_of > df[d.time_col].max():
+        notes.append(f"data.as_of={d.as_of} is after the last row ({df[d.time_col].max()}): every row is used; "
+                     f"rows labelled since must be added to data.source to be learned from")
+    df = df[df[d.time_col] < as_of].reset_index(drop=True)
+    if df.empty: raise DataError(f"data.as_of={d.as_of!r} leaves no rows: the data starts {raw[d.time_col].min()}")
+    return df
 
-def prepare(params:LoopParams, base_dir='.') -> Prepared:
-    "Load, validate, patch, exclude, version and split the data that `params` describe."
-    d = params.data
-    sc = {k: v for k, v in vars(params.scenario).items()}
-    raw = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir)
-    df = validate_table(raw, d)
-    notes = list(df.attrs.get('notes', []))  # things the user should know that are not errors (validation's first)
-    if d.as_of is not None:  # only what was known when the run starts
-        try: as_of = pd.Timestamp(d.as_of)
-        except (ValueError, TypeError): raise DataError(f"data.as_of={d.as_of!r} is not a date or time") from None
-        if df[d.time_col].dt.tz is not None and as_of.tz is None: as_of = as_of.tz_localize(df[d.time_col].dt.tz)
-        if as_of > df[d.time_col].max():
-            notes.append(f"data.as_of={d.as_of} is after the last row ({df[d.time_col].max()}): every row is used; "
-                         f"rows labelled since must be added to data.source to be learned from")
-        df = df[df[d.time_col] < as_of].reset_index(drop=True)
-        if df.empty: raise DataError(f"data.as_of={d.as_of!r} leaves no rows: the data starts {raw[d.time_col].min()}")
-    patch = excl = None
+
+def _fixed_labels(df:pd.DataFrame, params:LoopParams, base_dir) -> tuple[pd.DataFrame, pd.DataFrame|None, int]:
+    "`df` with `labels.patch` overlaid and `labels.exclude` left out; the patch table and the number excluded."
+    d, patch = params.data, None
     def _p(x): return x if Path(x).is_absolute() else Path(base_dir) / x
     if params.labels.patch or params.labels.exclude:
         if not d.id_col: raise DataError("labels.patch / labels.exclude need data.id_col")
@@ -239,6 +149,18 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
     if params.labels.exclude:
         excl = read_id_table(_p(params.labels.exclude), d.id_col, 'labels.exclude')[d.id_col]
         before = len(df); df = exclude_rows(df, excl, id_col=d.id_col); n_excluded = before - len(df)
+    return df, patch, n_excluded
+
+# %% ../nbs/stages/15_data.ipynb #c009d15a
+def prepare(params:LoopParams, base_dir='.') -> Prepared:
+    "Load, validate, patch, exclude, version and split the data that `params` describe."
+    d = params.data
+    sc = {k: v for k, v in vars(params.scenario).items()}
+    raw = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir)
+    df = validate_table(raw, d)
+    notes = list(df.attrs.get('notes', []))  # things the user should know that are not errors (validation's first)
+    if d.as_of is not None: df = _known_as_of(df, d, raw, notes)  # only what was known when the run starts
+    df, patch, n_excluded = _fixed_labels(df, params, base_dir)
     version = data_version(df)
     feats = feature_columns(df, d)
     sp = time_split(df, d.time_col, params.split.test_days, params.split.valid_days, params.window.train_days)
@@ -247,6 +169,6 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
             raise DataError(f"the {part} window has a single class in {d.target!r}; widen window.train_days")
     info = dict(rows=len(df), positives=int(df[d.target].sum()), prevalence=float(df[d.target].mean()),
                 start=str(df[d.time_col].min()), end=str(df[d.time_col].max()), n_excluded=n_excluded,
-                n_patched=0 if patch is None else len(patch), positive_label=df.attrs.get('positive_label'), notes=notes,
-                **{f'{k}_rows': len(v) for k, v in sp.items()})
+                n_patched=0 if patch is None else len(patch), positive_label=df.attrs.get('positive_label'),
+                notes=notes, **{f'{k}_rows': len(v) for k, v in sp.items()})
     return Prepared(sp['train'], sp['valid'], sp['test'], sp['refit'], df, feats, version, info)

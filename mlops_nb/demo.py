@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from .params import SCENARIO_BATCHES
+
 # %% auto #0
 __all__ = ['PLACEMENTS', 'DEVICES', 'SEGMENTS', 'simulate_ads']
 
@@ -21,7 +23,7 @@ DEVICES = ('mobile', 'desktop', 'tablet')
 SEGMENTS = ('students', 'young_professionals', 'parents', 'retirees', 'gamers', 'travelers', 'shoppers', 'sports_fans')
 _N_ADVERTISERS, _N_CAMPAIGNS, _N_ADS = 150, 600, 2000
 
-
+# %% ../nbs/stages/10_demo.ipynb #3a915380
 def _expit(x): return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -35,7 +37,7 @@ def _calibrate(z:np.ndarray, prevalence:float, iters:int=48) -> float:
         else: hi = mid
     return (lo + hi) / 2
 
-
+# %% ../nbs/stages/10_demo.ipynb #74b68fc5
 def _zipf(n:int, rng, a:float=1.0, q:float=3.0) -> np.ndarray:
     "Zipf-Mandelbrot popularity of `n` items, in a random order."
     w = 1.0 / (np.arange(1, n + 1) + q) ** a
@@ -57,7 +59,7 @@ def _strings(categories, codes:np.ndarray) -> pd.Series:
                          dtype=pd.StringDtype('pyarrow', na_value=np.nan))
     except (ImportError, TypeError, ValueError, AttributeError): return pd.Series(cats[codes], dtype='str')
 
-
+# %% ../nbs/stages/10_demo.ipynb #55e8818b
 def _world(rng, drift_strength:float) -> SimpleNamespace:
     "The entities and effects of the ground truth, before and after the drift."
     w = SimpleNamespace()
@@ -80,13 +82,128 @@ def _world(rng, drift_strength:float) -> SimpleNamespace:
     w.ad_eff2 = np.where(moved, w.ad_eff + s * (rng.normal(0, 0.6, _N_ADS) - w.ad_eff), w.ad_eff)
     return w
 
-
+# %% ../nbs/stages/10_demo.ipynb #2d3b65ef
 def _check(ok:bool, msg:str):
     if not ok: raise ValueError(f"simulate_ads: {msg}")
 
 
 def _is_int(x) -> bool: return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-def _is_num(x) -> bool: return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+# %% ../nbs/stages/10_demo.ipynb #966d5ffd
+def _checked_args(rows, days, end, prevalence, noise_rate, noise_batch, n_batches, drift_days, drift_strength,
+                  rows_per_day, seed) -> tuple[int, pd.Timestamp]:
+    "The number of rows and the end as a Timestamp, once every argument of `simulate_ads` is checked."
+    _check(_is_int(days) and days >= 1, f"days={days!r} must be an integer >= 1")
+    if rows_per_day is not None:
+        _check(_is_int(rows_per_day) and rows_per_day >= 1,
+               f"rows_per_day={rows_per_day!r} must be None or an integer >= 1")
+        rows = rows_per_day * days
+    _check(_is_int(rows) and rows >= 1, f"rows={rows!r} must be an integer >= 1")
+    _check(_is_num(prevalence) and 0 < prevalence <= 0.5, f"prevalence={prevalence!r} must be in (0, 0.5]")
+    _check(_is_num(noise_rate) and 0 <= noise_rate <= 1, f"noise_rate={noise_rate!r} must be in [0, 1]")
+    _check(_is_int(n_batches) and n_batches >= 1, f"n_batches={n_batches!r} must be an integer >= 1")
+    _check(noise_batch is None or (_is_int(noise_batch) and 0 <= noise_batch < n_batches),
+           f"noise_batch={noise_batch!r} must be None or an integer in [0, n_batches={n_batches})")
+    _check(noise_rate == 0 or noise_batch is not None, f"noise_rate={noise_rate!r} needs noise_batch, the batch "
+           f"whose labels are flipped (an integer in [0, {n_batches}))")
+    _check(drift_days is None or (_is_int(drift_days) and 1 <= drift_days < days),
+           f"drift_days={drift_days!r} must be None or an integer in [1, days={days})")
+    _check(_is_num(drift_strength) and 0 <= drift_strength < np.inf,
+           f"drift_strength={drift_strength!r} must be a number >= 0")
+    try: end_ts = pd.Timestamp(end)
+    except (ValueError, TypeError): end_ts = None
+    _check(end_ts is not None and not pd.isna(end_ts), f"end={end!r} is not a date")
+    _check(end_ts.tz is None, f"end={end!r} must be a naive timestamp (no time zone)")
+    _check(_is_int(seed) and seed >= 0, f"seed={seed!r} must be an integer >= 0")
+    return int(rows), end_ts
+
+# %% ../nbs/stages/10_demo.ipynb #ebecbb20
+def _impressions(rng, w:SimpleNamespace, n:int, start:pd.Timestamp, days:int, n_batches:int) -> SimpleNamespace:
+    "The impressions of the log: uniform in time (whole seconds, already sorted) and their features."
+    x = SimpleNamespace()
+    span = days * 86_400
+    x.sec = np.sort(rng.integers(0, span, n))
+    x.ts = start.as_unit('ns').asm8 + (x.sec * 1_000_000_000).astype('timedelta64[ns]')
+    x.hour = (x.sec + (start - start.normalize()).seconds) // 3600 % 24
+    x.batch = np.minimum(x.sec * n_batches // span, n_batches - 1)
+    x.ad = rng.choice(_N_ADS, n, p=w.ad_pop)
+    x.cmp = w.ad_cmp[x.ad]
+    x.place = rng.choice(len(PLACEMENTS), n, p=[0.45, 0.2, 0.25, 0.1])
+    x.dev = rng.choice(len(DEVICES), n, p=[0.6, 0.3, 0.1])
+    x.seg = rng.choice(len(SEGMENTS), n, p=w.seg_p)
+    x.age = np.clip(rng.normal(38, 13, n), 16, 90).round()
+    x.engagement = rng.normal(0, 1, n)
+    x.past_clicks = rng.poisson(np.exp(0.3 + 0.8 * x.engagement))
+    x.bid = (w.cmp_bid[x.cmp] * np.exp(rng.normal(0, 0.15, n))).round(3)
+    x.quality = w.ad_quality[x.ad]
+    rank = np.log(x.bid) + 2.5 * x.quality + rng.normal(0, 0.6, n)
+    x.position = np.clip(np.round(5.5 - 2.2 * (rank - rank.mean()) / (rank.std() or 1.0)), 1, 10).astype(np.int64)
+    return x
+
+# %% ../nbs/stages/10_demo.ipynb #ce8c0c01
+def _true_clicks(rng, w:SimpleNamespace, x:SimpleNamespace, prevalence:float, cut:int):
+    "The ground truth, a logistic model: the drifted effects and a recalibrated intercept from row `cut` on."
+    z_common = (w.seg_eff[x.seg] + w.place_eff[x.place] + 0.35 - 0.5 * ((x.age - 30) / 15) ** 2
+                + 0.45 * x.engagement - 0.16 * (x.position - 1) + 0.25 * np.sin(2 * np.pi * (x.hour - 14) / 24)
+                + 0.8 * (x.quality - 0.5))
+    z = z_common + w.ad_eff[x.ad] + w.seg_place[x.seg, x.place] + w.dev_eff[x.dev]
+    b0 = _calibrate(z, prevalence)
+    logit = b0 + z
+    if cut < len(z):
+        a, s, p, d = x.ad[cut:], x.seg[cut:], x.place[cut:], x.dev[cut:]
+        z2 = z_common[cut:] + w.ad_eff2[a] + w.seg_place2[s, p] + w.dev_eff2[d]
+        logit[cut:] = _calibrate(z2, prevalence) + z2
+    return (rng.random(len(z)) < _expit(logit)).astype(np.int64), b0, z_common.mean()
+
+# %% ../nbs/stages/10_demo.ipynb #3907bcbf
+def _observe(rng, w:SimpleNamespace, x:SimpleNamespace, true_label, b0:float, z_mean:float, prevalence:float,
+             noise_batch:int|None, noise_rate:float) -> SimpleNamespace:
+    "What the platform sees: a noisy pre-drift click rate per ad, missing ages, prices; then the label noise."
+    o = SimpleNamespace()
+    n = len(true_label)
+    ad_ctr = _expit(b0 + w.ad_eff + z_mean + w.seg_place.mean() + w.dev_eff.mean())
+    o.past_ctr = np.clip(ad_ctr[x.ad] * np.exp(rng.normal(0, 0.35, n)), 0, 1).round(6)
+    o.age = x.age.copy()
+    o.age[rng.random(n) < 0.02] = np.nan
+    o.rpc = (x.bid * rng.uniform(0.6, 1.0, n)).round(4)                        # second-price CPC paid per click
+    o.cost = (prevalence * 0.8 * w.cmp_bid.mean() * np.exp(rng.normal(0, 0.3, n))).round(6)  # cost of the impression
+    o.clicked, o.flip = true_label.copy(), np.array([], dtype=np.int64)
+    if noise_batch is not None and noise_rate > 0:
+        in_batch = np.flatnonzero(x.batch == noise_batch)
+        o.flip = rng.permutation(in_batch)[:int(round(noise_rate * len(in_batch)))]
+        o.clicked[o.flip] = 1 - o.clicked[o.flip]
+    return o
+
+# %% ../nbs/stages/10_demo.ipynb #0776b76a
+def _ids(prefix:str, k:int, width:int) -> list[str]: return [f"{prefix}_{i:0{width}d}" for i in range(k)]
+
+
+def _log_frame(w:SimpleNamespace, x:SimpleNamespace, o:SimpleNamespace, true_label, n_batches:int) -> pd.DataFrame:
+    "The impression log as the loop reads it, one row per impression."
+    return pd.DataFrame({
+        'impression_id': np.arange(1, len(true_label) + 1, dtype=np.int64),
+        'timestamp': x.ts,
+        'ad_id': _strings(_ids('ad', _N_ADS, 4), x.ad),
+        'advertiser_id': _strings(_ids('adv', _N_ADVERTISERS, 3), w.cmp_adv[x.cmp]),
+        'campaign_id': _strings(_ids('cmp', _N_CAMPAIGNS, 3), x.cmp),
+        'placement': _strings(PLACEMENTS, x.place),
+        'device': _strings(DEVICES, x.dev),
+        'hour': x.hour.astype(np.int64),
+        'user_segment': _strings(SEGMENTS, x.seg),
+        'user_age': o.age,
+        'user_past_clicks': x.past_clicks.astype(np.int64),
+        'ad_quality': x.quality.round(4),
+        'bid': x.bid,
+        'position': x.position,
+        'past_ctr': o.past_ctr,
+        'label_batch': _strings([f"batch_{i}" for i in range(n_batches)], x.batch),
+        'clicked': o.clicked,
+        'true_label': true_label,
+        'cost': o.cost,
+        'revenue_per_click': o.rpc,
+    })
 
 # %% ../nbs/stages/10_demo.ipynb #846b0ebc
 def simulate_ads(
@@ -97,109 +214,28 @@ def simulate_ads(
     prevalence:float=0.02, # target share of clicks (positives), in (0, 0.5]
     noise_rate:float=0.0, # share of the labels flipped inside the noisy labeling batch, in [0, 1]
     noise_batch:int|None=None, # index of the noisy labeling batch, in [0, n_batches); None = no noise
-    n_batches:int=8, # labeling batches: contiguous time blocks of equal length
+    n_batches:int=SCENARIO_BATCHES, # labeling batches: contiguous time blocks of equal length
     drift_days:int|None=None, # a concept drift starts this many days before `end`, in [1, days); None = no drift
     drift_strength:float=1.0, # how far preferences move at the drift: 0 = not at all, 1 = fully re-drawn
     rows_per_day:int|None=None, # if given, `rows = rows_per_day * days`
     seed:int=0, # random seed: the same arguments and seed give the same frame
 ) -> pd.DataFrame:
     "A simulated ad impression log: rare clicks, one noisy labeling batch and an optional concept drift."
-    _check(_is_int(days) and days >= 1, f"days={days!r} must be an integer >= 1")
-    if rows_per_day is not None:
-        _check(_is_int(rows_per_day) and rows_per_day >= 1, f"rows_per_day={rows_per_day!r} must be None or an integer >= 1")
-        rows = rows_per_day * days
-    _check(_is_int(rows) and rows >= 1, f"rows={rows!r} must be an integer >= 1")
-    _check(_is_num(prevalence) and 0 < prevalence <= 0.5, f"prevalence={prevalence!r} must be in (0, 0.5]")
-    _check(_is_num(noise_rate) and 0 <= noise_rate <= 1, f"noise_rate={noise_rate!r} must be in [0, 1]")
-    _check(_is_int(n_batches) and n_batches >= 1, f"n_batches={n_batches!r} must be an integer >= 1")
-    _check(noise_batch is None or (_is_int(noise_batch) and 0 <= noise_batch < n_batches),
-           f"noise_batch={noise_batch!r} must be None or an integer in [0, n_batches={n_batches})")
-    _check(noise_rate == 0 or noise_batch is not None,
-           f"noise_rate={noise_rate!r} needs noise_batch, the batch whose labels are flipped (an integer in [0, {n_batches}))")
-    _check(drift_days is None or (_is_int(drift_days) and 1 <= drift_days < days),
-           f"drift_days={drift_days!r} must be None or an integer in [1, days={days})")
-    _check(_is_num(drift_strength) and 0 <= drift_strength < np.inf, f"drift_strength={drift_strength!r} must be a number >= 0")
-    try: end_ts = pd.Timestamp(end)
-    except (ValueError, TypeError): end_ts = None
-    _check(end_ts is not None and not pd.isna(end_ts), f"end={end!r} is not a date")
-    _check(end_ts.tz is None, f"end={end!r} must be a naive timestamp (no time zone)")
-    _check(_is_int(seed) and seed >= 0, f"seed={seed!r} must be an integer >= 0")
-    scenario = dict(rows=int(rows), days=days, end=str(end), prevalence=prevalence, noise_rate=noise_rate,
+    n, end_ts = _checked_args(rows, days, end, prevalence, noise_rate, noise_batch, n_batches, drift_days,
+                              drift_strength, rows_per_day, seed)
+    scenario = dict(rows=n, days=days, end=str(end), prevalence=prevalence, noise_rate=noise_rate,
                     noise_batch=noise_batch, n_batches=n_batches, drift_days=drift_days,
                     drift_strength=drift_strength, rows_per_day=rows_per_day, seed=seed)
-    n, rng = int(rows), np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
     w = _world(rng, drift_strength)
-
-    # the impressions: uniform in time (whole seconds), generated already sorted
     start = end_ts - pd.Timedelta(days=days)
-    span = days * 86_400
-    sec = np.sort(rng.integers(0, span, n))
-    ts = start.as_unit('ns').asm8 + (sec * 1_000_000_000).astype('timedelta64[ns]')
-    hour = (sec + (start - start.normalize()).seconds) // 3600 % 24
-    batch = np.minimum(sec * n_batches // span, n_batches - 1)
-    ad = rng.choice(_N_ADS, n, p=w.ad_pop)
-    cmp = w.ad_cmp[ad]
-    place = rng.choice(len(PLACEMENTS), n, p=[0.45, 0.2, 0.25, 0.1])
-    dev = rng.choice(len(DEVICES), n, p=[0.6, 0.3, 0.1])
-    seg = rng.choice(len(SEGMENTS), n, p=w.seg_p)
-    age = np.clip(rng.normal(38, 13, n), 16, 90).round()
-    engagement = rng.normal(0, 1, n)
-    past_clicks = rng.poisson(np.exp(0.3 + 0.8 * engagement))
-    bid = (w.cmp_bid[cmp] * np.exp(rng.normal(0, 0.15, n))).round(3)
-    quality = w.ad_quality[ad]
-    rank = np.log(bid) + 2.5 * quality + rng.normal(0, 0.6, n)
-    position = np.clip(np.round(5.5 - 2.2 * (rank - rank.mean()) / (rank.std() or 1.0)), 1, 10).astype(np.int64)
-
-    # the ground truth: a logistic model; after drift_start the drifted effects and a recalibrated intercept
-    z_common = (w.seg_eff[seg] + w.place_eff[place] + 0.35 - 0.5 * ((age - 30) / 15) ** 2 + 0.45 * engagement
-                - 0.16 * (position - 1) + 0.25 * np.sin(2 * np.pi * (hour - 14) / 24) + 0.8 * (quality - 0.5))
-    z = z_common + w.ad_eff[ad] + w.seg_place[seg, place] + w.dev_eff[dev]
-    b0 = _calibrate(z, prevalence)
-    logit = b0 + z
+    x = _impressions(rng, w, n, start, days, n_batches)
     drift_start = None if drift_days is None else end_ts - pd.Timedelta(days=drift_days)
-    cut = n if drift_start is None else int(np.searchsorted(sec, (drift_start - start).total_seconds()))
-    if cut < n:
-        a, s, p, d = ad[cut:], seg[cut:], place[cut:], dev[cut:]
-        z2 = z_common[cut:] + w.ad_eff2[a] + w.seg_place2[s, p] + w.dev_eff2[d]
-        logit[cut:] = _calibrate(z2, prevalence) + z2
-    true_label = (rng.random(n) < _expit(logit)).astype(np.int64)
-
-    # what the platform observes: a noisy, pre-drift click rate per ad, missing ages, prices; then the label noise
-    ad_ctr = _expit(b0 + w.ad_eff + z_common.mean() + w.seg_place.mean() + w.dev_eff.mean())
-    past_ctr = np.clip(ad_ctr[ad] * np.exp(rng.normal(0, 0.35, n)), 0, 1).round(6)
-    age[rng.random(n) < 0.02] = np.nan
-    rpc = (bid * rng.uniform(0.6, 1.0, n)).round(4)                                   # second-price CPC paid per click
-    cost = (prevalence * 0.8 * w.cmp_bid.mean() * np.exp(rng.normal(0, 0.3, n))).round(6)  # cost of the impression
-    clicked, flip = true_label.copy(), np.array([], dtype=np.int64)
-    if noise_batch is not None and noise_rate > 0:
-        in_batch = np.flatnonzero(batch == noise_batch)
-        flip = rng.permutation(in_batch)[:int(round(noise_rate * len(in_batch)))]
-        clicked[flip] = 1 - clicked[flip]
-
-    ids = lambda prefix, k, width: [f"{prefix}_{i:0{width}d}" for i in range(k)]
-    df = pd.DataFrame({
-        'impression_id': np.arange(1, n + 1, dtype=np.int64),
-        'timestamp': ts,
-        'ad_id': _strings(ids('ad', _N_ADS, 4), ad),
-        'advertiser_id': _strings(ids('adv', _N_ADVERTISERS, 3), w.cmp_adv[cmp]),
-        'campaign_id': _strings(ids('cmp', _N_CAMPAIGNS, 3), cmp),
-        'placement': _strings(PLACEMENTS, place),
-        'device': _strings(DEVICES, dev),
-        'hour': hour.astype(np.int64),
-        'user_segment': _strings(SEGMENTS, seg),
-        'user_age': age,
-        'user_past_clicks': past_clicks.astype(np.int64),
-        'ad_quality': quality.round(4),
-        'bid': bid,
-        'position': position,
-        'past_ctr': past_ctr,
-        'label_batch': _strings([f"batch_{i}" for i in range(n_batches)], batch),
-        'clicked': clicked,
-        'true_label': true_label,
-        'cost': cost,
-        'revenue_per_click': rpc,
-    })
+    cut = n if drift_start is None else int(np.searchsorted(x.sec, (drift_start - start).total_seconds()))
+    true_label, b0, z_mean = _true_clicks(rng, w, x, prevalence, cut)
+    o = _observe(rng, w, x, true_label, b0, z_mean, prevalence, noise_batch, noise_rate)
+    df = _log_frame(w, x, o, true_label, n_batches)
     df.attrs.update(scenario=scenario, drift_start=drift_start,
                     noise_batch=None if noise_batch is None or noise_rate == 0 else f"batch_{noise_batch}",
-                    n_flipped=len(flip))
+                    n_flipped=len(o.flip))
     return df

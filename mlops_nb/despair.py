@@ -1,4 +1,4 @@
-"""`run_despair` replays the whole loop on the ads scenario as real runs — wrong labels, a model that always says no, a stale model, deployment, a business KPI falling under the wrong metric, and the scope change that starts the loop again — and returns the table of iterations.
+"""`run_despair` replays the whole loop on the ads scenario as real runs, deployments and analyses.
 
 Docs: https://mlops-nb.github.io/mlops_nb/runner/despair.html.md"""
 
@@ -7,184 +7,166 @@ Docs: https://mlops-nb.github.io/mlops_nb/runner/despair.html.md"""
 # %% ../nbs/runner/85_despair.ipynb #0e307d2e
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-import pandas as pd
 
-from .core import Decision, DecisionLog, LoopParams
+from .business import analyze_project
+from .checks import atomic_write
+from .decisions import Decision, DecisionLog
+from .deploy import promote
+from .despair_measures import live_days, operating_point, serve_days, test_metric, wrong_label_share
+from .despair_measures import _live_ctr, _need, _rec
+from .despair_story import TABLE_COLUMNS, DespairStory, _markdown
+from .monitor import monitor
+from .params import LoopParams
+from .rundir import RunDir, RunError
+from .runner import init_project, run_loop
 
 # %% auto #0
-__all__ = ['DESPAIR_SCENARIO', 'DESPAIR_AS_OF', 'LIVE_DAYS', 'TABLE_COLUMNS', 'story_params', 'wrong_label_share', 'test_metric',
-           'operating_point', 'live_days', 'serve_days', 'DespairStory', 'run_despair']
+__all__ = ['DESPAIR_SCENARIO', 'DESPAIR_AS_OF', 'LIVE_DAYS', 'story_params', 'run_despair']
 
 # %% ../nbs/runner/85_despair.ipynb #ed1fbed3
 DESPAIR_SCENARIO = dict(days=63, end='2026-03-01', prevalence=0.02, noise_rate=0.1, noise_batch=2, drift_days=28,
                         drift_strength=3.0)
+
+# %% ../nbs/runner/85_despair.ipynb #a2c0f001
 DESPAIR_AS_OF = '2026-02-22'  # the runs see the 56 days before; the 7 days after are the live traffic
+
+# %% ../nbs/runner/85_despair.ipynb #a2c0f002
 LIVE_DAYS = (2, 3, 2)  # live days scored by the first, second and third deployed version
 
-
+# %% ../nbs/runner/85_despair.ipynb #a2c0f003
 def story_params(rows:int=200_000, # impressions simulated (history and live week)
                  seed:int=0, # seed of the simulation and the models
                 ) -> LoopParams:
     "The params of the story's first run: the ads scenario with its three problems, scoped on impressions."
     sc = [f'scenario.{k}={v}' for k, v in DESPAIR_SCENARIO.items()]
-    return LoopParams().override([f'scenario.rows={rows}', *sc, f'data.as_of={DESPAIR_AS_OF}', 'scope.metric=impressions',
-                                  'scope.kpi=ctr', 'analysis.enabled=[imbalance, label_noise, drift, staleness]',
-                                  'analysis.cv=3', f'seed={seed}'])
+    return LoopParams().override([f'scenario.rows={rows}', *sc, f'data.as_of={DESPAIR_AS_OF}',
+                                  'scope.metric=impressions', 'scope.kpi=ctr',
+                                  'analysis.enabled=[imbalance, label_noise, drift, staleness]', 'analysis.cv=3',
+                                  f'seed={seed}'])
 
-# %% ../nbs/runner/85_despair.ipynb #b45644fb
-def wrong_label_share(run, # a RunDir
-                      part:str='refit', # the split the final model trained on
-                     ) -> float:
-    "Share of the labels the final model trained on that differ from the simulation's ground truth (`true_label`)."
-    df = run.load_split(part)
-    return float((df[run.params.data.target] != df['true_label']).mean())
-
-
-def test_metric(run, # a RunDir
-                name:str, # a metric in metrics.json (every registered metric is there)
-               ) -> float:
-    "Metric `name` of the run's final model on its test window (the newest labelled week); NaN when undefined there."
-    test = (run.read_json('metrics.json') or {}).get('test', {})
-    if name not in test: raise ValueError(f"test_metric: run {run.id} has no test value of {name!r} in {run.path / 'metrics.json'}")
-    return float('nan') if test[name] is None else float(test[name])
-
-# %% ../nbs/runner/85_despair.ipynb #671ec547
-def operating_point(run, # a RunDir with an imbalance report and validation scores
-                    metric:str|None=None, # the metric to choose by (default: the run's scoped metric)
-                    min_recall:float=0.2, # keep only points that find at least this share of the positives
-                   ) -> Decision:
-    "The threshold among the imbalance report's operating points that is best by `metric` on the validation week."
-    from mlops_nb.scoping import METRICS
-    p = run.params
-    metric = metric or p.scope.metric
-    if metric not in METRICS: raise ValueError(f"operating_point: metric {metric!r} is not a registered metric ({', '.join(METRICS)})")
-    imb = run.reports().get('imbalance')
-    if imb is None or imb.thresholds is None: raise ValueError(f"operating_point: run {run.id} has no imbalance report with thresholds")
-    v = run.load_split('valid_scored')
-    y, s = v[p.data.target].to_numpy(), v['score'].to_numpy()
-    m = METRICS[metric]
-    pts = imb.thresholds[imb.thresholds['recall'] >= min_recall]
-    vals = {k: m(y, s, float(r['threshold'])) for k, r in pts.iterrows()}
-    vals = {k: x for k, x in vals.items() if np.isfinite(x)}
-    if not vals: raise ValueError(f"operating_point: no operating point of run {run.id} finds {min_recall:.0%} of the positives")
-    best = max(vals, key=lambda k: vals[k] if m.greater_is_better else -vals[k])
-    t = float(f"{pts.loc[best, 'threshold']:.4g}")
-    now = m(y, s, p.imbalance.threshold)
-    return Decision(f"operate at threshold {t:g} (the '{best}' point): the best {metric}",
-                    f"among the imbalance report's operating points that find at least {min_recall:.0%} of the positives, "
-                    f"'{best}' has the best {metric} on the validation week: {vals[best]:.4g}, against {now:.4g} at the "
-                    f"current threshold {p.imbalance.threshold:g}",
-                    {'imbalance': {'threshold': t}},
-                    dict(metric=metric, point=best, before=float(now), after=float(vals[best]), threshold=t), 'scope')
-
-# %% ../nbs/runner/85_despair.ipynb #609f7218
-def live_days(project, # the loop project folder
-              params:LoopParams, # params whose scenario and `data.as_of` define the traffic
-             ) -> list[pd.DataFrame]:
-    "The scenario's rows at or after `data.as_of`, one frame per day."
-    from mlops_nb.data import load_table
-    d = params.data
-    if not d.as_of: raise ValueError("live_days: params data.as_of is not set; it is where the live traffic starts")
-    df = load_table(d.source, scenario=vars(params.scenario), seed=params.seed, base_dir=project)
-    t = pd.to_datetime(df[d.time_col])
-    live = t >= pd.Timestamp(d.as_of)
-    return [g for _, g in df[live].groupby(t[live].dt.floor('D'), sort=True)]
-
-
-def serve_days(project, # the loop project folder
-               days:list, # frames of live rows (from `live_days`)
-               params:LoopParams, # the project's data params (target, dropped columns, id)
-               tracking_uri:str|None=None, # MLflow URI (default: the project's SQLite file)
-              ) -> list[int]:
-    "Score each day with the champion (one logged batch per day), then attach that day's labels; returns the batch ids."
-    from mlops_nb.monitor import PredictionLog
-    from mlops_nb.serve import score
-    d, log, ids = params.data, PredictionLog(project), []
-    for day in days:
-        out = score(project, day.drop(columns=[c for c in (d.target, *d.drop) if c in day.columns]), tracking_uri=tracking_uri)
-        log.add_labels(day[d.id_col], day[d.target])
-        ids.append(int(out.attrs['batch_id']))
-    return ids
-
-# %% ../nbs/runner/85_despair.ipynb #3c0dd991
-TABLE_COLUMNS = ['iteration', 'run', 'found_by', 'problem', 'decision', 'improves', 'before', 'after', 'ctr_test', 'ctr_live']
-
-
-def _ctr_text(ctr:float) -> str:
-    "A click-through rate of the shown ads for the message, saying why when it is undefined (no ad shown) or 0 (none clicked)."
-    if pd.isna(ctr): return 'undefined: no ad shown'
-    return f"{ctr:.4f}" + (': no shown ad clicked' if ctr == 0 else '')
-
-
+# %% ../nbs/runner/85_despair.ipynb #a2c0f014
 @dataclass
-class DespairStory:
-    "The runs, deployments and findings of the despair story, and its table of iterations."
+class _Play:
+    "What the story's steps share, and what a step does: run, decide, watch, promote, write its row."
     project: Path
-    steps: list = field(default_factory=list)    # one dict per iteration (the table's columns)
-    runs: dict = field(default_factory=dict)     # 'r1' … 'r6' → RunDir
-    reports: dict = field(default_factory=dict)  # the reports that found each problem, by name
-    gates: list = field(default_factory=list)    # GateResult of each promotion
-    monitoring: list = field(default_factory=list)  # MonitorReport of each live batch
-    versions: dict = field(default_factory=dict) # registered version → run id
+    st: DespairStory
+    tracking_uri: str|None = None
+    say: Callable = lambda m: None  # where the one line per step goes
 
-    @property
-    def table(self) -> pd.DataFrame:
-        "One row per iteration: run, problem found (and by what), decision, the measure it should improve before → after, CTR."
-        return pd.DataFrame(self.steps, columns=TABLE_COLUMNS).set_index('iteration')
+    def run(self, label:str, **kw) -> RunDir:
+        "Run the loop once as story run `label` ('r1' … 'r6')."
+        rd = run_loop(self.project, progress=False, tracking_uri=self.tracking_uri, **kw)
+        return self.st.runs.setdefault(label, rd)
+    def decide(self, rd, dec:Decision) -> Decision:
+        "The team takes `dec`: it goes into the run's DecisionLog, the next run applies it."
+        DecisionLog(rd.path / 'decisions.yaml').append(dec, by='human')
+        return dec
+    def watch(self, batches):
+        "Monitoring checks each labelled batch against its model's reference, by the scoped metric."
+        self.st.monitoring.extend(monitor(self.project, b) for b in batches)
+    def promote(self, rd, **kw):
+        "Promote run `rd` through the gate; the gate's result."
+        g = promote(self.project, rd, tracking_uri=self.tracking_uri, **kw); self.st.gates.append(g)
+        return g
+    def step(self, **kw):
+        "Write one iteration into the table, and say it."
+        self.st.steps.append(dict(iteration=len(self.st.steps) + 1, **kw))
+        self.say(f"{kw['problem']} → {kw['decision']}")
 
-    def message(self) -> str:
-        "The table and where to look, for the command line."
-        t = self.table
-        lines = [f"The despair story, {len(t)} iterations in {self.project}:", '']
-        num = lambda x: 'undefined' if pd.isna(x) else f"{x:.4g}"
-        for i, r in t.iterrows():
-            live = f", live {_ctr_text(r.ctr_live)}" if pd.notna(r.ctr_live) else ''  # NaN: not deployed
-            lines += [f"{i}. run {r.run}  [{r.found_by}] {r.problem}", f"   decision: {r.decision}"]
-            if pd.notna(r.before): lines.append(f"   {r.improves}: {num(r.before)} → {num(r.after)}")
-            lines.append(f"   ctr of the shown ads: test week {_ctr_text(r.ctr_test)}{live}")
-        runs = sorted((self.project / 'runs').glob('2*'))
-        lines += ['', f"every run is a folder with its executed notebooks: {self.project / 'runs'} ({len(runs)} runs)",
-                  f"  jupyter lab {self.project}",
-                  (f"  MLflow (runs and the registered versions {', '.join(map(str, self.versions))}): "
-                   f"sqlite:///{(self.project / 'mlflow.db').resolve()}"),
-                  f"  business analysis: {self.project / 'monitoring' / 'business.json'}; this table: {self.project / 'despair.md'}",
-                  f"  mlops-nb runs -C {self.project}    mlops-nb business -C {self.project} --by period"]
-        return '\n'.join(lines)
+# %% ../nbs/runner/85_despair.ipynb #a2c0f015
+def _wrong_labels(play:_Play, r1) -> RunDir:
+    "Steps 5-7: error analysis finds wrong labels → exclude them (and send them to relabeling) → retrain."
+    ln = play.st.reports['label_noise'] = r1.reports()['label_noise']
+    d = play.decide(r1, _need(_rec(r1, 'label_noise'), 'label noise', r1)); r2 = play.run('r2', from_run=r1.id)
+    play.step(run=r1.id, found_by='label_noise', problem=f"wrong labels: {ln.noise_rate:.1%} of the training labels "
+              f"suspect, concentrated in {', '.join(map(str, ln.noisy_groups)) or 'no single batch'}", decision=d.what,
+              improves='wrong labels in the training data', before=wrong_label_share(r1), after=wrong_label_share(r2),
+              ctr_test=test_metric(r1, 'shown_ctr'), ctr_live=np.nan)
+    return r2
 
-    def _repr_html_(self) -> str:
-        "The table as HTML, for notebooks."
-        return '<h3>The despair story</h3>' + self.table.to_html(float_format=lambda x: f'{x:.4g}')
+# %% ../nbs/runner/85_despair.ipynb #a2c0f016
+def _always_no(play:_Play, r2) -> RunDir:
+    "Steps 8-10: error analysis finds the model always says no → a remedy → retrain."
+    imb = play.st.reports['imbalance'] = r2.reports()['imbalance']
+    d = play.decide(r2, _need(_rec(r2, 'imbalance'), 'the class-imbalance problem', r2))
+    r3 = play.run('r3', from_run=r2.id)
+    play.step(run=r2.id, found_by='imbalance', problem=f"the model always says no: at threshold {imb.threshold:g} it "
+              f"predicts a click for {imb.metrics['predicted_positive_rate']:.2%} of impressions (clicks: "
+              f"{imb.prevalence:.2%}) and finds {imb.metrics['recall']:.1%} of them", decision=d.what,
+              improves='recall on the test week', before=test_metric(r2, 'recall'), after=test_metric(r3, 'recall'),
+              ctr_test=test_metric(r2, 'shown_ctr'), ctr_live=np.nan)
+    return r3
 
-# %% ../nbs/runner/85_despair.ipynb #79a79e27
-def _rec(run, source:str) -> Decision|None:
-    "The run's recommended decision from analysis `source`, or None when that analysis found nothing."
-    return next((d for d in run.recommendations() if d.source == source), None)
+# %% ../nbs/runner/85_despair.ipynb #a2c0f017
+def _stale(play:_Play, r3) -> RunDir:
+    "Steps 11-12: fine on old test data, poor on yesterday's → retrain on recent data."
+    # impressions cannot show a model's decay, so the loop's staleness analysis judges by ROC AUC
+    # (`error_analysis.staleness_metric`)
+    sr = play.st.reports['staleness'] = r3.reports()['staleness']
+    d = play.decide(r3, _need(_rec(r3, 'staleness') if sr.is_stale else None, f'staleness (by {sr.metric})', r3))
+    r4 = play.run('r4', from_run=r3.id)
+    play.step(run=r3.id, found_by=f'staleness ({sr.metric})', problem=f"fine on old data, poor on yesterday's: "
+              f"{sr.metric} {sr.fresh_score:.3f} on the first week after training, {sr.latest_score:.3f} on the newest",
+              decision=d.what, improves=f'{sr.metric} on the newest week', before=test_metric(r3, sr.metric),
+              after=test_metric(r4, sr.metric), ctr_test=test_metric(r3, 'shown_ctr'), ctr_live=np.nan)
+    return r4
 
+# %% ../nbs/runner/85_despair.ipynb #a2c0f018
+def _first_deployment(play:_Play, r4, days:list, p3:LoopParams) -> RunDir:
+    "Step 13: deploy; the first live days are scored and labelled; the team tunes the operating point to its metric."
+    g = play.promote(r4, force=True); play.st.versions[g.challenger_version] = r4.id
+    a = LIVE_DAYS[0]
+    play.watch(serve_days(play.project, days[:a], p3, play.tracking_uri))
+    # the team tunes the operating point to its scoped metric, impressions, and retrains with the labelled live days
+    d = play.decide(r4, operating_point(r4))
+    r5 = play.run('r5', from_run=r4.id, sets=[f"data.as_of={days[a][p3.data.time_col].min().normalize():%Y-%m-%d}"])
+    play.step(run=r4.id, found_by='promotion (first deployment)', problem=f"deployed as version "
+              f"{g.challenger_version}; the team tunes the operating point to its metric, {p3.scope.metric}",
+              decision=d.what + ' and retrain with the labelled live days',
+              improves=f"{p3.scope.metric} on the test week",
+              before=test_metric(r4, p3.scope.metric), after=test_metric(r5, p3.scope.metric),
+              ctr_test=test_metric(r4, 'shown_ctr'), ctr_live=_live_ctr(play.project, g.challenger_version))
+    return r5
 
-def _need(dec, what:str, run):
-    "`dec`, or a RunError saying that `what` was not found in `run` and the story stops."
-    from mlops_nb.runner import RunError
-    if dec is None: raise RunError(f"despair story: {what} was not found in run {run.id}; the story stops here ({run.path})")
-    return dec
+# %% ../nbs/runner/85_despair.ipynb #a2c0f019
+def _scope_change(play:_Play, r5, days:list, p3:LoopParams) -> RunDir:
+    "The second version serves; the business KPI falls while the metric rises → change the scope → back to step 1."
+    g = play.promote(r5)
+    if not g.passed: raise RunError(f"despair story: the gate refused run {r5.id}: {g.reason}")
+    play.st.versions[g.challenger_version] = r5.id
+    a, b, _ = LIVE_DAYS
+    play.watch(serve_days(play.project, days[a:a + b], p3, play.tracking_uri))
+    alerts = sum(r.n_alerts for r in play.st.monitoring)
+    br = play.st.reports['business'] = analyze_project(play.project)
+    d = play.decide(r5, _need(br.decision, 'a metric mismatch', r5))
+    new_metric = d.patch['scope']['metric']
+    d2 = play.decide(r5, operating_point(r5, new_metric))
+    r6 = play.run('r6', from_run=r5.id, sets=[f"data.as_of={days[a + b][p3.data.time_col].min().normalize():%Y-%m-%d}"])
+    watched = (f"monitoring of the {len(play.st.monitoring)} live batches: {alerts or 'no'} "
+               f"alert{'' if alerts == 1 else 's'} (it watches {p3.scope.metric})")
+    play.step(run=r5.id, found_by='business', problem=br.finding.split('; per 1000')[0] + f"; {watched}",
+              decision=f"{d.what}; {d2.what}", improves=f"{new_metric} on the test week",
+              before=test_metric(r5, new_metric), after=test_metric(r6, new_metric),
+              ctr_test=test_metric(r5, 'shown_ctr'), ctr_live=_live_ctr(play.project, g.challenger_version))
+    return r6
 
-
-def _markdown(df:pd.DataFrame) -> str:
-    "A Markdown table of `df` (numbers to 4 significant digits; no extra dependency)."
-    cell = lambda v: '' if v is None or (isinstance(v, float) and np.isnan(v)) else (f'{v:.4g}' if isinstance(v, float) else str(v).replace('|', '/'))
-    rows = [' | '.join(map(str, df.columns)), ' | '.join('---' for _ in df.columns)] + [' | '.join(cell(v) for v in r) for r in df.itertuples(index=False)]
-    return '\n'.join(f'| {r} |' for r in rows)
-
-
-def _live_ctr(project, version) -> float:
-    "Live CTR of the shown ads of deployed `version`, from the business analysis of the prediction log (NaN if it served nothing)."
-    from mlops_nb.business import analyze_project
-    bv = analyze_project(project, save=False).by_version
-    return float(bv.loc[str(version), 'ctr']) if str(version) in bv.index else float('nan')
+# %% ../nbs/runner/85_despair.ipynb #a2c0f020
+def _last_deployment(play:_Play, r6, days:list, p3:LoopParams):
+    "The run under the new scope goes through the gate; if promoted it serves the last live days."
+    g = play.promote(r6)
+    if g.passed:
+        play.st.versions[g.challenger_version] = r6.id
+        play.watch(serve_days(play.project, days[sum(LIVE_DAYS[:2]):], p3, play.tracking_uri))
+    final = play.st.reports['business_final'] = analyze_project(play.project)
+    play.step(run=r6.id, found_by='business', problem=final.finding,
+              decision=f"promoted as version {g.challenger_version}" if g.passed else f"not promoted: {g.reason}",
+              improves='—', before=np.nan, after=np.nan, ctr_test=test_metric(r6, 'shown_ctr'),
+              ctr_live=_live_ctr(play.project, g.challenger_version) if g.passed else np.nan)
 
 # %% ../nbs/runner/85_despair.ipynb #eb157ef3
 def run_despair(path='mlops-nb-despair', # project folder to create (must not be a loop project yet)
@@ -192,84 +174,18 @@ def run_despair(path='mlops-nb-despair', # project folder to create (must not be
                 *,
                 seed:int=0, # seed of the simulation and the models
                 tracking_uri:str|None=None, # MLflow URI (default: the project's SQLite file)
-                progress:bool=True, # one line per step on stderr
+                progress:Callable[[str], None]|None=None, # called with one line per step (the CLI prints it to stderr)
                ) -> DespairStory:
-    "Replay the seed's thirteen steps on the ads scenario as real loop runs, deployments and analyses; returns the story."
-    from mlops_nb.business import analyze_project
-    from mlops_nb.deploy import promote
-    from mlops_nb.monitor import monitor
-    from mlops_nb.runner import RunError, init_project, run_loop
-    say = (lambda m: print(f"despair: {m}", file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    "Replay the seed's thirteen steps on the ads scenario as real loop runs, deployments and analyses; the story."
     project = init_project(path, story_params(rows, seed))
-    st = DespairStory(Path(project))
-    run = lambda label, **kw: st.runs.setdefault(label, run_loop(project, progress=False, tracking_uri=tracking_uri, **kw))
-    def decide(rd, dec):  # the team takes `dec`: it goes into the run's DecisionLog, the next run applies it
-        DecisionLog(rd.path / 'decisions.yaml').append(dec, by='human')
-        return dec
-    def watch(batches):  # monitoring checks each labelled batch against its model's reference, by the scoped metric
-        st.monitoring.extend(monitor(project, b) for b in batches)
-    def step(**kw): st.steps.append(dict(iteration=len(st.steps) + 1, **kw)); say(f"{kw['problem']} → {kw['decision']}")
-
-    # 1-4: scope on impressions, collect and label, features, train
-    say('1-4: scope impressions, collect and label, features, train'); r1 = run('r1')
-    # 5: error analysis finds wrong labels → 6: exclude them (and send them to relabeling) → 7: retrain
-    ln = st.reports['label_noise'] = r1.reports()['label_noise']
-    d = decide(r1, _need(_rec(r1, 'label_noise'), 'label noise', r1)); r2 = run('r2', from_run=r1.id)
-    step(run=r1.id, found_by='label_noise', problem=f"wrong labels: {ln.noise_rate:.1%} of the training labels suspect, "
-         f"concentrated in {', '.join(map(str, ln.noisy_groups)) or 'no single batch'}", decision=d.what,
-         improves='wrong labels in the training data', before=wrong_label_share(r1), after=wrong_label_share(r2),
-         ctr_test=test_metric(r1, 'shown_ctr'), ctr_live=np.nan)
-    # 8: error analysis finds the model always says no → 9: a remedy → 10: retrain
-    imb = st.reports['imbalance'] = r2.reports()['imbalance']
-    d = decide(r2, _need(_rec(r2, 'imbalance'), 'the class-imbalance problem', r2)); r3 = run('r3', from_run=r2.id)
-    step(run=r2.id, found_by='imbalance', problem=f"the model always says no: at threshold {imb.threshold:g} it predicts a click "
-         f"for {imb.metrics['predicted_positive_rate']:.2%} of impressions (clicks: {imb.prevalence:.2%}) and finds "
-         f"{imb.metrics['recall']:.1%} of them", decision=d.what, improves='recall on the test week',
-         before=test_metric(r2, 'recall'), after=test_metric(r3, 'recall'), ctr_test=test_metric(r2, 'shown_ctr'), ctr_live=np.nan)
-    # 11: fine on old test data, poor on yesterday's → 12: retrain on recent data. Impressions cannot show a model's decay,
-    # so the loop's staleness analysis judges by ROC AUC (`error_analysis.staleness_metric`).
-    p3, sr = r3.params, r3.reports()['staleness']
-    st.reports['staleness'] = sr
-    d = decide(r3, _need(_rec(r3, 'staleness') if sr.is_stale else None, f'staleness (by {sr.metric})', r3)); r4 = run('r4', from_run=r3.id)
-    step(run=r3.id, found_by=f'staleness ({sr.metric})', problem=f"fine on old data, poor on yesterday's: {sr.metric} {sr.fresh_score:.3f} "
-         f"on the first week after training, {sr.latest_score:.3f} on the newest", decision=d.what,
-         improves=f'{sr.metric} on the newest week', before=test_metric(r3, sr.metric), after=test_metric(r4, sr.metric),
-         ctr_test=test_metric(r3, 'shown_ctr'), ctr_live=np.nan)
-    # 13: deploy, the live days come, labels arrive
-    g = promote(project, r4, force=True, tracking_uri=tracking_uri); st.gates.append(g); st.versions[g.challenger_version] = r4.id
+    say = progress if callable(progress) else (lambda m: None)  # False or None: silent
+    play = _Play(Path(project), DespairStory(Path(project)), tracking_uri, say)
+    play.say('1-4: scope impressions, collect and label, features, train')
+    r4 = _stale(play, _always_no(play, _wrong_labels(play, play.run('r1'))))
+    p3 = play.st.runs['r3'].params
     days = live_days(project, p3)
-    a, b, _ = LIVE_DAYS
-    watch(serve_days(project, days[:a], p3, tracking_uri))
-    # the team tunes the operating point to its scoped metric, impressions, and retrains with the labelled live days
-    d = decide(r4, operating_point(r4))
-    r5 = run('r5', from_run=r4.id, sets=[f"data.as_of={days[a][p3.data.time_col].min().normalize():%Y-%m-%d}"])
-    step(run=r4.id, found_by='promotion (first deployment)', problem=f"deployed as version {g.challenger_version}; the team tunes "
-         f"the operating point to its metric, {p3.scope.metric}", decision=d.what + ' and retrain with the labelled live days',
-         improves=f"{p3.scope.metric} on the test week", before=test_metric(r4, p3.scope.metric), after=test_metric(r5, p3.scope.metric),
-         ctr_test=test_metric(r4, 'shown_ctr'), ctr_live=_live_ctr(project, g.challenger_version))
-    g = promote(project, r5, tracking_uri=tracking_uri); st.gates.append(g)
-    if not g.passed: raise RunError(f"despair story: the gate refused run {r5.id}: {g.reason}")
-    st.versions[g.challenger_version] = r5.id
-    watch(serve_days(project, days[a:a + b], p3, tracking_uri))
-    alerts = sum(r.n_alerts for r in st.monitoring)
-    # business analysis: the KPI falls while the metric rises → change the scope → back to step 1
-    br = st.reports['business'] = analyze_project(project)
-    d = decide(r5, _need(br.decision, 'a metric mismatch', r5))
-    new_metric = d.patch['scope']['metric']
-    d2 = decide(r5, operating_point(r5, new_metric))
-    r6 = run('r6', from_run=r5.id, sets=[f"data.as_of={days[a + b][p3.data.time_col].min().normalize():%Y-%m-%d}"])
-    watched = f"monitoring of the {len(st.monitoring)} live batches: {alerts or 'no'} alert{'' if alerts == 1 else 's'} (it watches {p3.scope.metric})"
-    step(run=r5.id, found_by='business', problem=br.finding.split('; per 1000')[0] + f"; {watched}", decision=f"{d.what}; {d2.what}",
-         improves=f"{new_metric} on the test week", before=test_metric(r5, new_metric), after=test_metric(r6, new_metric),
-         ctr_test=test_metric(r5, 'shown_ctr'), ctr_live=_live_ctr(project, g.challenger_version))
-    g = promote(project, r6, tracking_uri=tracking_uri); st.gates.append(g)
-    if g.passed:
-        st.versions[g.challenger_version] = r6.id
-        watch(serve_days(project, days[a + b:], p3, tracking_uri))
-    final = st.reports['business_final'] = analyze_project(project)
-    step(run=r6.id, found_by='business', problem=final.finding, decision=f"promoted as version {g.challenger_version}" if g.passed
-         else f"not promoted: {g.reason}", improves='—', before=np.nan, after=np.nan, ctr_test=test_metric(r6, 'shown_ctr'),
-         ctr_live=_live_ctr(project, g.challenger_version) if g.passed else np.nan)
-    from mlops_nb.core import atomic_write
-    atomic_write(st.project / 'despair.md', '# The despair story\n\n' + _markdown(st.table.reset_index()) + '\n')
-    return st
+    r6 = _scope_change(play, _first_deployment(play, r4, days, p3), days, p3)
+    _last_deployment(play, r6, days, p3)
+    table = _markdown(play.st.table.reset_index())
+    atomic_write(play.st.project / 'despair.md', '# The despair story\n\n' + table + '\n')
+    return play.st

@@ -1,4 +1,4 @@
-"""Runs the analyses a loop iteration asks for on its data and model, stores every report in the run, writes the relabel queue for the labelers and collects the recommended decisions.
+"""Runs the analyses a loop iteration asks for on its data and model, stores every report in the run with the files each analysis adds, and collects the recommended decisions.
 
 Docs: https://mlops-nb.github.io/mlops_nb/stages/error_analysis.html.md"""
 
@@ -10,16 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
-from .core import Decision, LoopParams, apply_decisions, atomic_write
+from .checks import atomic_write
+from .decisions import Decision, apply_decisions
+from .params import LoopParams
+from .registry import ANALYSES, LoopInputs
 
 # %% auto #0
-__all__ = ['staleness_metric', 'run_analyses', 'save_analyses']
-
-# %% ../nbs/stages/45_error_analysis.ipynb #579d503e
-def staleness_metric(scoped:str) -> str:
-    "The metric staleness is judged by: the scoped one if it is threshold-free, else ROC AUC."
-    from mlops_nb.scoping import METRICS
-    return scoped if METRICS[scoped].threshold_free else 'roc_auc'
+__all__ = ['run_analyses', 'save_analyses']
 
 # %% ../nbs/stages/45_error_analysis.ipynb #89b25339
 def run_analyses(params:LoopParams, # the run's params
@@ -27,52 +24,25 @@ def run_analyses(params:LoopParams, # the run's params
                  test:pd.DataFrame, # most recent holdout with the model's `score` column
                  features:list, # feature columns
                  history:pd.DataFrame|None=None, # all labelled rows for staleness (default: train + test)
-                 valid:pd.DataFrame|None=None, # validation rows with `score`: where thresholds are chosen (default: test)
+                 valid:pd.DataFrame|None=None, # validation rows with `score`: thresholds are chosen there (or on test)
                  model=None, # the fitted final model, for SHAP explanations of its errors
                 ) -> dict:
-    "The enabled analyses of one loop iteration, as a dict of Reports."
-    from mlops_nb.imbalance import analyze_imbalance
-    from mlops_nb.label_noise import analyze_label_noise
-    from mlops_nb.drift import analyze_drift
-    from mlops_nb.staleness import analyze_staleness
-    d, a, seed = params.data, params.analysis, params.seed
-    out = {}
-    if 'imbalance' in a.enabled:
-        ev = valid if valid is not None and valid[d.target].nunique() == 2 else test
-        out['imbalance'] = analyze_imbalance(ev[d.target], ev['score'], pos_label=1, threshold=params.imbalance.threshold,
-                                             time=ev[d.time_col])
-    if 'label_noise' in a.enabled:
-        s = train.sample(a.max_rows, random_state=seed) if len(train) > a.max_rows else train
-        if d.id_col: s = s.set_index(d.id_col)  # the relabel queue then carries the ids the labelers and patches use
-        out['label_noise'] = analyze_label_noise(s[features], s[d.target], cv=a.cv, random_state=seed,
-                                                 groups=s[d.group_col] if d.group_col else None, time=s[d.time_col])
-    if 'drift' in a.enabled:
-        out['drift'] = analyze_drift(train[features], test[features])
-    if 'slices' in a.enabled:
-        from mlops_nb.slices import analyze_slices
-        h = test.sample(a.max_rows, random_state=seed) if len(test) > a.max_rows else test
-        out['slices'] = analyze_slices(h[features], h[d.target], h['score'], threshold=params.imbalance.threshold,
-                                       model=model, random_state=seed)
-    if 'staleness' in a.enabled:
-        h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
-        if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
-        out['staleness'] = analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
-                                             freq=a.freq, metric=staleness_metric(params.scope.metric))
-    return out
+    "The enabled analyses of one loop iteration, as a dict name → Report, in the order of `analysis.enabled`."
+    inputs = LoopInputs(params, train, test, list(features), valid=valid, history=history, model=model)
+    return {name: ANALYSES[name].run(inputs) for name in params.analysis.enabled}
 
 # %% ../nbs/stages/45_error_analysis.ipynb #852e77d8
 def save_analyses(run, # a RunDir
                   reports:dict, # name → Report
                   params:LoopParams|None=None, # the run's params: a recommendation they already satisfy is left out
                  ) -> list[Decision]:
-    "Store reports, relabel queue and recommendations in the run; returns the recommendations."
+    "Store reports, the files their analyses add and the recommendations in the run; returns the recommendations."
     for name, r in reports.items(): run.save_report(name, r)
-    ln = reports.get('label_noise')
-    if ln is not None:
-        from mlops_nb.label_noise import relabel_queue
-        for fname, only in (('relabel_queue.csv', False), ('label_issues.csv', True)):
-            relabel_queue(ln, only_groups=only).to_csv(run.path / fname, index=False)
+    for name, r in reports.items():
+        entry = ANALYSES.get(name)
+        if entry is not None and entry.artifacts is not None: entry.artifacts(r, run.path)
     recs = [r.decision for r in reports.values() if getattr(r, 'decision', None) is not None]
     if params is not None: recs = [d for d in recs if apply_decisions(params, [d]) != params]  # already in effect
-    atomic_write(run.path / 'recommendations.yaml', yaml.safe_dump([x.to_dict() for x in recs], sort_keys=False, allow_unicode=True))
+    atomic_write(run.path / 'recommendations.yaml',
+                 yaml.safe_dump([x.to_dict() for x in recs], sort_keys=False, allow_unicode=True))
     return recs

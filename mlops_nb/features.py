@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .core import listing
-from .data import DataWarning, mostly_numeric
+from .checks import listing
+from .validate import DataWarning, mostly_numeric
 
 # %% auto #0
 __all__ = ['ROLES', 'infer_roles', 'make_preprocessor']
@@ -21,6 +21,16 @@ __all__ = ['ROLES', 'infer_roles', 'make_preprocessor']
 # %% ../nbs/stages/20_features.ipynb #0f9d14b2
 ROLES = ('numeric', 'low_card', 'high_card', 'datetime', 'dropped')
 
+
+def _warn_if_numbers(s:pd.Series, c, nun:int):
+    "Numbers with a few stray words: say so, loudly (validate_table reads them as numbers)."
+    if (bad := mostly_numeric(s)) is None: return
+    warnings.warn(f"infer_roles: column {c!r} is numbers but for {len(bad):,} of {int(s.notna().sum()):,} values "
+                  f"({listing(bad)}); it is treated as a category of {nun:,} values: convert it first "
+                  f"(pd.to_numeric(X[{c!r}], errors='coerce')) or let `validate_table` do it", DataWarning,
+                  stacklevel=3)
+
+# %% ../nbs/stages/20_features.ipynb #7651b2af
 def infer_roles(X:pd.DataFrame, # the feature columns
                 max_low_card:int=30, # at most this many distinct values is a low-cardinality categorical
                ) -> dict[str, list[str]]:
@@ -35,10 +45,7 @@ def infer_roles(X:pd.DataFrame, # the feature columns
         elif pd.api.types.is_datetime64_any_dtype(s): roles['datetime'].append(c)
         elif pd.api.types.is_numeric_dtype(s): roles['numeric'].append(c)
         else:
-            if (bad := mostly_numeric(s)) is not None:  # numbers with a few stray words: say so, loudly (validate_table reads them as numbers)
-                warnings.warn(f"infer_roles: column {c!r} is numbers but for {len(bad):,} of {int(s.notna().sum()):,} values ({listing(bad)}); "
-                              f"it is treated as a category of {nun:,} values: convert it first (pd.to_numeric(X[{c!r}], errors='coerce')) "
-                              "or let `validate_table` do it", DataWarning, stacklevel=2)
+            _warn_if_numbers(s, c, nun)
             roles['low_card' if nun <= max_low_card else 'high_card'].append(c)
     return roles
 
@@ -52,7 +59,7 @@ def _time_parts(X):
     out = {}
     for c in X.columns:
         t = pd.to_datetime(X[c], errors='coerce')
-        out[f'{c}_hour'], out[f'{c}_weekday'], out[f'{c}_day'] = t.dt.hour, t.dt.dayofweek, t.dt.day
+        out[f'{c}_hour'], out[f'{c}_weekday'], out[f'{c}_day'] = t.dt.hour, t.dt.day_of_week, t.dt.day
     return pd.DataFrame(out, index=X.index).astype(float)
 
 def _as_str(X):
@@ -61,7 +68,7 @@ def _as_str(X):
 
 def _time_names(tr, names): return np.array([f'{c}_{p}' for c in names for p in ('hour', 'weekday', 'day')])
 
-
+# %% ../nbs/stages/20_features.ipynb #33279c17
 def _target_encoder(random_state):
     "TargetEncoder with shuffled, seeded folds (scikit-learn ≥ 1.9 takes a splitter; older versions random_state)."
     import inspect
@@ -71,36 +78,42 @@ def _target_encoder(random_state):
         return TargetEncoder(cv=StratifiedKFold(5, shuffle=True, random_state=random_state))
     return TargetEncoder(shuffle=True, random_state=random_state)
 
+# %% ../nbs/stages/20_features.ipynb #353a8d25
+def _column_parts(flavour:str, roles:dict, random_state:int) -> list:
+    "The (name, transformer, columns) parts of the ColumnTransformer of `flavour`, low-cardinality codes first."
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+    from sklearn.impute import SimpleImputer
+    to_str = FunctionTransformer(_as_str, feature_names_out='one-to-one')
+    tparts = FunctionTransformer(_time_parts, feature_names_out=_time_names)
+    to_float = FunctionTransformer(_to_float, feature_names_out='one-to-one')
+    hi = make_pipeline(to_str, _target_encoder(random_state))
+    if flavour == 'tree':
+        low = make_pipeline(to_str, OrdinalEncoder(handle_unknown='use_encoded_value', unknown_value=-1,
+                                                   dtype=float, max_categories=250))
+        return [('low', low, roles['low_card']), ('num', to_float, roles['numeric']),
+                ('high', hi, roles['high_card']), ('time', tparts, roles['datetime'])]
+    num = make_pipeline(to_float, SimpleImputer(strategy='median', add_indicator=True, keep_empty_features=True),
+                        StandardScaler())
+    low = make_pipeline(to_str, OneHotEncoder(handle_unknown='ignore', min_frequency=5, sparse_output=False))
+    time = make_pipeline(tparts, SimpleImputer(strategy='median', keep_empty_features=True), StandardScaler())
+    return [('low', low, roles['low_card']), ('num', num, roles['numeric']),
+            ('high', make_pipeline(hi, StandardScaler()), roles['high_card']), ('time', time, roles['datetime'])]
 
+# %% ../nbs/stages/20_features.ipynb #7f8a17e5
 def make_preprocessor(X:pd.DataFrame, # training features (only their dtypes and cardinality are used)
                       flavour:str='tree', # 'tree' or 'linear'
                       roles:dict|None=None, # column roles; inferred from X when None
                       random_state:int=0):
     "An unfitted ColumnTransformer for the columns of `X`; returns (transformer, categorical mask or None)."
     from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
-    from sklearn.impute import SimpleImputer
-    if flavour not in ('tree', 'linear'): raise ValueError(f"make_preprocessor: flavour must be 'tree' or 'linear', got {flavour!r}")
+    if flavour not in ('tree', 'linear'):
+        raise ValueError(f"make_preprocessor: flavour must be 'tree' or 'linear', got {flavour!r}")
     roles = roles or infer_roles(X)
     used = [c for r in ('numeric', 'low_card', 'high_card', 'datetime') for c in roles[r]]
-    if not used: raise ValueError(f"make_preprocessor: no usable feature among {list(X.columns)} (all constant or empty)")
-    to_str = FunctionTransformer(_as_str, feature_names_out='one-to-one')
-    tparts = FunctionTransformer(_time_parts, feature_names_out=_time_names)
-    hi = make_pipeline(to_str, _target_encoder(random_state))
-    if flavour == 'tree':
-        num = FunctionTransformer(_to_float, feature_names_out='one-to-one')
-        low = make_pipeline(to_str, OrdinalEncoder(handle_unknown='use_encoded_value', unknown_value=-1,
-                                                   dtype=float, max_categories=250))
-        parts = [('low', low, roles['low_card']), ('num', num, roles['numeric']),
-                 ('high', hi, roles['high_card']), ('time', tparts, roles['datetime'])]
-    else:
-        num = make_pipeline(FunctionTransformer(_to_float, feature_names_out='one-to-one'),
-                            SimpleImputer(strategy='median', add_indicator=True, keep_empty_features=True), StandardScaler())
-        low = make_pipeline(to_str, OneHotEncoder(handle_unknown='ignore', min_frequency=5, sparse_output=False))
-        parts = [('low', low, roles['low_card']), ('num', num, roles['numeric']),
-                 ('high', make_pipeline(hi, StandardScaler()), roles['high_card']),
-                 ('time', make_pipeline(tparts, SimpleImputer(strategy='median', keep_empty_features=True), StandardScaler()), roles['datetime'])]
+    if not used:
+        raise ValueError(f"make_preprocessor: no usable feature among {list(X.columns)} (all constant or empty)")
+    parts = _column_parts(flavour, roles, random_state)
     ct = ColumnTransformer([p for p in parts if p[2]], remainder='drop', verbose_feature_names_out=False)
     n_low = len(roles['low_card'])
     cats = list(range(n_low)) if flavour == 'tree' and n_low else None  # low-card codes come first

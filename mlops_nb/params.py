@@ -25,9 +25,9 @@ from .checks import atomic_write
 from .registry import ANALYSES, METRICS, MODELS, default_analyses
 
 # %% auto #0
-__all__ = ['SCENARIO_BATCHES', 'ANALYSES', 'STAGES', 'ParamError', 'knob', 'Frequency', 'TimeString', 'DataParams',
-           'ScenarioParams', 'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams',
-           'ModelParams', 'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams', 'LoopParams']
+__all__ = ['SCENARIO_BATCHES', 'STAGES', 'ParamError', 'knob', 'Frequency', 'TimeString', 'DataParams', 'ScenarioParams',
+           'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams', 'ModelParams',
+           'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams', 'LoopParams']
 
 # %% ../nbs/core/03_params.ipynb #e910465e
 class ParamError(ValueError):
@@ -137,9 +137,6 @@ class ModelParams:
     "The model family and its hyperparameters."
     kind: str = knob('hgb', "model kind (a name registered in `mlops_nb.registry.MODELS`)")
     params: dict = knob({}, "hyperparameters passed to the estimator; unknown ones are an error")
-
-
-ANALYSES = ('imbalance', 'label_noise', 'drift', 'staleness', 'slices')
 
 # %% ../nbs/core/03_params.ipynb #69d41141
 @dataclass

@@ -58,9 +58,6 @@ class Registry(MutableMapping):
                     continue
                 if ep.name not in self._items and not isinstance(obj, type(importlib)):  # an entry point naming an object
                     self.register(ep.name, obj, ep.value.partition(':')[0])
-                legacy = getattr(obj, {'metric': 'METRICS', 'model kind': 'MODELS'}.get(self.what, '-'), None)
-                if isinstance(legacy, dict):  # TEMPORARY (issue 9 merge): modules that still fill their own dict
-                    for k, v in legacy.items(): self._items.setdefault(k, v); self._modules.setdefault(k, obj.__name__)
         return self
 
     def __setitem__(self, name, entry):  # an explicit replacement (tests, interactive use): no conflict check

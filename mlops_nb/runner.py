@@ -1,4 +1,4 @@
-"""`init_project` lays out a loop project; `run_loop` executes the loop notebooks with papermill into an immutable run folder and logs it to MLflow; `list_runs`, `show_run`, `log_run` and `run_batch` look after the rest.
+"""`run_loop` executes the loop notebooks with papermill into an immutable run folder, logged to MLflow.
 
 Docs: https://mlops-nb.github.io/mlops_nb/runner/runner.html.md"""
 
@@ -9,277 +9,154 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
+import io
 import os
-import re
-import secrets
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
+import stat
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-import mlops_nb
-from .core import (Decision, DecisionLog, LoopParams, ParamError, apply_decisions, atomic_write, _encode)
-from .rundir import (RUN_STATUSES, RunDir, RunError, check_run_id, find_run, require_complete, _alive,
-                             _finished_key, _project, _run_folders)
-from .tracking import (LOG_ATTEMPTS, STORE_LOCK_TIMEOUT, open_store, store_lock, tracking_uri_for, _sqlite_file,
-                               _store_ready, _transient)
+from .checks import atomic_write, utc_now
+from .decisions import Decision, apply_decisions
+from .params import LoopParams, ParamError
+from .rundir import RUN_STATUSES, RunDir, RunError, check_run_id, find_run, require_complete, _project
+from .tracking import STORE_LOCK_TIMEOUT, LOG_ATTEMPTS, open_store, store_lock, tracking_uri_for
+from .project import LOOP_DIR, check_notebook, code_version, init_project, new_run_id, _claim, _notebooks_folder
+from .kernels import KERNEL_ARGS, KERNEL_START_ATTEMPTS, StageKernel, _start_kernel
+from .runlog import log_run, log_to_mlflow
+from .runs import compare_runs, list_runs, show_run
 
 _mlflow = open_store  # the old private name, which tests and older code still import from here
 
 # %% auto #0
-__all__ = ['LOOP_DIR', 'LABEL_FILE_LIMIT', 'KERNEL_ARGS', 'KERNEL_START_ATTEMPTS', 'init_project', 'check_notebook',
-           'resolve_params', 'new_run_id', 'code_version', 'StageKernel', 'run_loop', 'log_to_mlflow', 'log_run',
-           'list_runs', 'show_run', 'batch_sets', 'run_batch', 'compare_runs']
-
-# %% ../nbs/runner/80_runner.ipynb #1fb92081
-LOOP_DIR = Path(mlops_nb.__file__).parent / 'loop'
-
-
-def init_project(path, # folder to create (it may exist but must not hold a loop project)
-                 params:LoopParams|None=None, # initial params (defaults if None)
-                ) -> Path:
-    "Create a loop project: commented params.yaml, loop notebooks, data/ and runs/."
-    path = Path(path)
-    if (path / 'params.yaml').exists() or (path / 'loop').exists():
-        raise RunError(f"{path} is already a loop project (it has params.yaml or loop/); choose another folder")
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(LOOP_DIR, path / 'loop', ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints', '*.py'))
-    for d in ('data', 'runs'): (path / d).mkdir(exist_ok=True)
-    (params or LoopParams()).to_yaml(path / 'params.yaml', comments=True)
-    return path
+__all__ = ['LABEL_FILE_LIMIT', 'resolve_params', 'run_loop']
 
 # %% ../nbs/runner/80_runner.ipynb #26ad0397
-def check_notebook(path) -> None:
-    "Raise RunError unless `path` is a notebook with a cell tagged `parameters`."
-    import nbformat
-    path = Path(path)
-    if not path.exists(): raise RunError(f"loop notebook {path} does not exist")
-    try: nb = nbformat.read(path, as_version=4)
-    except Exception as e: raise RunError(f"loop notebook {path} is not a readable notebook: {e}") from None
-    if not any('parameters' in c.get('metadata', {}).get('tags', []) for c in nb.cells):
-        raise RunError(f"loop notebook {path} has no cell tagged 'parameters' (papermill would silently run its defaults)")
-
-
 LABEL_FILE_LIMIT = 256 * 2**20  # bytes: a label patch or exclusion list above this is refused before it is read
 
-
-def _label_text(src, project:Path, kind:str, folder=None) -> str:
-    "The text of label file `src`: a regular UTF-8 file inside `project` (or `folder`), at most LABEL_FILE_LIMIT bytes."
-    import stat
-    what, src = f"labels.{kind}", Path(src) if Path(src).is_absolute() else project / src
+# %% ../nbs/runner/80_runner.ipynb #a1c0d002
+def _label_file(src:Path, project:Path, what:str, folder=None) -> Path:
+    "Where label file `src` really is; RunError unless it is inside `project` (or `folder`)."
     try: real = src.resolve(strict=True)  # symlinks followed first: where the file really is counts
     except FileNotFoundError: raise RunError(f"{what}: file {src} does not exist") from None
     except (OSError, RuntimeError) as e: raise RunError(f"{what}: cannot resolve {src} ({e})") from None
     roots = [project.resolve()] + ([(project / folder).resolve()] if folder else [])
     if not any(real.is_relative_to(r) for r in roots):
         where = ' or '.join(map(str, roots))
-        raise RunError(f"{what}: {src} is outside {where}; copy it into the project" + ('' if folder else ' or name its folder in labels.folder'))
+        raise RunError(f"{what}: {src} is outside {where}; copy it into the project"
+                       + ('' if folder else ' or name its folder in labels.folder'))
     if not stat.S_ISREG(real.stat().st_mode): raise RunError(f"{what}: {src} is not a regular file")
+    return real
+
+# %% ../nbs/runner/80_runner.ipynb #a1c0d003
+def _read_bounded(real:Path, src:Path, what:str) -> bytes:
+    "The bytes of regular file `real`, at most LABEL_FILE_LIMIT; opened without blocking, checked again once open."
     fd = os.open(real, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))  # never blocks, even if it became a FIFO meanwhile
     with os.fdopen(fd, 'rb') as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode): raise RunError(f"{what}: {src} is not a regular file")
-        if st.st_size > LABEL_FILE_LIMIT: raise RunError(f"{what}: {src} is {st.st_size:,} bytes; label files are limited to {LABEL_FILE_LIMIT:,}")
+        if st.st_size > LABEL_FILE_LIMIT:
+            raise RunError(f"{what}: {src} is {st.st_size:,} bytes; label files are limited to {LABEL_FILE_LIMIT:,}")
         data = f.read(LABEL_FILE_LIMIT + 1)  # bounded, even if the file grows while it is read
-    if len(data) > LABEL_FILE_LIMIT: raise RunError(f"{what}: {src} is over {LABEL_FILE_LIMIT:,} bytes; label files are limited to that")
+    if len(data) > LABEL_FILE_LIMIT:
+        raise RunError(f"{what}: {src} is over {LABEL_FILE_LIMIT:,} bytes; label files are limited to that")
+    return data
+
+# %% ../nbs/runner/80_runner.ipynb #a1c0d004
+def _label_text(src, project:Path, kind:str, folder=None) -> str:
+    "The text of label file `src`: a regular UTF-8 file inside `project` (or `folder`), at most LABEL_FILE_LIMIT bytes."
+    what, src = f"labels.{kind}", Path(src) if Path(src).is_absolute() else project / src
+    data = _read_bounded(_label_file(src, project, what, folder), src, what)
     try: return data.decode('utf-8')
-    except UnicodeDecodeError as e: raise RunError(f"{what}: {src} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+    except UnicodeDecodeError as e:
+        raise RunError(f"{what}: {src} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
 
-
+# %% ../nbs/runner/80_runner.ipynb #a1c0d006
 def _store_label(text:str, project:Path, kind:str) -> str:
     "Write label file `text` into data/patches under its content hash; return its project-relative path."
     dest = project / 'data' / 'patches' / f'{kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.csv'
     if not dest.exists(): atomic_write(dest, text)
     return str(dest.relative_to(project))
 
-
+# %% ../nbs/runner/80_runner.ipynb #a1c0d007
 def _content_copy(src, project:Path, kind:str, folder=None) -> str:
-    "Copy a label file (checked by `_label_text`) into data/patches under its content hash; return its project-relative path."
+    "Copy a label file (checked by `_label_text`) into data/patches under its content hash; its project-relative path."
     return _store_label(_label_text(src, project, kind, folder), project, kind)
 
-
+# %% ../nbs/runner/80_runner.ipynb #a1c0d009
 def _accumulate(project:Path, earlier:str, later:str, kind:str, id_col:str, folder=None) -> str:
     "A label file with the rows of `earlier` and `later` (for the same id, `later` wins), copied into data/patches."
-    import io
-    def rd(f):
+    def read(f):
         try: return pd.read_csv(io.StringIO(_label_text(f, project, kind, folder)))
-        except ValueError as e: raise RunError(f"labels.{kind}: {f} is not a readable CSV ({str(e).splitlines()[0]})") from None
-    old, new = rd(earlier), rd(later)
+        except ValueError as e:
+            raise RunError(f"labels.{kind}: {f} is not a readable CSV ({str(e).splitlines()[0]})") from None
+    old, new = read(earlier), read(later)
     for f, df in ((earlier, old), (later, new)):
-        if id_col not in df.columns: raise RunError(f"labels.{kind}: {f} has no id column {id_col!r} (columns: {list(df.columns)})")
+        if id_col not in df.columns:
+            raise RunError(f"labels.{kind}: {f} has no id column {id_col!r} (columns: {list(df.columns)})")
     both = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=id_col, keep='last')
     return _store_label(both.to_csv(index=False), project, kind)
 
+# %% ../nbs/runner/80_runner.ipynb #a1c0d012
+def _label_decision(d:Decision, parent:RunDir, project:Path, current:dict, base:LoopParams) -> Decision:
+    "Decision `d` of `parent` with its label files copied into the project, adding up with those in effect (`current`)."
+    lab = d.patch.get('labels', {})
+    if not lab: return d
+    folder = base.labels.folder
+    lab = {k: (_content_copy(parent.path / v, project, k, folder) if k in current and isinstance(v, str)
+               and not Path(v).is_absolute() and (parent.path / v).exists() else v) for k, v in lab.items()}
+    for k, v in lab.items():
+        if k in current and v and current[k] and v != current[k]:
+            lab[k] = _accumulate(project, current[k], v, k, base.data.id_col, folder)
+        if k in current: current[k] = lab[k]
+    return Decision(d.what, d.why, {**d.patch, 'labels': lab}, d.evidence, d.source)
 
-def resolve_params(project, params_file=None, sets=(), from_run=None, policy:str='human'):
+# %% ../nbs/runner/80_runner.ipynb #a1c0d013
+def _continued(project:Path, parent:RunDir, policy:str) -> tuple[LoopParams, list]:
+    "The params of a run continued from `parent` and the decisions applied (human: its log; auto: its recommendations)."
+    base = parent.params
+    decisions = parent.recommendations() if policy == 'auto' else parent.decisions.decisions
+    # file references in decisions are relative to the parent run folder
+    # and label files add up: a new exclusion list or label patch keeps the rows of the one in effect
+    current = {k: getattr(base.labels, k) for k in ('patch', 'exclude')}
+    decisions = [_label_decision(d, parent, project, current, base) for d in decisions]
+    return apply_decisions(base, decisions), decisions
+
+# %% ../nbs/runner/80_runner.ipynb #a1c0d014
+def resolve_params(project, # the loop project folder
+                   params_file=None, # params YAML (default: the project's params.yaml)
+                   sets=(), # 'a.b=value' overrides, applied last
+                   from_run=None, # continue from this run: its params plus its decisions
+                   policy:str='human', # with from_run: 'human' applies decisions.yaml, 'auto' the recommendations
+                  ):
     "Validated params for a new run, plus the parent run id and the decisions applied."
     project = _project(project)
-    if policy not in ('human', 'auto'): raise ParamError(f"--policy: {policy!r} is not allowed; choose 'human' or 'auto'")
-    if policy == 'auto' and not from_run: raise ParamError("--policy auto takes the recommendations of a run: give it with --from RUN")
+    if policy not in ('human', 'auto'):
+        raise ParamError(f"--policy: {policy!r} is not allowed; choose 'human' or 'auto'")
+    if policy == 'auto' and not from_run:
+        raise ParamError("--policy auto takes the recommendations of a run: give it with --from RUN")
     decisions, parent = [], None
     if from_run:
         parent = find_run(project, from_run)
-        if parent.status != 'complete': raise RunError(f"--from {from_run}: run status is {parent.status!r}; only complete runs can be continued")
-        base = parent.params
-        decisions = parent.recommendations() if policy == 'auto' else parent.decisions.decisions
-        # file references in decisions are relative to the parent run folder
-        # and label files add up: a new exclusion list or label patch keeps the rows of the one in effect
-        fixed, current = [], {k: getattr(base.labels, k) for k in ('patch', 'exclude')}
-        for d in decisions:
-            lab = d.patch.get('labels', {})
-            if lab:
-                lab = {k: (_content_copy(parent.path / v, project, k, base.labels.folder) if k in current and isinstance(v, str)
-                           and not Path(v).is_absolute() and (parent.path / v).exists() else v) for k, v in lab.items()}
-                for k, v in lab.items():
-                    if k in current and v and current[k] and v != current[k]:
-                        lab[k] = _accumulate(project, current[k], v, k, base.data.id_col, base.labels.folder)
-                    if k in current: current[k] = lab[k]
-                d = Decision(d.what, d.why, {**d.patch, 'labels': lab}, d.evidence, d.source)
-            fixed.append(d)
-        decisions = fixed
-        params = apply_decisions(base, decisions)
-    else:
-        params = LoopParams.from_yaml(Path(params_file) if params_file else project / 'params.yaml')
+        if parent.status != 'complete':
+            raise RunError(f"--from {from_run}: run status is {parent.status!r}; only complete runs can be continued")
+        params, decisions = _continued(project, parent, policy)
+    else: params = LoopParams.from_yaml(Path(params_file) if params_file else project / 'params.yaml')
     params = params.override(list(sets))
-    for k in ('patch', 'exclude'):  # label files checked and copied into the project, content-addressed, so runs stay reproducible
+    for k in ('patch', 'exclude'):  # label files checked and copied into the project, content-addressed: reproducible
         v = getattr(params.labels, k)
         if v and (copy := _content_copy(v, project, k, params.labels.folder)) != v:
             params = params.override([f'labels.{k}={copy}'])
     for st in params.stages: check_notebook(project / 'loop' / f'{st}.ipynb')
     return params, (parent.id if parent else None), decisions
 
-
-def new_run_id() -> str:
-    "Sortable, unique run id: UTC time plus 6 random hex digits."
-    return _dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S-') + secrets.token_hex(3)
-
-
-def code_version(project) -> dict:
-    "mlops_nb version, hash of the loop notebooks and the project's git commit (if any)."
-    h = hashlib.sha256()
-    for p in sorted((Path(project) / 'loop').glob('*.ipynb')): h.update(p.read_bytes())
-    out = dict(mlops_nb=mlops_nb.__version__, loop_notebooks=h.hexdigest()[:12], python=sys.version.split()[0])
-    try:
-        r = subprocess.run(['git', '-C', str(project), 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=5)
-        if r.returncode == 0: out['git'] = r.stdout.strip()
-    except Exception: pass
-    return out
-
-# %% ../nbs/runner/80_runner.ipynb #52fe4b66
-KERNEL_ARGS = ('--IPKernelApp.log_level=ERROR',)  # no TCP-without-encryption warning per kernel on the console
-KERNEL_START_ATTEMPTS = 4
-
-
-def _start_kernel(cwd, attempts:int=KERNEL_START_ATTEMPTS):
-    "A started kernel manager whose kernel answered; a kernel that died at start is retried on fresh ports."
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
-    err = None
-    for i in range(attempts):
-        km = AsyncKernelManager(kernel_name='python3')  # a new manager picks new free ports
-        try:
-            run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS))
-            kc = km.client(); kc.start_channels()
-            try: run_sync(kc.wait_for_ready)(timeout=60)
-            finally: kc.stop_channels()
-            return km
-        except Exception as e:
-            err = e
-            try: run_sync(km.shutdown_kernel)(now=True)
-            except Exception: pass
-            time.sleep(0.2 * (i + 1) + secrets.randbelow(200) / 1000)
-    raise RunError(f"a Jupyter kernel did not start in {attempts} attempts (last: {type(err).__name__}: {err})")
-
-
-class StageKernel:
-    "One Jupyter kernel shared by the stages of a run; `fresh()` resets its namespace and returns its manager."
-    def __init__(self, cwd):
-        from jupyter_core.utils import run_sync
-        self._sync = run_sync
-        self.km = _start_kernel(cwd)
-        self.used = False
-
-    def fresh(self):
-        "The kernel manager, its user namespace emptied if a stage already ran in it."
-        if self.used:
-            kc = self.km.client(); kc.start_channels()
-            try: self._sync(kc.execute_interactive)('%reset -f', timeout=60, store_history=False)
-            finally: kc.stop_channels()
-        self.used = True
-        return self.km
-
-    def shutdown(self):
-        "Stop the kernel (and its process)."
-        try: self._sync(self.km.shutdown_kernel)(now=True)
-        except Exception: pass
-
-# %% ../nbs/runner/80_runner.ipynb #426f48a0
-def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='microseconds')
-
-def _claim(project:Path, run_id:str) -> Path:
-    "Create runs/.tmp-<id> for a new run; a stale one (its process gone) is moved to runs/.interrupted/ first."
-    from filelock import FileLock
-    runs = project / 'runs'; runs.mkdir(exist_ok=True)
-    final, tmp = runs / run_id, runs / f'.tmp-{run_id}'
-    with FileLock(str(runs / '.claim.lock'), timeout=60):
-        if final.exists(): raise RunError(f"run folder {final} already exists; runs are immutable, pick another id")
-        if tmp.exists():
-            old = RunDir(tmp)
-            if old.status == 'running':
-                raise RunError(f"run {run_id} is being written by process {old.info.get('pid')} ({tmp}); pick another id")
-            aside = runs / '.interrupted' / f"{run_id}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S-%f}"
-            aside.parent.mkdir(exist_ok=True)
-            os.replace(tmp, aside)
-        tmp.mkdir()
-    return tmp
-
-
-def _notebooks_folder(tmp:Path) -> Path:
-    "Make <run>/notebooks, its .ipynb_checkpoints a link to runs/.checkpoints/<id> (outside the run)."
-    nbs = tmp / 'notebooks'; nbs.mkdir()
-    target = tmp.parent / '.checkpoints' / tmp.name.removeprefix('.tmp-')
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        (nbs / '.ipynb_checkpoints').symlink_to(Path('..', '..', '.checkpoints', target.name), target_is_directory=True)
-    except OSError: pass  # no symlinks here (Windows without developer mode): checkpoints as usual
-    return nbs
-
-
-def run_loop(project='.', # the loop project folder
-             params_file=None, # params YAML (default: the project's params.yaml)
-             sets=(), # 'a.b=value' overrides, applied last
-             from_run:str|None=None, # continue from this run: its params plus its decisions
-             policy:str='human', # with from_run: 'human' applies decisions.yaml, 'auto' the recommendations
-             run_id:str|None=None, # default: a new time-based id
-             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-             progress:bool=True, # show a progress bar over the stages
-             log_output:bool=False, # stream notebook output to the log
-             shared_kernel:bool=True, # run the stages in one kernel, its namespace reset between them
-            ) -> RunDir:
-    "Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow; returns the run."
+# %% ../nbs/runner/80_runner.ipynb #a1c0d023
+def _run_stages(project:Path, tmp:Path, params:LoopParams, bar, log_output:bool, shared_kernel:bool):
+    "Execute the stage notebooks into tmp/notebooks; (error or None, seconds by stage)."
     import papermill as pm
-    project = _project(project)
-    if run_id is not None: check_run_id(run_id)
-    if from_run: require_complete(find_run(project, from_run), '--from')
-    params, parent, decisions = resolve_params(project, params_file, sets, from_run, policy)
-    run_id = run_id or new_run_id()
-    tmp = _claim(project, run_id)
-    final = project / 'runs' / run_id
-    rd = RunDir(tmp)
-    params.to_yaml(tmp / 'params.yaml')
-    rd.write_json('run.json', dict(id=run_id, status='running', started=_now(), parent=parent, policy=policy if parent else None,
-                                   decisions_applied=[d.to_dict() for d in decisions], sets=list(sets),
-                                   code_version=code_version(project), pid=os.getpid()))
     nbs = _notebooks_folder(tmp)
-    from tqdm.auto import tqdm
-    bar = tqdm(params.stages, desc=f'run {run_id}', unit='stage', disable=not progress)
     error, seconds, st, kernel = None, {}, None, None
+    parameters = dict(params=params.to_dict(), run_dir=str(tmp), project_dir=str(project))
     try:
         if shared_kernel: kernel = StageKernel(project)
         for st in bar:
@@ -287,8 +164,7 @@ def run_loop(project='.', # the loop project folder
             t0 = _dt.datetime.now()
             k = kernel or StageKernel(project)  # without a shared kernel: one per stage, started with the same retries
             try:
-                pm.execute_notebook(project / 'loop' / f'{st}.ipynb', nbs / f'{st}.ipynb',
-                                    parameters=dict(params=params.to_dict(), run_dir=str(tmp), project_dir=str(project)),
+                pm.execute_notebook(project / 'loop' / f'{st}.ipynb', nbs / f'{st}.ipynb', parameters=parameters,
                                     kernel_name='python3', language='python', progress_bar=False, log_output=log_output,
                                     cwd=str(project), km=k.fresh())
             finally:
@@ -301,210 +177,51 @@ def run_loop(project='.', # the loop project folder
     finally:
         bar.close()
         if kernel: kernel.shutdown()
+    return error, seconds
+
+# %% ../nbs/runner/80_runner.ipynb #a1c0d025
+def _finish(project:Path, tmp:Path, error, seconds:dict, tracking_uri) -> RunDir:
+    "Rename the run folder (failed or unlogged) and log it; RunError if it failed or could not be logged."
     # 'unlogged' until log_to_mlflow records the MLflow run: a run killed after the rename is never 'complete'
-    rd.update_info(status='failed' if error else 'unlogged', finished=_now(), error=error, stage_seconds=seconds)
+    RunDir(tmp).update_info(status='failed' if error else 'unlogged', finished=utc_now('microseconds'), error=error,
+                            stage_seconds=seconds)
+    final = tmp.parent / tmp.name.removeprefix('.tmp-')
     os.replace(tmp, final)
-    rd = RunDir(final)
+    rd, run_id = RunDir(final), final.name
     try: log_to_mlflow(project, rd, tracking_uri)
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:500]
         rd.update_info(mlflow_error=msg)
-        if not error: raise RunError(f"run {run_id} ran to the end but could not be logged to MLflow ({msg}); it is kept as "
-                                     f"'unlogged' in {final}: log it with `mlops-nb log {run_id}`") from e
+        if not error: raise RunError(f"run {run_id} ran to the end but could not be logged to MLflow ({msg}); it is "
+                                     f"kept as 'unlogged' in {final}: log it with `mlops-nb log {run_id}`") from e
     if error: raise RunError(f"run {run_id} failed ({final}): {error}")
     return rd
 
-# %% ../nbs/runner/80_runner.ipynb #ad7e8c2e
-def _artifact_files(root:Path):
-    "Files of a run folder to log, with their relative paths: all but data/, hidden names and links (the checkpoints link)."
-    for d, dirs, files in os.walk(root):
-        rel = Path(d).relative_to(root)
-        dirs[:] = sorted(x for x in dirs if not x.startswith('.') and not (rel == Path('.') and x == 'data')
-                         and not (Path(d) / x).is_symlink())
-        for f in sorted(files):
-            if not f.startswith('.') and not (Path(d) / f).is_symlink(): yield Path(d) / f, rel / f
-
-
-def _log_once(mlflow, project, rd:RunDir, uri:str) -> tuple[str, bool]:
-    "Log `rd` unless its finished MLflow run is there already; (MLflow run id, logged now), the id also in run.json."
-    from mlflow.entities import Metric, Param, ViewType
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name(Path(project).resolve().name)
-    found = client.search_runs([exp.experiment_id], f"tags.`mlops_nb.run_id` = '{rd.id}'", run_view_type=ViewType.ACTIVE_ONLY)
-    done = [r for r in found if r.info.status == 'FINISHED']
-    for r in found:
-        if r.info.status != 'FINISHED': client.delete_run(r.info.run_id)  # what an attempt that died halfway left
-    info = rd.info
-    status = 'complete' if info.get('status') in ('unlogged', 'complete') else info.get('status')
-    new = not done
-    if done: mlflow_id = done[0].info.run_id  # logged before; only run.json did not hear of it
-    else:
-        data, metrics = rd.read_json('data.json') or {}, rd.read_json('metrics.json') or {}
-        r = client.create_run(exp.experiment_id, run_name=rd.id, tags={
-            'mlops_nb.run_id': rd.id, 'mlops_nb.status': status, 'mlops_nb.parent': info.get('parent') or '',
-            'mlops_nb.data_version': data.get('version', ''), 'mlops_nb.code_version': json.dumps(info.get('code_version'))})
-        mlflow_id, now = r.info.run_id, int(time.time() * 1000)
-        try:
-            flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in rd.params.flat().items()}
-            mets = [Metric(f'{part}_{k}', float(v), now, 0) for part in ('test', 'valid') for k, v in (metrics.get(part) or {}).items()
-                    if isinstance(v, (int, float)) and v == v]
-            client.log_batch(mlflow_id, metrics=mets, params=[Param(k, str(v)) for k, v in flat.items()])
-            for p, rel in _artifact_files(rd.path):  # the data split stays in the run folder: it is large and versioned by hash
-                if rel != Path('run.json'): client.log_artifact(mlflow_id, str(p), '/'.join(('run',) + rel.parts[:-1]))
-            with tempfile.TemporaryDirectory() as t:  # run.json as it will be once logged
-                f = Path(t) / 'run.json'
-                f.write_text(json.dumps(_encode({**info, 'status': status, 'mlflow_run_id': mlflow_id, 'tracking_uri': uri}), indent=1))
-                client.log_artifact(mlflow_id, str(f), 'run')
-            client.set_terminated(mlflow_id, 'FINISHED')
-        except BaseException:
-            try: client.set_terminated(mlflow_id, 'FAILED')  # deleted by the next attempt
-            except Exception: pass
-            raise
-    info.pop('mlflow_error', None)
-    rd.write_json('run.json', {**info, 'status': status, 'mlflow_run_id': mlflow_id, 'tracking_uri': uri})
-    return mlflow_id, new
-
-
-def _log(project, rd:RunDir, tracking_uri=None) -> tuple[str, bool]:
-    "Log `rd` once, under the store lock, retrying while the database stays locked; (MLflow run id, logged now)."
-    if rd.status not in ('complete', 'unlogged', 'failed'):
-        raise RunError(f"run {rd.id} is {rd.status}: only a run that finished (complete, unlogged or failed) can be logged")
-    mlflow = _mlflow(project, tracking_uri)
-    uri = tracking_uri_for(project, tracking_uri)
-    for i in range(LOG_ATTEMPTS):
-        try:
-            with store_lock(uri): return _log_once(mlflow, project, rd, uri)
-        except Exception as e:
-            if i == LOG_ATTEMPTS - 1 or not _transient(e): raise
-            time.sleep(min(30, 0.5 * 2 ** i) * (1 + secrets.randbelow(500) / 1000))
-
-
-def log_to_mlflow(project, # the loop project folder
-                  rd:RunDir, # a finished run (complete, unlogged or failed)
-                  tracking_uri=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-                 ) -> str:
-    "Log run `rd` to MLflow once (an unlogged run becomes complete); returns the MLflow run id (also in run.json)."
-    return _log(project, rd, tracking_uri)[0]
-
-
-def log_run(project, # the loop project folder
-            run_id:str, # run id, unique prefix or 'latest'
-            tracking_uri=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-           ) -> tuple[RunDir, str, bool]:
-    "Log a run to MLflow if it is not there yet (`mlops-nb log`): the run, its MLflow run id, whether it was logged now."
-    rd = find_run(project, run_id)
-    return (rd, *_log(project, rd, tracking_uri))
-
-# %% ../nbs/runner/80_runner.ipynb #62f8a1be
-def list_runs(project='.') -> pd.DataFrame:
-    "One row per run (interrupted ones too): id, status, parent, scoped metric on the test window, data version, started, finished."
-    rows = []
-    for p in _run_folders(Path(project) / 'runs').values():
-        rd = RunDir(p); info = rd.info
-        m = rd.read_json('metrics.json') or {}
-        rows.append(dict(run=rd.id, status=rd.status, parent=info.get('parent') or '',
-                         metric=m.get('scoped', {}).get('name'), value=m.get('scoped', {}).get('test'),
-                         data_version=(rd.read_json('data.json') or {}).get('version'), started=info.get('started'),
-                         finished=info.get('finished')))
-    return pd.DataFrame(rows, columns=['run', 'status', 'parent', 'metric', 'value', 'data_version', 'started', 'finished'])
-
-
-def show_run(project, run_id:str) -> dict:
-    "Everything about one run: info, params, metrics, data, decisions, recommendations, reports on disk."
-    rd = find_run(project, run_id)
-    info = rd.info
-    p = rd.path / 'params.yaml'
-    return dict(path=str(rd.path), **{**info, 'status': rd.status}, status_means=RUN_STATUSES.get(rd.status, 'no run.json in the folder'),
-                params=rd.params.to_dict() if p.exists() else None, metrics=rd.read_json('metrics.json'),
-                data=rd.read_json('data.json'), decisions=rd.decisions.entries(),
-                recommendations=[d.to_dict() for d in rd.recommendations()],
-                reports=sorted(p.stem for p in (rd.path / 'reports').glob('*.json')))
-
-# %% ../nbs/runner/80_runner.ipynb #75b02f8b
-def batch_sets(spec:dict) -> list[list[str]]:
-    "Expand a batch spec (`runs:` list or `grid:` mapping, plus optional `set:` for all) into lists of overrides."
-    import itertools
-    if not isinstance(spec, dict) or not ({'runs', 'grid'} & set(spec)):
-        raise ParamError("batch file: expected a mapping with 'runs:' (a list of overrides) or 'grid:' (key: [values])")
-    extra = set(spec) - {'runs', 'grid', 'set'}
-    if extra: raise ParamError(f"batch file: unknown keys {sorted(extra)}; allowed: runs, grid, set")
-    common = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in (spec.get('set') or {}).items()]
-    out = []
-    for i, r in enumerate(spec.get('runs') or []):
-        if not isinstance(r, dict): raise ParamError(f"batch file: runs[{i}] must be a mapping of key: value")
-        out.append(common + [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in r.items()])
-    grid = spec.get('grid') or {}
-    if grid:
-        keys = list(grid)
-        for k in keys:
-            if not isinstance(grid[k], list) or not grid[k]: raise ParamError(f"batch file: grid.{k} must be a non-empty list")
-        for combo in itertools.product(*(grid[k] for k in keys)):
-            out.append(common + [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in zip(keys, combo)])
-    return out
-
-# %% ../nbs/runner/80_runner.ipynb #767e45ab
-def _batch_one(args):
-    project, sets, tracking_uri = args
-    run_id = new_run_id()
-    try:
-        rd = run_loop(project, sets=sets, tracking_uri=tracking_uri, progress=False, run_id=run_id)
-        m = rd.read_json('metrics.json') or {}
-        return dict(run=rd.id, status=rd.status, value=m.get('scoped', {}).get('test'), error=None)
-    except Exception as e:
-        rd = RunDir(Path(project) / 'runs' / run_id)
-        return dict(run=run_id if rd.path.exists() else None, status=rd.status if rd.path.exists() else 'failed', value=None,
-                    error=f"{type(e).__name__}: {e}".splitlines()[0][:300])
-
-
-def run_batch(project, batch_file, workers:int=2, tracking_uri=None, progress:bool=True) -> pd.DataFrame:
-    "Run every parameter set of `batch_file` in `workers` processes; a summary table, one row per set."
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+# %% ../nbs/runner/80_runner.ipynb #a1c0d026
+def run_loop(project='.', # the loop project folder
+             params_file=None, # params YAML (default: the project's params.yaml)
+             sets=(), # 'a.b=value' overrides, applied last
+             from_run:str|None=None, # continue from this run: its params plus its decisions
+             policy:str='human', # with from_run: 'human' applies decisions.yaml, 'auto' the recommendations
+             run_id:str|None=None, # default: a new time-based id
+             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+             progress:bool=True, # show a progress bar over the stages
+             log_output:bool=False, # stream notebook output to the log
+             shared_kernel:bool=True, # run the stages in one kernel, its namespace reset between them
+            ) -> RunDir:
+    "Execute the loop notebooks with papermill into runs/<id>, tracked in MLflow; returns the run."
     from tqdm.auto import tqdm
-    import multiprocessing as mp
     project = _project(project)
-    p = Path(batch_file)
-    if not p.is_file(): raise RunError(f"batch file {p} does not exist or is not a file")
-    try: spec = yaml.safe_load(p.read_text(encoding='utf-8'))
-    except UnicodeDecodeError as e: raise RunError(f"batch file {p} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-    except yaml.YAMLError as e:
-        where = f" at line {e.problem_mark.line + 1}" if getattr(e, 'problem_mark', None) else ''
-        raise RunError(f"batch file {p} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    all_sets = batch_sets(spec)
-    for s in all_sets: resolve_params(project, sets=s)  # every set validated before any run starts
-    rows = [None] * len(all_sets)
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context('spawn')) as ex:
-        futs = {ex.submit(_batch_one, (str(project), s, tracking_uri)): i for i, s in enumerate(all_sets)}
-        for f in tqdm(as_completed(futs), total=len(futs), desc='batch', unit='run', disable=not progress):
-            i = futs[f]; rows[i] = dict(set=' '.join(all_sets[i]), **f.result())
-    return pd.DataFrame(rows)
-
-# %% ../nbs/runner/80_runner.ipynb #82ab182b
-def _findings(rd:RunDir) -> dict:
-    out = {}
-    for name, r in rd.reports().items():
-        for k, v in r.summary().items():
-            if isinstance(v, (bool, int, float, str)) or v is None: out[f'{name}.{k}'] = v
-        dec = getattr(r, 'decision', None)
-        out[f'{name}.decision'] = dec.what if dec else None
-    return out
-
-
-def compare_runs(project, run_a:str, run_b:str) -> pd.DataFrame:
-    "Params, data version, test metrics and findings of two runs side by side (only what differs, plus metrics)."
-    a, b = find_run(project, run_a), find_run(project, run_b)
-    rows = []
-    pa, pb = a.params.flat(), b.params.flat()
-    for k in sorted(set(pa) | set(pb)):
-        if pa.get(k) != pb.get(k): rows.append(('param', k, pa.get(k), pb.get(k)))
-    da, db = (r.read_json('data.json') or {} for r in (a, b))
-    rows.append(('data', 'version', da.get('version'), db.get('version')))
-    ma, mb = ((r.read_json('metrics.json') or {}).get('test', {}) for r in (a, b))
-    for k in sorted(set(ma) | set(mb)): rows.append(('metric', f'test.{k}', ma.get(k), mb.get(k)))
-    fa, fb = _findings(a), _findings(b)
-    for k in sorted(set(fa) | set(fb)):
-        if fa.get(k) != fb.get(k): rows.append(('finding', k, fa.get(k), fb.get(k)))
-    ca, cb = (a.id, b.id) if a.id != b.id else (f'{a.id} (A)', f'{b.id} (B)')  # `compare X latest` when latest is X
-    df = pd.DataFrame(rows, columns=['section', 'key', ca, cb])
-    num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float('nan')
-    df['change'] = [num(y) - num(x) if s == 'metric' else float('nan') for s, x, y in zip(df.section, df[ca], df[cb])]
-    return df.set_index(['section', 'key'])
+    if run_id is not None: check_run_id(run_id)
+    if from_run: require_complete(find_run(project, from_run), '--from')
+    params, parent, decisions = resolve_params(project, params_file, sets, from_run, policy)
+    run_id = run_id or new_run_id()
+    tmp = _claim(project, run_id)
+    params.to_yaml(tmp / 'params.yaml')
+    RunDir(tmp).write_json('run.json', dict(id=run_id, status='running', started=utc_now('microseconds'), parent=parent,
+                                            policy=policy if parent else None, sets=list(sets),
+                                            decisions_applied=[d.to_dict() for d in decisions],
+                                            code_version=code_version(project), pid=os.getpid()))
+    bar = tqdm(params.stages, desc=f'run {run_id}', unit='stage', disable=not progress)
+    error, seconds = _run_stages(project, tmp, params, bar, log_output, shared_kernel)
+    return _finish(project, tmp, error, seconds, tracking_uri)

@@ -12,8 +12,10 @@ from typing import Callable
 
 import numpy as np
 
+from .registry import METRICS
+
 # %% auto #0
-__all__ = ['METRICS', 'KPIS', 'Metric', 'metric', 'evaluate', 'describe_scope']
+__all__ = ['KPIS', 'Metric', 'metric', 'evaluate', 'staleness_metric', 'describe_scope', 'METRICS']
 
 # %% ../nbs/stages/05_scoping.ipynb #6a2d10a3
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class Metric:
 
     def __call__(self, y_true, y_score, threshold:float=0.5) -> float:
         y_true, y_score = np.asarray(y_true, dtype=float), np.asarray(y_score, dtype=float)
-        if len(y_true) != len(y_score): raise ValueError(f"metric {self.name}: {len(y_true)} labels but {len(y_score)} scores")
+        if len(y_true) != len(y_score):
+            raise ValueError(f"metric {self.name}: {len(y_true)} labels but {len(y_score)} scores")
         if len(y_true) == 0: return float('nan')
         return float(self.fn(y_true, y_score, threshold))
 
@@ -37,13 +40,18 @@ class Metric:
         if not np.isfinite(b): return True
         return a - b > min_delta if self.greater_is_better else b - a > min_delta
 
+# %% ../nbs/stages/05_scoping.ipynb #07505e02
+_all_ = ['METRICS']  # the registry, re-exported
 
-METRICS: dict[str, Metric] = {}
 
-def metric(name:str, greater_is_better:bool=True, threshold_free:bool=False):
-    "Decorator: register `fn(y_true, y_score, threshold)` as metric `name`."
+def metric(name:str, # the name `scope.metric` selects it by
+           greater_is_better:bool=True, # which way is up
+           threshold_free:bool=False, # judges the scores themselves, not the decisions at a threshold
+          ):
+    "Decorator: register `fn(y_true, y_score, threshold)` as metric `name` in `METRICS`."
     def deco(fn):
-        METRICS[name] = Metric(name, fn, greater_is_better, (fn.__doc__ or '').strip(), threshold_free)
+        METRICS.register(name, Metric(name, fn, greater_is_better, (fn.__doc__ or '').strip(), threshold_free),
+                         module=fn.__module__)
         return fn
     return deco
 
@@ -88,6 +96,7 @@ def _ece(y, s, t):
     cnt = np.bincount(idx, minlength=len(bins)); gap = np.abs(np.bincount(idx, s - y, minlength=len(bins)))
     return gap.sum() / cnt.sum()
 
+# %% ../nbs/stages/05_scoping.ipynb #052b3b13
 @metric('precision')
 def _precision(y, s, t):
     "Share of positives among rows scored at or above the threshold."
@@ -125,6 +134,11 @@ def evaluate(y_true, y_score, threshold:float=0.5, names=None) -> dict:
     "Every metric in `names` (default: all registered) on one set of scores."
     return {n: METRICS[n](y_true, y_score, threshold) for n in (names or METRICS)}
 
+# %% ../nbs/stages/05_scoping.ipynb #4f2d4089
+def staleness_metric(scoped:str) -> str:
+    "The metric staleness is judged by: the scoped one if it is threshold-free, else ROC AUC."
+    return scoped if METRICS[scoped].threshold_free else 'roc_auc'
+
 # %% ../nbs/stages/05_scoping.ipynb #7c9941d1
 KPIS = {
     'ctr': 'clicks per impression shown',
@@ -134,7 +148,7 @@ KPIS = {
     'impressions': 'impressions shown',
 }
 
-
+# %% ../nbs/stages/05_scoping.ipynb #3451fcdf
 def describe_scope(scope) -> str:
     "One paragraph on what the loop optimizes and what it serves."
     m = METRICS[scope.metric]

@@ -13,13 +13,16 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .core import listing
+from .checks import listing
 from .features import make_preprocessor
+from .params import ParamError
+from .registry import MODELS
 
 # %% auto #0
-__all__ = ['MODELS', 'LOOP_TYPES', 'ModelKind', 'model_kind', 'tabular_pipeline', 'LoopClassifier', 'model_from_params',
-           'evaluate_model', 'save_model', 'UntrustedModelError', 'trusted_types', 'load_model']
+__all__ = ['LOOP_TYPES', 'ModelKind', 'model_kind', 'tabular_pipeline', 'LoopClassifier', 'model_from_params', 'evaluate_model',
+           'save_model', 'UntrustedModelError', 'trusted_types', 'load_model', 'MODELS']
 
 # %% ../nbs/stages/30_train.ipynb #a26b18f3
 @dataclass(frozen=True)
@@ -32,15 +35,16 @@ class ModelKind:
 
     def check_params(self, params:dict):
         "Raise ParamError for hyperparameters the estimator does not have, or values it does not accept."
-        from mlops_nb.core import ParamError
         allowed = set(self.make({}, 0, None).get_params())
         bad = sorted(set(params) - allowed)
-        if bad: raise ParamError(f"model.params: {bad} are not hyperparameters of model kind {self.name!r}; allowed: {', '.join(sorted(allowed))}")
+        if bad: raise ParamError(f"model.params: {bad} are not hyperparameters of model kind {self.name!r}; "
+                                 f"allowed: {', '.join(sorted(allowed))}")
         try:
             est = self.make(dict(params), 0, None)
-            if hasattr(est, '_validate_params'): est._validate_params()  # scikit-learn's own constraints, without fitting
+            if hasattr(est, '_validate_params'): est._validate_params()  # sklearn's own constraints, without fitting
         except Exception as e:
-            raise ParamError(f"model.params of model kind {self.name!r}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ParamError(f"model.params of model kind {self.name!r}: {first}") from None
 
     def type_names(self) -> set[str]:
         "Names of the types a fitted model of this kind holds: the estimators it makes plus `trusted`."
@@ -48,20 +52,21 @@ class ModelKind:
         parts = [est, *(v for v in est.get_params(deep=True).values() if hasattr(v, 'get_params'))]
         return {f"{type(o).__module__}.{type(o).__qualname__}" for o in parts} | set(self.trusted)
 
+# %% ../nbs/stages/30_train.ipynb #6dbf208f
+_all_ = ['MODELS']  # the registry, re-exported
 
-MODELS: dict[str, ModelKind] = {}
 
 def model_kind(name:str, # the name `model.kind` selects it by
                flavour:str='tree', # the preprocessor it wants: 'tree' or 'linear'
                trusted:tuple=(), # type names its fitted estimator holds besides estimators, e.g. 'mypkg.trees.Node'
               ):
-    "Decorator: register `make(params, random_state, class_weight)` as model kind `name`."
+    "Decorator: register `make(params, random_state, class_weight)` as model kind `name` in `MODELS`."
     def deco(make):
-        MODELS[name] = ModelKind(name, make, flavour, tuple(trusted))
+        MODELS.register(name, ModelKind(name, make, flavour, tuple(trusted)), module=make.__module__)
         return make
     return deco
 
-
+# %% ../nbs/stages/30_train.ipynb #5cab595d
 # the fitted trees, and the numeric pass-through of native categorical support: partial(check_array, ...)
 @model_kind('hgb', 'tree', trusted=('sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor',
                                     'functools.partial', 'sklearn.utils.validation.check_array'))
@@ -75,7 +80,8 @@ def _hgb(params, random_state, class_weight):
 @model_kind('logistic', 'linear')
 def _logistic(params, random_state, class_weight):
     from sklearn.linear_model import LogisticRegression
-    return LogisticRegression(**{**dict(C=1.0, max_iter=1000), 'class_weight': class_weight, 'random_state': random_state, **params})
+    kw = dict(C=1.0, max_iter=1000)
+    return LogisticRegression(**{**kw, 'class_weight': class_weight, 'random_state': random_state, **params})
 
 # %% ../nbs/stages/30_train.ipynb #9b137fe4
 def tabular_pipeline(X:pd.DataFrame, # features the pipeline will be fitted on (dtypes and cardinality are read)
@@ -95,9 +101,13 @@ def tabular_pipeline(X:pd.DataFrame, # features the pipeline will be fitted on (
     return Pipeline([('features', pre), ('model', est)])
 
 # %% ../nbs/stages/30_train.ipynb #d840ed63
-from sklearn.base import BaseEstimator, ClassifierMixin
+def _recency_weights(time, half_life_days:float) -> np.ndarray:
+    "Weights halving every `half_life_days` back from the newest of the rows' times."
+    t = pd.to_datetime(pd.Series(np.asarray(time)))
+    age = (t.max() - t).dt.total_seconds().to_numpy() / 86400
+    return 0.5 ** (age / half_life_days)
 
-
+# %% ../nbs/stages/30_train.ipynb #67b4be93
 class LoopClassifier(ClassifierMixin, BaseEstimator):
     "Pipeline from a model kind plus the loop's imbalance and recency remedies."
     def __init__(self, kind='hgb', params=None, class_weight=None, neg_sample_rate=1.0, half_life_days=None,
@@ -108,17 +118,17 @@ class LoopClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X:pd.DataFrame, y, time=None):
         "Fit on features `X`, binary labels `y` (0/1) and, for recency weights, row times `time`."
         y = np.asarray(y)
-        if set(np.unique(y)) - {0, 1}: raise ValueError(f"LoopClassifier.fit: labels must be 0/1, got {listing(np.unique(y), 5)}")
+        if set(np.unique(y)) - {0, 1}:
+            raise ValueError(f"LoopClassifier.fit: labels must be 0/1, got {listing(np.unique(y), 5)}")
         if len(np.unique(y)) < 2: raise ValueError("LoopClassifier.fit: the training labels have a single class")
-        if not 0 < self.neg_sample_rate <= 1: raise ValueError(f"neg_sample_rate must be in (0, 1], got {self.neg_sample_rate}")
+        if not 0 < self.neg_sample_rate <= 1:
+            raise ValueError(f"neg_sample_rate must be in (0, 1], got {self.neg_sample_rate}")
         rng = np.random.default_rng(self.random_state)
         keep = (y == 1) | (rng.random(len(y)) < self.neg_sample_rate)
         w = np.ones(len(y))
         if self.half_life_days:
             if time is None: raise ValueError("LoopClassifier.fit: half_life_days needs the rows' `time`")
-            t = pd.to_datetime(pd.Series(np.asarray(time)))
-            age = (t.max() - t).dt.total_seconds().to_numpy() / 86400
-            w = 0.5 ** (age / self.half_life_days)
+            w = _recency_weights(time, self.half_life_days)
         cw = None if self.class_weight in (None, 'none') else self.class_weight
         Xk = X.iloc[np.flatnonzero(keep)] if isinstance(X, pd.DataFrame) else X[keep]
         self.pipeline_ = tabular_pipeline(Xk, self.kind, self.params, self.random_state, cw)
@@ -138,7 +148,7 @@ class LoopClassifier(ClassifierMixin, BaseEstimator):
         "1 where the positive score reaches the threshold."
         return (self.predict_proba(X)[:, 1] >= self.threshold).astype(int)
 
-
+# %% ../nbs/stages/30_train.ipynb #857d39a5
 def model_from_params(params) -> LoopClassifier:
     "The unfitted LoopClassifier that `params` (LoopParams) describe."
     cw = None if params.imbalance.class_weight == 'none' else params.imbalance.class_weight
@@ -153,7 +163,7 @@ def evaluate_model(model, X:pd.DataFrame, y, threshold:float|None=None) -> dict:
     t = model.threshold if threshold is None else threshold
     return {**evaluate(np.asarray(y), s, t), 'n': int(len(y)), 'positives': int(np.asarray(y).sum())}
 
-
+# %% ../nbs/stages/30_train.ipynb #40d3cd4d
 def save_model(model, path) -> Path:
     "Save a fitted model with skops."
     import skops.io as sio
@@ -161,34 +171,35 @@ def save_model(model, path) -> Path:
     sio.dump(model, path)
     return path
 
-
+# %% ../nbs/stages/30_train.ipynb #ca50660f
 class UntrustedModelError(ValueError):
     "A model file that is not a skops archive, or holds types outside `trusted_types()`."
 
-
+# %% ../nbs/stages/30_train.ipynb #0ded041d
 # what the loop's own pipeline holds besides scikit-learn estimators (skops trusts those already): the classifier,
 # the feature functions of `make_preprocessor`, the target encoder's folds, numpy dtypes
 LOOP_TYPES = frozenset({'mlops_nb.train.LoopClassifier', 'mlops_nb.features._as_str', 'mlops_nb.features._time_names',
                         'mlops_nb.features._time_parts', 'mlops_nb.features._to_float',
                         'sklearn.model_selection._split.StratifiedKFold', 'numpy.dtype'})
 
-
+# %% ../nbs/stages/30_train.ipynb #55762674
 def trusted_types() -> set[str]:
     "Every type name `load_model` accepts beyond skops' defaults: the loop's own plus those of each kind in `MODELS`."
-    return set(LOOP_TYPES).union(*(mk.type_names() for mk in MODELS.values()))
+    return set(LOOP_TYPES).union(*(MODELS[name].type_names() for name in MODELS))
 
-
+# %% ../nbs/stages/30_train.ipynb #090edc67
 def _partial_targets(node):
     "Names of what each `functools.partial` in a skops schema wraps (a reference without a name: its loader)."
     if isinstance(node, dict):
         if node.get('__loader__') == 'PartialNode':
             f = (node.get('content') or {}).get('func') or {}
-            yield f"{f['__module__']}.{f['__class__']}" if f.get('__module__') and f.get('__class__') else f"<{f.get('__loader__')}>"
+            named = f.get('__module__') and f.get('__class__')
+            yield f"{f['__module__']}.{f['__class__']}" if named else f"<{f.get('__loader__')}>"
         for v in node.values(): yield from _partial_targets(v)
     elif isinstance(node, list):
         for v in node: yield from _partial_targets(v)
 
-
+# %% ../nbs/stages/30_train.ipynb #1b44c607
 def load_model(path):
     "Load a model saved by `save_model` if every type in it is trusted; else `UntrustedModelError`, nothing built."
     import io, json, zipfile
@@ -203,6 +214,8 @@ def load_model(path):
         raise UntrustedModelError(f"load_model: {path} is not a skops model file ({type(e).__name__}: {e})") from None
     allowed = trusted_types()
     bad = sorted(set(untrusted) - allowed)
-    bad += sorted({f"functools.partial({t})" for t in _partial_targets(schema) if t not in allowed})  # even if skops trusted partial
-    if bad: raise UntrustedModelError(f"load_model: {path} holds types outside the trusted set, refused: {', '.join(bad)}")
+    # a partial is checked for what it wraps, even if skops trusted partial itself
+    bad += sorted({f"functools.partial({t})" for t in _partial_targets(schema) if t not in allowed})
+    if bad:
+        raise UntrustedModelError(f"load_model: {path} holds types outside the trusted set, refused: {', '.join(bad)}")
     return sio.loads(data, trusted=untrusted)

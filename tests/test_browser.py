@@ -39,7 +39,7 @@ def make_run(run:Path):
     "A run folder with params.yaml, run.json and the four reports, computed in-process from small synthetic data."
     from sklearn.linear_model import LogisticRegression
     from mlops_nb.core import LoopParams
-    from mlops_nb.runner import RunDir
+    from mlops_nb.rundir import RunDir
     from mlops_nb.imbalance import analyze_imbalance
     from mlops_nb.label_noise import analyze_label_noise
     from mlops_nb.drift import analyze_drift
@@ -227,7 +227,7 @@ def test_panel_apply_appends_decisions(jupyter_lab, tmp_path):
         st.locator('.mlops-nb-output', has_text='decisions.yaml: train on the last 21 days').wait_for()
         page.screenshot(path=str(tmp_path / 'staleness.png'))
     from mlops_nb.core import LoopParams, apply_decisions
-    from mlops_nb.runner import RunDir
+    from mlops_nb.rundir import RunDir
     p = apply_decisions(LoopParams(), RunDir(run.path).decisions.decisions)
     assert (p.imbalance.class_weight, p.window.train_days) == ('balanced', 21)
 

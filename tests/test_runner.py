@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from mlops_nb.core import ParamError
-from mlops_nb.runner import RunDir, RunError, init_project, list_runs, run_loop, run_batch, show_run
+from mlops_nb.batch import run_batch
+from mlops_nb.runner import RunDir, RunError, init_project, list_runs, run_loop, show_run
 
 pytestmark = pytest.mark.slow
 
