@@ -9,216 +9,48 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 
 from .core import Decision, Report, register_report
+from .stat_tests import (MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, StatTest, _category_counts, _family,
+                                 _few_unique, _numbers, _same_zone, choose_stat_test, stat_test)
+from .registry import LoopInputs, analysis, load_ref
+
+_all_ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test']
 
 # %% auto #0
-__all__ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test',
-           'MissingColumnError', 'DtypeMismatchError', 'DriftReport', 'analyze_drift', 'plot_drift',
-           'plot_distribution']
+__all__ = ['MissingColumnError', 'DtypeMismatchError', 'DriftReport', 'analyze_drift', 'drift_step', 'STAT_TESTS', 'SMALL_SAMPLE',
+           'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test']
 
-# %% ../nbs/analyses/42_drift.ipynb #0b2a47ce
-@dataclass(frozen=True)
-class StatTest:
-    "A drift test: `fn` returns (score, p_value); drift when the score is `drift_if` 'below'/'above' `threshold`."
-    name: str
-    fn: Callable
-    kind: str               # 'numeric' (fn gets two samples) or 'categorical' (fn gets two count arrays)
-    threshold: float
-    drift_if: str = 'above'
-    alpha: Optional[float] = None  # if set, drift also needs the p-value below `alpha` (a distance beyond noise)
-    doc: str = ''
-
-    def drifted(self, score:float, p_value:float=np.nan) -> bool:
-        "Does `score` (with `p_value`, when the test has an `alpha`) mean drift?"
-        if not np.isfinite(score): return False
-        if self.alpha is not None and not p_value < self.alpha: return False
-        return bool(score < self.threshold) if self.drift_if == 'below' else bool(score > self.threshold)
-
-    def severity(self, score:float) -> float:
-        "Score relative to the threshold on one scale for every test: above 1 means drift."
-        if not np.isfinite(score): return 0.0
-        if self.drift_if == 'below': return float(np.log(max(score, 1e-300)) / np.log(self.threshold))
-        return float(score / self.threshold)
-
-
-STAT_TESTS: dict[str, StatTest] = {}
-
-def stat_test(name:str, kind:str, threshold:float, drift_if:str='above', alpha:float|None=None):
-    "Decorator: register `fn` as drift test `name` of `kind` 'numeric' or 'categorical'."
-    if kind not in ('numeric', 'categorical'): raise ValueError(f"stat_test {name!r}: kind must be 'numeric' or 'categorical', got {kind!r}")
-    if drift_if not in ('above', 'below'): raise ValueError(f"stat_test {name!r}: drift_if must be 'above' or 'below', got {drift_if!r}")
-    def deco(fn):
-        STAT_TESTS[name] = StatTest(name, fn, kind, threshold, drift_if, alpha, (fn.__doc__ or '').strip())
-        return fn
-    return deco
-
-# %% ../nbs/analyses/42_drift.ipynb #f007f1c9
-def _wasserstein_sorted(a:np.ndarray, b:np.ndarray) -> tuple[float, float]:
-    "Exact 1-D Wasserstein distance (the integral of |F_a - F_b|) and KS statistic (its max) of two sorted samples."
-    n, m = len(a), len(b)
-    both = np.concatenate([a, b])
-    order = np.argsort(both, kind='stable')  # two sorted runs: a linear-time merge
-    merged = both[order]
-    gap = np.cumsum(order[:-1] >= n, dtype=np.float64) / m  # F_b just after each merged value
-    gap -= (np.arange(1.0, n + m) - gap * m) / n            # minus F_a
-    np.abs(gap, out=gap)
-    step = np.diff(merged)
-    d = float(gap[step > 0].max(initial=0.0))
-    return float(np.multiply(gap, step, out=gap).sum()), d  # not `gap @ step`: BLAS threads would spin for nothing
-
-
-def _wasserstein_counts(a:np.ndarray, b:np.ndarray) -> tuple[float, float]:
-    "The same as `_wasserstein_sorted` for samples with few distinct values: from counts, without sorting the samples."
-    codes, uniques = pd.factorize(np.concatenate([a, b]))
-    k = len(uniques); order = np.argsort(uniques)
-    gap = np.abs(np.cumsum(np.bincount(codes[:len(a)], minlength=k)[order]) / len(a)
-                 - np.cumsum(np.bincount(codes[len(a):], minlength=k)[order]) / len(b))
-    return float((gap[:-1] * np.diff(uniques[order])).sum()), float(gap.max())
-
-
-@stat_test('ks', 'numeric', 0.05, drift_if='below')
-def _ks(ref, cur):
-    "Two-sample Kolmogorov–Smirnov test; the score is its p-value (drift below 0.05)."
-    from scipy.stats import ks_2samp
-    p = float(ks_2samp(ref, cur).pvalue)
-    return p, p
-
-
-@stat_test('wasserstein', 'numeric', 0.1, alpha=0.05)
-def _wasserstein(ref, cur):
-    "Wasserstein distance divided by the reference's standard deviation (drift above 0.1, with KS p < 0.05)."
-    from scipy.special import kolmogorov
-    sample = ref[::max(1, len(ref) // 2000)]
-    discrete = len(np.unique(sample)) <= len(sample) // 4  # counts, ages, ratings: hashing beats sorting
-    w, d = _wasserstein_counts(ref, cur) if discrete else _wasserstein_sorted(np.sort(ref), np.sort(cur))
-    sd = ref.std()
-    if sd == 0: sd = np.concatenate([ref, cur]).std()  # constant reference: scale by the pooled spread
-    p = float(kolmogorov(d * np.sqrt(len(ref) * len(cur) / (len(ref) + len(cur)))))  # asymptotic KS p-value
-    return (w / sd if sd > 0 else 0.0), p
-
-
-def _pool(rc:np.ndarray, cc:np.ndarray, min_count:int=5, max_bins:int|None=None):
-    "Counts with rare categories (and all beyond the `max_bins` most frequent) pooled into one 'other' bin."
-    tot = rc + cc
-    order = np.argsort(-tot, kind='stable')
-    keep = order[tot[order] >= min_count][:max_bins]
-    rest = np.ones(len(tot), dtype=bool); rest[keep] = False
-    r, c = rc[keep], cc[keep]
-    if rest.any(): r, c = np.append(r, rc[rest].sum()), np.append(c, cc[rest].sum())
-    return r, c
-
-
-@stat_test('chi2', 'categorical', 0.05, drift_if='below')
-def _chi2(ref_counts, cur_counts):
-    "Chi-square test of homogeneity on the category counts; the score is its p-value (drift below 0.05)."
-    from scipy.stats import chi2_contingency
-    r, c = _pool(ref_counts, cur_counts)
-    if len(r) < 2: return 1.0, 1.0
-    p = float(chi2_contingency(np.vstack([r, c]), correction=False).pvalue)
-    return p, p
-
-
-@stat_test('jensenshannon', 'categorical', 0.1, alpha=0.05)
-def _jensenshannon(ref_counts, cur_counts):
-    "Jensen–Shannon distance (natural log, as Evidently) of the category shares (drift above 0.1, with chi² p < 0.05)."
-    from scipy.spatial.distance import jensenshannon
-    from scipy.stats import chi2_contingency
-    r, c = _pool(ref_counts, cur_counts, max_bins=max(2, int(min(ref_counts.sum(), cur_counts.sum())) // 100))
-    if len(r) < 2: return 0.0, 1.0
-    return float(jensenshannon(r / r.sum(), c / c.sum())), float(chi2_contingency(np.vstack([r, c]), correction=False).pvalue)
-
-# %% ../nbs/analyses/42_drift.ipynb #77c3968a
-SMALL_SAMPLE = 1000  # at most this many values on either side → hypothesis tests instead of distances
-MAX_UNIQUE_CATEGORICAL = 5  # numbers with at most this many distinct values are categorical
-
-def choose_stat_test(kind:str, n_reference:int, n_current:int) -> str:
-    "Name of the default test for a column of `kind` ('numeric'/'categorical') and these sample sizes."
-    small = min(n_reference, n_current) <= SMALL_SAMPLE
-    if kind == 'numeric': return 'ks' if small else 'wasserstein'
-    if kind == 'categorical': return 'chi2' if small else 'jensenshannon'
-    raise ValueError(f"choose_stat_test: kind must be 'numeric' or 'categorical', got {kind!r}")
-
-# %% ../nbs/analyses/42_drift.ipynb #96e9c0f0
+# %% ../nbs/analyses/42_drift.ipynb #9fd82c62
 class MissingColumnError(KeyError, ValueError):
     "A column asked for is missing from one side (a KeyError and a ValueError)."
     def __str__(self): return str(self.args[0]) if self.args else ''
 
-
+# %% ../nbs/analyses/42_drift.ipynb #a6ccac52
 class DtypeMismatchError(TypeError, ValueError):
     "No longer raised (a type change is `type_changed` drift); kept so that code importing it still runs."
 
-
+# %% ../nbs/analyses/42_drift.ipynb #63018672
 def _as_frame(x, side:str, like:pd.DataFrame|None=None) -> pd.DataFrame:
     "`x` as a DataFrame (Series → one column, array → columns 0..k-1 or `like`'s names)."
+    # not checks.as_frame: an array's columns are 0..k-1 here (`drifted_columns == [2]`), x0..x{k-1} there
     if isinstance(x, pd.DataFrame): return x
     if isinstance(x, pd.Series):
-        name = like.columns[0] if like is not None and like.shape[1] == 1 else (x.name if x.name is not None else 0)
+        name = (like.columns[0] if like is not None and like.shape[1] == 1 else
+                x.name if x.name is not None else 0)
         return x.to_frame(name)
     if isinstance(x, (list, tuple)) or hasattr(x, '__array__'):
         a = np.asarray(x)
         if a.ndim == 1: a = a[:, None]
-        if a.ndim != 2: raise ValueError(f"analyze_drift: {side} must be 1-D or 2-D, got an array of shape {a.shape}")
+        if a.ndim != 2:
+            raise ValueError(f"analyze_drift: {side} must be 1-D or 2-D, got an array of shape {a.shape}")
         cols = like.columns if like is not None and like.shape[1] == a.shape[1] else range(a.shape[1])
         return pd.DataFrame(a, columns=cols)
     raise TypeError(f"analyze_drift: {side} must be a DataFrame, Series or array, got {type(x).__name__}")
-
-
-_OBJECT_FAMILIES = {'integer': 'numeric', 'floating': 'numeric', 'mixed-integer-float': 'numeric', 'decimal': 'numeric',
-                    'boolean': 'bool', 'datetime': 'datetime', 'datetime64': 'datetime', 'date': 'datetime',
-                    'timedelta': 'timedelta', 'timedelta64': 'timedelta', 'empty': 'empty'}
-
-def _family(s:pd.Series) -> str:
-    "'empty', 'numeric', 'bool', 'datetime', 'timedelta' or 'categorical'."
-    if not s.notna().any(): return 'empty'
-    t = s.dtype
-    if pd.api.types.is_bool_dtype(t): return 'bool'
-    if pd.api.types.is_datetime64_any_dtype(t): return 'datetime'
-    if pd.api.types.is_timedelta64_dtype(t): return 'timedelta'
-    if isinstance(t, pd.CategoricalDtype) or pd.api.types.is_string_dtype(t) and t != object: return 'categorical'
-    if pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_complex_dtype(t): return 'numeric'
-    return _OBJECT_FAMILIES.get(pd.api.types.infer_dtype(s, skipna=True), 'categorical')
-
-
-def _numbers(s:pd.Series, family:str) -> np.ndarray:
-    "Finite float values of a numeric, datetime (seconds) or timedelta (seconds) column."
-    if family == 'datetime':
-        s = pd.to_datetime(s, utc=s.dtype == object)
-        if getattr(s.dt, 'tz', None) is not None: s = s.dt.tz_convert('UTC').dt.tz_localize(None)
-        s = (s - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
-    elif family == 'timedelta': s = pd.to_timedelta(s) / pd.Timedelta(seconds=1)
-    elif s.dtype == object: s = pd.to_numeric(s)
-    a = s.to_numpy(dtype='float64', na_value=np.nan)
-    return a[np.isfinite(a)]
-
-
-def _same_zone(r:pd.Series, c:pd.Series) -> tuple:
-    "Two columns with a side's naive times read as wall-clock times in the other side's zone (not as UTC)."
-    zone = lambda s: getattr(s.dt, 'tz', None) if pd.api.types.is_datetime64_any_dtype(s) else None
-    zr, zc = zone(r), zone(c)
-    loc = lambda s, z: s.dt.tz_localize(z, ambiguous='NaT', nonexistent='NaT')
-    if zr is not None and zc is None and pd.api.types.is_datetime64_any_dtype(c): c = loc(c, zr)
-    elif zc is not None and zr is None and pd.api.types.is_datetime64_any_dtype(r): r = loc(r, zc)
-    return r, c
-
-
-def _few_unique(a:np.ndarray, k:int=MAX_UNIQUE_CATEGORICAL) -> bool:
-    "Does `a` have at most `k` distinct values? (a strided sample first, the full column only if needed)"
-    if len(np.unique(a[::max(1, len(a) // 2000)])) > k: return False
-    return len(pd.unique(a)) <= k
-
-
-def _category_counts(r, c):
-    "Aligned counts of each category (missing values dropped) in `r` and `c`, and the share of `c` unseen in `r`."
-    codes, uniques = pd.factorize(pd.concat([pd.Series(r), pd.Series(c)], ignore_index=True))
-    k = len(uniques); cr, cc = codes[:len(r)], codes[len(r):]
-    rc = np.bincount(cr[cr >= 0], minlength=k).astype(float); ccn = np.bincount(cc[cc >= 0], minlength=k).astype(float)
-    unseen = ccn[rc == 0].sum() / max(ccn.sum(), 1)
-    return rc, ccn, float(unseen)
 
 # %% ../nbs/analyses/42_drift.ipynb #e5b29c54
 @register_report
@@ -241,6 +73,17 @@ class DriftReport(Report):
         "Names of the drifted features, most drifted first."
         t = self.columns[(self.columns['role'] == 'feature') & self.columns['drifted']]
         return list(_severity(t).sort_values(ascending=False).index)
+
+    def decision_for(self, half_life_days:int, # the recency weights' half-life in days
+                     by:str='the drift panel', # who chose it, for the Decision's `why`
+                    ) -> Decision:
+        "The Decision to retrain with recency weights of this half-life, chosen by a person (`by`)."
+        h = int(half_life_days)
+        why = (f"chosen in {by}: {self.n_drifted} of {self.n_columns} features drifted ({self.share_drifted:.0%})"
+               + (f", most of all {', '.join(map(str, self.drifted_columns[:3]))}" if self.n_drifted else ''))
+        return Decision(f"retrain with recency weights (half-life {h} days)", why, {'window': {'half_life_days': h}},
+                        dict(share_drifted=self.share_drifted, n_drifted=self.n_drifted, n_columns=self.n_columns),
+                        'drift')
 
 
 def _severity(t:pd.DataFrame) -> pd.Series:
@@ -271,7 +114,8 @@ def _compare(r:pd.Series, c:pd.Series, name, role:str, test:str|None=None) -> di
     if 'empty' in (fr, fc):
         drifted = fr != fc
         return {**row, 'kind': fc if fr == 'empty' else fr, 'stat_test': 'all_nan', 'score': float(drifted),
-                'threshold': 0.5, 'drifted': drifted, 'n_reference': int(r.notna().sum()), 'n_current': int(c.notna().sum())}
+                'threshold': 0.5, 'drifted': drifted, 'n_reference': int(r.notna().sum()),
+                'n_current': int(c.notna().sum())}
     if {fr, fc} == {'bool', 'numeric'} and _zero_one(r if fr == 'numeric' else c):  # True/False vs 1/0: the same values
         r, c, fr, fc = _as_float(r), _as_float(c), 'numeric', 'numeric'
     if fr != fc:  # a real type change is drift, as in `profile_drift` (cast one side to compare the values themselves)
@@ -305,11 +149,12 @@ def _pair(x, what:str):
     for side, v in zip(('reference', 'current'), x):
         a = v.to_numpy() if isinstance(v, (pd.Series, pd.DataFrame)) else np.asarray(v)
         if a.ndim == 2 and a.shape[1] <= 2: a = a[:, -1]
-        if a.ndim != 1: raise ValueError(f"analyze_drift: {what} {side} must be 1-D (or 2-D with ≤ 2 columns), got shape {a.shape}")
+        if a.ndim != 1:
+            raise ValueError(f"analyze_drift: {what} {side} must be 1-D (or 2-D with ≤ 2 columns), got shape {a.shape}")
         out.append(pd.Series(a))
     return out
 
-
+# %% ../nbs/analyses/42_drift.ipynb #23fe00e8
 def analyze_drift(reference, # reference sample (e.g. training data): DataFrame, Series or array
                   current,   # current sample with the same columns
                   *,
@@ -334,7 +179,8 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
             if c not in df.columns: raise MissingColumnError(f"analyze_drift: column {c!r} is missing from {side}")
     tests = stat_tests if isinstance(stat_tests, dict) else {c: stat_tests for c in cols}
     for t in set(tests.values()) - {None}:
-        if t not in STAT_TESTS: raise ValueError(f"analyze_drift: unknown stat test {t!r}; known: {', '.join(STAT_TESTS)}")
+        if t not in STAT_TESTS:
+            raise ValueError(f"analyze_drift: unknown stat test {t!r}; known: {', '.join(STAT_TESTS)}")
     if not 0 < drift_share <= 1: raise ValueError(f"analyze_drift: drift_share must be in (0, 1], got {drift_share}")
     rows = [_compare(ref[c], cur[c], c, 'feature', tests.get(c)) for c in cols]
     for role, pair in (('prediction', prediction), ('target', target)):
@@ -342,72 +188,37 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
     table = pd.DataFrame(rows).set_index('column')[_COLS]
     feats = table[table['role'] == 'feature']
     n_drifted = int(feats['drifted'].sum()); share = n_drifted / len(feats)
-    r = DriftReport(table, float(share), bool(share >= drift_share), n_drifted, len(feats), float(drift_share), len(ref), len(cur))
+    r = DriftReport(table, float(share), bool(share >= drift_share), n_drifted, len(feats), float(drift_share),
+                    len(ref), len(cur))
     return dataclasses.replace(r, decision=_decision(r)) if r.dataset_drift else r
 
-
+# %% ../nbs/analyses/42_drift.ipynb #8f8f6e25
 def _decision(r:DriftReport) -> Decision:
     "Retrain with recency weights, when the dataset drifted."
     top = ', '.join(map(str, r.drifted_columns[:3]))
     return Decision(
         what='retrain with recency weights (half-life 14 days)',
-        why=(f"{r.n_drifted} of {r.n_columns} features drifted ({r.share_drifted:.0%}, at least {r.drift_share:.0%}), most "
-             f"of all {top}: the current data no longer looks like the reference. Recency weights keep all history but "
-             "let the recent regime dominate; run the staleness analysis to choose a window from labels."),
+        why=(f"{r.n_drifted} of {r.n_columns} features drifted ({r.share_drifted:.0%}, at least {r.drift_share:.0%}), "
+             f"most of all {top}: the current data no longer looks like the reference. "
+             "Recency weights keep all history but let the recent regime dominate; "
+             "run the staleness analysis to choose a window from labels."),
         patch={'window': {'half_life_days': 14}},
         evidence=dict(share_drifted=r.share_drifted, n_drifted=r.n_drifted, n_columns=r.n_columns, most_drifted=top),
         source='drift')
 
-# %% ../nbs/analyses/42_drift.ipynb #df340db7
-def plot_drift(report:DriftReport, # a drift report
-               ax=None,            # matplotlib axes to draw on (default: a new figure)
-               max_columns:int=30, # show at most this many columns, most drifted first
-              ):
-    "Bar chart of each column's score relative to its test's threshold (beyond the line = drift), drifted in red."
-    import matplotlib.pyplot as plt
-    t = report.columns.assign(severity=_severity(report.columns)).sort_values('severity', ascending=False).head(max_columns)[::-1]
-    if ax is None: _, ax = plt.subplots(figsize=(7, 0.3 * len(t) + 1.2))
-    labels = [f"{c} ({s})" for c, s in zip(t.index, t['stat_test'])]
-    ax.barh(labels, t['severity'], color=np.where(t['drifted'], '#d62728', '#999999'))
-    ax.axvline(1, color='k', lw=1, ls='--')
-    ax.set_xlabel('score / threshold  (p-values: log p / log threshold); > 1 = drift')
-    ax.set_title(f"{report.n_drifted} of {report.n_columns} features drifted ({report.share_drifted:.0%})"
-                 + (' — dataset drift' if report.dataset_drift else ''))
-    return ax
+# %% ../nbs/analyses/42_drift.ipynb #08649e4a
+@analysis('drift', report=DriftReport, function=analyze_drift, needs=('train', 'test'),
+          plots=(('mlops_nb.drift_view:plot_drift', dict(max_columns=15)),), panel='mlops_nb.drift_view:DriftPanel',
+          default=True, order=30)
+def drift_step(inputs:LoopInputs) -> DriftReport:
+    "The loop's drift analysis: the training rows against the newest holdout, on the model's features."
+    train, test, features = inputs.train, inputs.test, inputs.features
+    return analyze_drift(train[features], test[features])
 
+# %% ../nbs/analyses/42_drift.ipynb #1620bd13
+_MOVED = dict(plot_drift='mlops_nb.drift_view', plot_distribution='mlops_nb.drift_view')
 
-def plot_distribution(reference, current, # the two samples (DataFrames, Series or arrays)
-                      column,             # the column to show
-                      ax=None,            # matplotlib axes to draw on
-                      max_categories:int=20, # categorical: the most frequent categories shown
-                     ):
-    "Overlaid histograms (numeric) or side-by-side category shares (categorical) of one column in both samples."
-    import matplotlib.pyplot as plt
-    ref = _as_frame(reference, 'reference'); cur = _as_frame(current, 'current', like=ref)
-    for side, df in (('reference', ref), ('current', cur)):
-        if column not in df.columns: raise MissingColumnError(f"plot_distribution: column {column!r} is missing from {side}")
-    r, c = ref[column], cur[column]
-    fr, fc = _family(r), _family(c)
-    fam = fc if fr == 'empty' else fr
-    numeric = fam in ('numeric', 'datetime', 'timedelta') and fc in (fam, 'empty')
-    if numeric:
-        if fam == 'datetime': r, c = _same_zone(r, c)
-        a, b = (_numbers(s, fam) if f != 'empty' else np.array([]) for s, f in ((r, fr), (c, fc)))
-        both = np.concatenate([a, b])
-        numeric = len(both) > 0 and not _few_unique(both)
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
-    if numeric:
-        lo, hi = np.quantile(both, [0.005, 0.995])  # long tails would squeeze the bulk into one bin
-        edges = np.linspace(lo, hi, 41) if hi > lo else np.histogram_bin_edges(both, 10)
-        for x, lab, col in ((a, 'reference', '#1f77b4'), (b, 'current', '#ff7f0e')):
-            if len(x): ax.hist(np.clip(x, edges[0], edges[-1]), edges, density=True, alpha=0.5, label=f"{lab} (n={len(x):,})", color=col)
-        ax.set_xlabel(f"{column}" + (' (seconds)' if fam != 'numeric' else '') + ' (0.5-99.5 % range; tails in the end bins)')
-    else:
-        sr = r.value_counts(normalize=True); sc = c.value_counts(normalize=True)
-        shares = pd.DataFrame({'reference': sr, 'current': sc}).fillna(0)
-        shares = shares.loc[(shares['reference'] + shares['current']).sort_values(ascending=False).index[:max_categories]]
-        x = np.arange(len(shares))
-        ax.bar(x - 0.2, shares['reference'], 0.4, label='reference'); ax.bar(x + 0.2, shares['current'], 0.4, label='current')
-        ax.set_xticks(x, [str(i) for i in shares.index], rotation=45, ha='right'); ax.set_ylabel('share')
-    ax.set_title(str(column)); ax.legend()
-    return ax
+def __getattr__(name):
+    "Names that moved to the views layer, loaded on first use from their new module."
+    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,125 +15,29 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, plain, register_report, report_html
+from .checks import _fin, as_labels, as_scores, label_classes, plain, to_periods
+from .decisions import Decision
+from .imbalance_curve import (CI_HALFWIDTH, CURVE_POINTS, at_threshold, downsample_curve, positives_needed,
+                                      sample_size, sweep, sweep_rates, threshold_for, threshold_targets)
+from .imbalance_remedy import (IMBALANCED_BELOW, MIN_F1_GAIN, MIN_RANKING_AUC, NEG_SAMPLE_BELOW,  # noqa: F401
+                                       POOR_RECALL, TARGET_POS_SHARE, chosen_remedy, recommend_remedy)
+from .reports import Report, register_report, report_html
+from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
-__all__ = ['IMBALANCED_BELOW', 'DEGENERATE_RATE', 'DEGENERATE_RECALL', 'POOR_RECALL', 'MIN_F1_GAIN', 'NEG_SAMPLE_BELOW',
-           'TARGET_POS_SHARE', 'MIN_MINORITY_FOR_F1', 'MIN_RANKING_AUC', 'CI_HALFWIDTH', 'CURVE_POINTS', 'as_labels',
-           'label_classes', 'to_periods', 'imbalance_degree', 'ImbalanceReport', 'analyze_imbalance', 'plot_pr_curve',
-           'plot_prevalence']
-
-# %% ../nbs/analyses/40_imbalance.ipynb #7cb09d40
-def as_labels(y, fn:str='analysis', # name of the calling function, for error messages
-              name:str='y', # name of the argument, for error messages
-             ) -> pd.Series:
-    "Labels `y` as a new object-dtype Series (index kept from a Series), or a ValueError naming what is wrong."
-    if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1: raise ValueError(f"{fn}: {name} must be one column of labels, got a DataFrame with {y.shape[1]} columns")
-        y = y.iloc[:, 0]
-    if isinstance(y, pd.Series): s = y.astype(object)
-    else:
-        a = np.asarray(y, dtype=object)
-        if a.ndim != 1: raise ValueError(f"{fn}: {name} must be one-dimensional, got shape {a.shape}")
-        s = pd.Series(a, dtype=object)
-    if len(s) == 0: raise ValueError(f"{fn}: {name} is empty")
-    na = s.isna()
-    if na.any():
-        raise ValueError(f"{fn}: {name} has {int(na.sum())} missing labels (first at index {s.index[na.to_numpy()][0]!r}); "
-                         "drop or fill them first")
-    return s.map(plain)
-
-
-def label_classes(y:pd.Series) -> list:
-    "Distinct labels of `y` as plain Python values, sorted (by their text when the types do not compare)."
-    vals = [plain(v) for v in pd.unique(y.to_numpy(dtype=object))]
-    try: return sorted(vals)
-    except TypeError: return sorted(vals, key=lambda v: (type(v).__name__, str(v)))
-
-# %% ../nbs/analyses/40_imbalance.ipynb #5d48f9f9
-_FREQS = (('h', 'h'), ('D', 'D'), ('W', 'W-SUN'), ('M', 'M'), ('Q', 'Q'), ('Y', 'Y'))
-
-def to_periods(time, index:pd.Index, # the rows' index (length and labels to align to)
-               fn:str='analysis', # name of the calling function, for error messages
-               freq:str|None=None, # pandas offset alias; None = chosen from the time span
-               max_periods:int=30) -> pd.Series:
-    "The period of each row: datetimes floored to a period start, other values as they are."
-    t = time if isinstance(time, pd.Series) else pd.Series(np.asarray(time).ravel() if not isinstance(time, pd.Index) else time.to_numpy())
-    if len(t) != len(index): raise ValueError(f"{fn}: time has {len(t)} values but there are {len(index)} rows")
-    if isinstance(time, pd.Series) and not t.index.equals(index):
-        if len(index.difference(t.index)) or not index.is_unique: raise ValueError(f"{fn}: time's index does not match the rows' index")
-        t = t.reindex(index)
-    t = t.set_axis(index)
-    if isinstance(t.dtype, pd.PeriodDtype): return t.dt.start_time.rename('period')
-    if not pd.api.types.is_datetime64_any_dtype(t) and pd.api.types.infer_dtype(t, skipna=True) in ('string', 'datetime', 'date'):
-        try: t = pd.to_datetime(t, format='mixed')
-        except (ValueError, TypeError): return t.astype(object).rename('period')
-    if not pd.api.types.is_datetime64_any_dtype(t): return t.rename('period')
-    if t.dt.tz is not None: t = t.dt.tz_localize(None)
-    if t.notna().sum() == 0: raise ValueError(f"{fn}: time has no valid timestamps")
-    span = t.max() - t.min()
-    if freq is None:
-        limits = dict(h=pd.Timedelta(hours=1), D=pd.Timedelta(days=1), W=pd.Timedelta(days=7), M=pd.Timedelta(days=30.5),
-                      Q=pd.Timedelta(days=91.5), Y=pd.Timedelta(days=366))
-        freq = next((f for f, _ in _FREQS if span / limits[f] < max_periods), 'Y')
-    alias = dict(_FREQS).get(freq, freq)
-    out = t.dt.floor(alias) if freq in ('h', 'D') else t.dt.to_period(alias).dt.start_time
-    return out.rename('period')
+__all__ = ['DEGENERATE_RATE', 'DEGENERATE_RECALL', 'MIN_MINORITY_FOR_F1', 'imbalance_degree', 'ImbalanceReport',
+           'analyze_imbalance', 'run_imbalance']
 
 # %% ../nbs/analyses/40_imbalance.ipynb #62ea2fc3
-IMBALANCED_BELOW = 0.2     # minority share below this is imbalanced
 DEGENERATE_RATE = 0.1      # predicted minority share below this fraction of the prevalence is degenerate
 DEGENERATE_RECALL = 0.05   # ... and so is a minority recall below this
-POOR_RECALL = 0.5          # minority recall below this is poor (on imbalanced data)
-MIN_F1_GAIN = 0.02         # a new threshold must raise the minority F1 by this much
-NEG_SAMPLE_BELOW = 0.05    # recommend negative down-sampling only below this prevalence
-TARGET_POS_SHARE = 0.1     # ... to make positives this share of the training rows
-MIN_MINORITY_FOR_F1 = 100  # with fewer minority rows the max-F1 threshold rests on a handful of them: aim at recall ≥ 0.5
-MIN_RANKING_AUC = 0.6      # below this ROC AUC the scores cannot be fixed by a threshold: retrain with class weights
-CI_HALFWIDTH = 0.02        # target 95 % half-width for the sample size estimate
-CURVE_POINTS = 200         # at most this many points of the precision-recall curve are kept
+MIN_MINORITY_FOR_F1 = 100  # with fewer minority rows the max-F1 threshold rests on a handful: aim at recall ≥ 0.5
 
-
+# %% ../nbs/analyses/40_imbalance.ipynb #a40i0001
 def imbalance_degree(prevalence:float) -> str:
     "'extreme' (< 1 %), 'moderate' (< 20 %), 'mild' (< 40 %) or 'none'."
-    return 'extreme' if prevalence < 0.01 else 'moderate' if prevalence < 0.2 else 'mild' if prevalence < 0.4 else 'none'
-
-# %% ../nbs/analyses/40_imbalance.ipynb #14d2592d
-def _sweep(pos:np.ndarray, s:np.ndarray) -> pd.DataFrame:
-    "Counts at each distinct score `t` (predict positive when s ≥ t), highest first, plus a no-positive row."
-    order = np.argsort(-s, kind='mergesort')
-    ss, pp = s[order], pos[order].astype(float)
-    last = np.r_[np.flatnonzero(np.diff(ss) != 0), len(ss) - 1]  # last row of each distinct score
-    tp, n_at = np.cumsum(pp)[last], last + 1.0
-    thr = ss[last]
-    top = np.nextafter(thr[0], np.inf) if np.isfinite(thr[0]) else thr[0]
-    return pd.DataFrame({'threshold': np.r_[top, thr], 'tp': np.r_[0.0, tp], 'fp': np.r_[0.0, n_at - tp]})
-
-
-def _rates(sw:pd.DataFrame, n_pos:float, n:float, minority_is_pos:bool) -> pd.DataFrame:
-    "Precision, recall, F1 and predicted share for the positive class, and the minority's F1, at each threshold."
-    tp, fp = sw['tp'].to_numpy(), sw['fp'].to_numpy()
-    with np.errstate(invalid='ignore', divide='ignore'):
-        prec = np.where(tp + fp > 0, tp / (tp + fp), np.nan)
-        rec = tp / n_pos
-        f1 = np.where(tp > 0, 2 * tp / (2 * tp + fp + (n_pos - tp)), 0.0)
-        if minority_is_pos: mf1, mrate, mrec = f1, (tp + fp) / n, rec
-        else:  # minority = the other class, predicted when s < t
-            n_neg = n - n_pos; mtp = n_neg - fp
-            mf1 = np.where(mtp > 0, 2 * mtp / (2 * mtp + (n_pos - tp) + fp), 0.0)
-            mrate, mrec = (n - tp - fp) / n, mtp / n_neg
-    return pd.DataFrame({'threshold': sw['threshold'].to_numpy(), 'precision': prec, 'recall': rec, 'f1': f1,
-                         'predicted_positive_rate': (tp + fp) / n, 'minority_f1': mf1,
-                         'predicted_minority_rate': mrate, 'minority_recall': mrec})
-
-
-def _downsample(tab:pd.DataFrame, keep:list, k:int=CURVE_POINTS) -> pd.DataFrame:
-    "At most `k` rows of the curve: spread evenly in rank and in recall, ends and `keep` rows included."
-    if len(tab) <= k: return tab.reset_index(drop=True)
-    idx = set(np.linspace(0, len(tab) - 1, k // 2).round().astype(int)) | set(keep) | {0, len(tab) - 1}
-    rec = tab['recall'].to_numpy()  # non-decreasing down the table
-    idx |= set(np.searchsorted(rec, np.linspace(0, 1, k - len(idx)), side='left').clip(0, len(tab) - 1))
-    return tab.iloc[sorted(idx)].reset_index(drop=True)
+    return ('extreme' if prevalence < 0.01 else 'moderate' if prevalence < 0.2 else 'mild' if prevalence < 0.4
+            else 'none')
 
 # %% ../nbs/analyses/40_imbalance.ipynb #cc8dc607
 @register_report
@@ -150,8 +54,8 @@ class ImbalanceReport(Report):
     imbalance_degree: str                # 'none', 'mild', 'moderate' or 'extreme'
     degenerate: bool                     # the model predicts (almost) only the majority at `threshold`
     threshold: float                     # the threshold the metrics are measured at
-    metrics: dict                        # accuracy, majority_baseline_accuracy, precision, recall, f1, pr_auc, roc_auc, ...
-    threshold_table: Optional[pd.DataFrame]  # the PR curve (≤ CURVE_POINTS rows): threshold, precision, recall, f1, ...
+    metrics: dict                        # accuracy, majority_baseline_accuracy, precision, recall, f1, pr_auc, ...
+    threshold_table: Optional[pd.DataFrame]  # the PR curve (≤ CURVE_POINTS rows): threshold, precision, recall, ...
     thresholds: Optional[pd.DataFrame]   # recommended thresholds by target (max_f1, recall>=0.8, precision>=0.5, ...)
     sample_size: Optional[pd.DataFrame]  # positives needed to measure recall / PR AUC to ±CI_HALFWIDTH
     by_time: Optional[pd.DataFrame]      # per period: rows, minority, prevalence (+ predicted_minority_rate)
@@ -164,68 +68,66 @@ class ImbalanceReport(Report):
 
     def threshold_for(self, *, recall:float|None=None, precision:float|None=None) -> float|None:
         "Highest threshold reaching `recall`, or the one of most recall reaching `precision` (from the stored curve)."
-        return _threshold_for(self.threshold_table, recall=recall, precision=precision)
+        return threshold_for(self.threshold_table, recall=recall, precision=precision)
+
+    def at_threshold(self, t:float) -> dict|None:
+        "Precision, recall and share flagged at threshold `t` (read off the stored curve), or None without scores."
+        return at_threshold(self.threshold_table, t)
+
+    @property
+    def scores_are_probabilities(self) -> bool:
+        "Whether the scores lie in [0, 1], so that a threshold on them can go into the params."
+        tab = self.threshold_table
+        return tab is not None and bool(tab['threshold'].iloc[1:].between(0, 1).all())
 
     def positives_needed(self, halfwidth:float=CI_HALFWIDTH, # target 95 % half-width
                          value:float|None=None, # the metric's value (default: recall at the best-F1 threshold)
                          confidence:float=0.95) -> int|None:
         "Positives needed to measure a proportion-like metric (recall, PR AUC) to ± `halfwidth`."
         if value is None: value = _best_recall(self)
-        return _n_needed(value, halfwidth, confidence)
+        return positives_needed(value, halfwidth, confidence)
 
+    def decision_for(self, remedy:str, # 'none', 'threshold', 'class_weight' or 'neg_sample'
+                     *, threshold:float|None=None, # also set this decision threshold (None: leave it)
+                     neg_sample_rate:float|None=None, # share of the negatives kept (remedy 'neg_sample')
+                    ) -> Decision|None:
+        "The Decision a person's choice of remedy (and threshold) makes, with its evidence on this report."
+        return chosen_remedy(self, remedy, threshold, neg_sample_rate)
 
+# %% ../nbs/analyses/40_imbalance.ipynb #a40i0005
 def _fmt_metric(v): return 'undefined' if v is None else f'{v:.4g}' if isinstance(v, float) else str(v)
-
-
-def _threshold_for(tab, *, recall=None, precision=None):
-    if tab is None or not len(tab): return None
-    if (recall is None) == (precision is None): raise ValueError("threshold_for: give exactly one of recall= or precision=")
-    if recall is not None:
-        ok = tab[tab['recall'] >= recall]
-        return None if ok.empty else float(ok['threshold'].max())
-    ok = tab[tab['precision'] >= precision]
-    return None if ok.empty else float(ok.sort_values(['recall', 'threshold'], ascending=[False, False])['threshold'].iloc[0])
-
-
-def _n_needed(value, halfwidth, confidence=0.95):
-    from scipy.stats import norm
-    if value is None or not np.isfinite(value): return None
-    if not 0 < halfwidth < 1: raise ValueError(f"positives_needed: halfwidth must be in (0, 1), got {halfwidth}")
-    z = norm.ppf(0.5 + confidence / 2)
-    return int(math.ceil(z * z * max(value * (1 - value), 1e-12) / halfwidth ** 2))
 
 
 def _best_recall(r):
     if r.thresholds is None or 'max_f1' not in r.thresholds.index: return r.metrics.get('recall')
     return float(r.thresholds.loc['max_f1', 'recall'])
 
-# %% ../nbs/analyses/40_imbalance.ipynb #20198edc
-def _scores(y_score, y:pd.Series, fn='analyze_imbalance') -> np.ndarray:
-    "`y_score` as a float array aligned to `y`, or a clear error."
-    if isinstance(y_score, pd.DataFrame):
-        if y_score.shape[1] != 1: raise ValueError(f"{fn}: y_score must be the score of pos_label (one column), got {y_score.shape[1]} columns")
-        y_score = y_score.iloc[:, 0]
-    if isinstance(y_score, pd.Series):
-        if len(y_score) != len(y): raise ValueError(f"{fn}: y_true has {len(y)} rows but y_score has {len(y_score)}")
-        if not y_score.index.equals(y.index):
-            if not (y.index.is_unique and y_score.index.is_unique) or len(y.index.difference(y_score.index)):
-                raise ValueError(f"{fn}: y_score's index does not match y_true's index")
-            y_score = y_score.reindex(y.index)
-        a = y_score.to_numpy()
-    else: a = np.asarray(y_score)
-    if a.ndim == 2 and a.shape[1] == 1: a = a[:, 0]
-    if a.ndim != 1:
-        raise ValueError(f"{fn}: y_score must be one-dimensional (the score of pos_label, e.g. predict_proba(X)[:, 1]), got shape {a.shape}")
-    if len(a) != len(y): raise ValueError(f"{fn}: y_true has {len(y)} rows but y_score has {len(a)}")
-    try: a = a.astype(float)
-    except (TypeError, ValueError): raise TypeError(f"{fn}: y_score must be numeric, got dtype {a.dtype}") from None
-    if not np.isfinite(a).all(): raise ValueError(f"{fn}: y_score has {int((~np.isfinite(a)).sum())} NaN or infinite values")
-    return a
+# %% ../nbs/analyses/40_imbalance.ipynb #a40i0007
+def _two_classes(y:pd.Series, threshold, fn:str) -> list:
+    "The two labels of `y` (sorted), or an error for one class, more than two, or a threshold that is not a number."
+    classes = label_classes(y)
+    if len(classes) == 1:
+        raise ValueError(f"{fn}: y_true has a single class ({classes[0]!r}); the minority's prevalence is 0 and "
+                         "imbalance needs two classes")
+    if len(classes) > 2:
+        shown = ', '.join(map(repr, classes[:5])) + ('…' if len(classes) > 5 else '')
+        raise ValueError(f"{fn}: y_true has {len(classes)} classes ({shown}); "
+                         "imbalance analysis is binary — map the labels to two classes first")
+    if not isinstance(threshold, (int, float, np.number)) or isinstance(threshold, bool) or not np.isfinite(threshold):
+        raise ValueError(f"{fn}: threshold must be a finite number, got {threshold!r}")
+    return classes
 
 
-def _fin(v):
-    "float, or None for NaN."
-    return None if v is None or not np.isfinite(v) else float(v)
+def _roles(y:pd.Series, classes:list, pos_label, fn:str) -> tuple:
+    "(minority, majority, pos, minority count): a tie makes the later label the minority; pos defaults to it."
+    counts = y.value_counts()
+    cnt = {c: int(counts[c]) for c in classes}
+    minority = classes[1] if cnt[classes[0]] == cnt[classes[1]] else min(classes, key=lambda c: cnt[c])
+    majority = classes[0] if minority == classes[1] else classes[1]
+    if pos_label is None: return minority, majority, minority, cnt[minority]
+    hit = [c for c in classes if c == plain(pos_label)]
+    if not hit: raise ValueError(f"{fn}: pos_label {pos_label!r} is not one of the labels {classes!r}")
+    return minority, majority, hit[0], cnt[minority]
 
 # %% ../nbs/analyses/40_imbalance.ipynb #55b94ac8
 def analyze_imbalance(y_true, # labels of any type, two classes (list, numpy array or Series)
@@ -240,25 +142,10 @@ def analyze_imbalance(y_true, # labels of any type, two classes (list, numpy arr
     if not isinstance(y_true, (pd.Series, pd.DataFrame)):  # labels without an index: other Series align by position
         y_score, time = (v.set_axis(y.index) if isinstance(v, (pd.Series, pd.DataFrame)) and len(v) == len(y) else v
                          for v in (y_score, time))
-    classes = label_classes(y)
-    if len(classes) == 1:
-        raise ValueError(f"{fn}: y_true has a single class ({classes[0]!r}); the minority's prevalence is 0 and imbalance needs two classes")
-    if len(classes) > 2:
-        raise ValueError(f"{fn}: y_true has {len(classes)} classes ({', '.join(map(repr, classes[:5]))}{'…' if len(classes) > 5 else ''}); "
-                         "imbalance analysis is binary — map the labels to two classes first")
-    if not isinstance(threshold, (int, float, np.number)) or isinstance(threshold, bool) or not np.isfinite(threshold):
-        raise ValueError(f"{fn}: threshold must be a finite number, got {threshold!r}")
+    classes = _two_classes(y, threshold, fn)
     per = None if time is None else to_periods(time, y.index, fn)
-    counts = y.value_counts()
-    cnt = {c: int(counts[c]) for c in classes}
-    minority = classes[1] if cnt[classes[0]] == cnt[classes[1]] else min(classes, key=lambda c: cnt[c])  # tie: the later label
-    majority = classes[0] if minority == classes[1] else classes[1]
-    if pos_label is None: pos = minority
-    else:
-        hit = [c for c in classes if c == plain(pos_label)]
-        if not hit: raise ValueError(f"{fn}: pos_label {pos_label!r} is not one of the labels {classes!r}")
-        pos = hit[0]
-    n, n_min = len(y), cnt[minority]
+    minority, majority, pos, n_min = _roles(y, classes, pos_label, fn)
+    n = len(y)
     prevalence = n_min / n
     is_pos = (y == pos).to_numpy(dtype=bool)
     n_pos, min_is_pos = float(is_pos.sum()), pos == minority
@@ -266,65 +153,50 @@ def analyze_imbalance(y_true, # labels of any type, two classes (list, numpy arr
                    balanced_accuracy=None, pr_auc=None, pr_auc_baseline=n_pos / n, roc_auc=None,
                    predicted_positive_rate=None, minority_recall=None, predicted_minority_rate=None,
                    n_positives=int(n_pos), n_minority=n_min)
-    degenerate, table, recommended, sample, decision, alternatives = False, None, None, None, None, []
-    s = None
+    s, found = None, dict(degenerate=False, table=None, recommended=None, sample=None, decision=None, alternatives=[])
     if y_score is not None:
-        from sklearn.metrics import average_precision_score, roc_auc_score
-        s = _scores(y_score, y, fn)
-        rates = _rates(_sweep(is_pos, s), n_pos, n, min_is_pos)
-        pred = s >= threshold
-        tp, fp = float((pred & is_pos).sum()), float((pred & ~is_pos).sum())
-        at = _rates(pd.DataFrame({'threshold': [threshold], 'tp': [tp], 'fp': [fp]}), n_pos, n, min_is_pos).iloc[0]
-        tnr = 1 - fp / (n - n_pos)
-        metrics.update(accuracy=float((pred == is_pos).mean()), precision=_fin(at['precision']), recall=float(at['recall']),
-                       f1=float(at['f1']), balanced_accuracy=float((at['recall'] + tnr) / 2),
-                       pr_auc=float(average_precision_score(is_pos, s)), roc_auc=float(roc_auc_score(is_pos, s)),
-                       predicted_positive_rate=float(pred.mean()), minority_recall=float(at['minority_recall']),
-                       predicted_minority_rate=float(at['predicted_minority_rate']))
-        if metrics['roc_auc'] < 0.3:
-            other = majority if pos == minority else minority
-            warnings.warn(f"{fn}: y_score ranks {pos!r} below {other!r} (ROC AUC {metrics['roc_auc']:.2f}); y_score must be the score "
-                          f"of pos_label={pos!r} — if it scores {other!r}, pass pos_label={other!r}")
-        degenerate = bool(at['predicted_minority_rate'] < DEGENERATE_RATE * prevalence or at['minority_recall'] < DEGENERATE_RECALL)
-        best = int(rates['minority_f1'].to_numpy().argmax())
-        recommended = _recommend(rates, best)
-        table = _downsample(rates, [best])[['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']]
-        sample = _sample_size(metrics['pr_auc'], float(rates['recall'].iloc[best]), n_pos, n)
-        op = best  # the operating point a recommended threshold aims at
-        if n_min < MIN_MINORITY_FOR_F1 and (rates['recall'].to_numpy() >= 0.5).any():
-            op = int(np.flatnonzero(rates['recall'].to_numpy() >= 0.5)[0])
-        decision, alternatives = _decide(s, rates.iloc[best], at, metrics, prevalence, degenerate, min_is_pos, threshold,
-                                         rates.iloc[op] if op != best else None, n_min)
+        s = as_scores(y_score, y, fn)
+        found = _scored(s, is_pos, metrics, threshold, prevalence, min_is_pos, n_min,
+                        pos, majority if pos == minority else minority, fn)
     by_time = None if per is None else _prevalence_by_time(per, y, minority, s, threshold, min_is_pos)
-    return ImbalanceReport(n, prevalence, minority, majority, pos, prevalence < IMBALANCED_BELOW, imbalance_degree(prevalence),
-                           degenerate, float(threshold), metrics, table, recommended, sample, by_time, alternatives, decision)
+    f = found
+    return ImbalanceReport(n, prevalence, minority, majority, pos, prevalence < IMBALANCED_BELOW,
+                           imbalance_degree(prevalence), f['degenerate'], float(threshold), metrics, f['table'],
+                           f['recommended'], f['sample'], by_time, f['alternatives'], f['decision'])
+
+# %% ../nbs/analyses/40_imbalance.ipynb #a40i0009
+def _scored(s:np.ndarray, is_pos:np.ndarray, metrics:dict, threshold:float, prevalence:float, min_is_pos:bool,
+            n_min:int, pos, other, fn:str) -> dict:
+    "What the scores show: fills `metrics` and returns degenerate, table, recommended, sample, decision, alternatives."
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    n, n_pos = len(s), float(is_pos.sum())
+    rates = sweep_rates(sweep(is_pos, s), n_pos, n, min_is_pos)
+    pred = s >= threshold
+    tp, fp = float((pred & is_pos).sum()), float((pred & ~is_pos).sum())
+    at = sweep_rates(pd.DataFrame({'threshold': [threshold], 'tp': [tp], 'fp': [fp]}), n_pos, n, min_is_pos).iloc[0]
+    tnr = 1 - fp / (n - n_pos)
+    metrics.update(accuracy=float((pred == is_pos).mean()), precision=_fin(at['precision']),
+                   recall=float(at['recall']), f1=float(at['f1']), balanced_accuracy=float((at['recall'] + tnr) / 2),
+                   pr_auc=float(average_precision_score(is_pos, s)), roc_auc=float(roc_auc_score(is_pos, s)),
+                   predicted_positive_rate=float(pred.mean()), minority_recall=float(at['minority_recall']),
+                   predicted_minority_rate=float(at['predicted_minority_rate']))
+    if metrics['roc_auc'] < 0.3:
+        warnings.warn(f"{fn}: y_score ranks {pos!r} below {other!r} (ROC AUC {metrics['roc_auc']:.2f}); y_score must "
+                      f"be the score of pos_label={pos!r} — if it scores {other!r}, pass pos_label={other!r}")
+    degenerate = bool(at['predicted_minority_rate'] < DEGENERATE_RATE * prevalence
+                      or at['minority_recall'] < DEGENERATE_RECALL)
+    best = int(rates['minority_f1'].to_numpy().argmax())
+    op = best  # the operating point a recommended threshold aims at
+    if n_min < MIN_MINORITY_FOR_F1 and (rates['recall'].to_numpy() >= 0.5).any():
+        op = int(np.flatnonzero(rates['recall'].to_numpy() >= 0.5)[0])
+    decision, alternatives = recommend_remedy(s, rates.iloc[best], at, metrics, prevalence, degenerate, min_is_pos,
+                                              threshold, rates.iloc[op] if op != best else None, n_min)
+    curve = downsample_curve(rates, [best])[['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']]
+    return dict(degenerate=degenerate, recommended=threshold_targets(rates, best), table=curve,
+                sample=sample_size(metrics['pr_auc'], float(rates['recall'].iloc[best]), n_pos, n),
+                decision=decision, alternatives=alternatives)
 
 # %% ../nbs/analyses/40_imbalance.ipynb #387177fc
-def _recommend(rates:pd.DataFrame, best:int) -> pd.DataFrame:
-    "Thresholds for common targets: best minority F1, recall ≥ 0.5/0.8/0.9, precision ≥ 0.5/0.8."
-    rows = {'max_f1': best}
-    for r in (0.5, 0.8, 0.9):
-        ok = np.flatnonzero(rates['recall'].to_numpy() >= r)
-        if len(ok): rows[f'recall>={r}'] = int(ok[0])  # highest threshold reaching the recall
-    for p in (0.5, 0.8):
-        prec = rates['precision'].to_numpy()
-        ok = np.flatnonzero(np.nan_to_num(prec, nan=-1) >= p)
-        if len(ok): rows[f'precision>={p}'] = int(ok[rates['recall'].to_numpy()[ok].argmax()])
-    out = rates.iloc[list(rows.values())][['threshold', 'precision', 'recall', 'f1', 'predicted_positive_rate']]
-    return out.set_axis(pd.Index(list(rows), name='target')).astype(float)
-
-
-def _sample_size(pr_auc:float, recall:float, n_pos:float, n:float) -> pd.DataFrame:
-    "Positives (and rows) needed to measure recall and PR AUC to ± CI_HALFWIDTH at 95 %."
-    rows = {}
-    for name, v in (('recall', recall), ('pr_auc', pr_auc)):
-        need = _n_needed(v, CI_HALFWIDTH)
-        rows[name] = dict(value=v, n_positives=n_pos, halfwidth_95=1.959964 * math.sqrt(max(v * (1 - v), 0) / n_pos),
-                          target_halfwidth=CI_HALFWIDTH, positives_needed=float(need),
-                          more_positives_needed=float(max(0, need - n_pos)), rows_needed=float(math.ceil(need * n / n_pos)))
-    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('metric')
-
-
 def _prevalence_by_time(per, y, minority, s, threshold, min_is_pos) -> pd.DataFrame:
     "Rows, minority count and prevalence per period (and the predicted minority share when scores are given)."
     df = pd.DataFrame({'period': per.to_numpy(), 'minority': (y == minority).to_numpy(dtype=float)})
@@ -335,85 +207,24 @@ def _prevalence_by_time(per, y, minority, s, threshold, min_is_pos) -> pd.DataFr
     if s is not None: out['predicted_minority_rate'] = g['predicted_minority'].mean()
     return out
 
-
-def _patch_threshold(t_best:float, s:np.ndarray) -> float|None:
-    "A threshold for the params (in (0, 1), 4 decimals, never above the chosen score), or None for non-probabilities."
-    if s.min() < 0 or s.max() > 1: return None
-    t = math.floor(t_best * 1e4) / 1e4
-    t = t if t > 0 else t_best
-    return float(min(max(t, 1e-6), 1 - 1e-6))
-
-
-def _decide(s, best, at, metrics, prevalence, degenerate, min_is_pos, threshold, op=None, n_min=None):
-    "The recommended Decision (or None) and the alternatives; `op` is the operating point when not the max-F1 row."
-    gain = float(best['minority_f1'] - at['minority_f1'])
-    poor = prevalence < IMBALANCED_BELOW and at['minority_recall'] < POOR_RECALL and gain >= MIN_F1_GAIN
-    if not (degenerate or poor): return None, []
-    few = op is not None
-    if few: best = op
-    t = _patch_threshold(float(best['threshold']), s)
-    if metrics['roc_auc'] < MIN_RANKING_AUC or best['predicted_minority_rate'] >= 0.99: t = None  # no threshold can help
-    ev = dict(prevalence=prevalence, threshold=threshold, accuracy=metrics['accuracy'], roc_auc=metrics['roc_auc'],
-              majority_baseline_accuracy=metrics['majority_baseline_accuracy'], minority_recall=float(at['minority_recall']),
-              predicted_minority_rate=float(at['predicted_minority_rate']), minority_f1=float(at['minority_f1']),
-              best_threshold=float(best['threshold']), best_minority_f1=float(best['minority_f1']),
-              best_minority_recall=float(best['minority_recall']))
-    why = (f"at threshold {threshold:g} the model predicts the minority class for {at['predicted_minority_rate']:.2%} of rows "
-           f"(prevalence {prevalence:.2%}) and finds {at['minority_recall']:.0%} of it" +
-           (f"; its accuracy {metrics['accuracy']:.1%} is no better than always answering the majority ({1 - prevalence:.1%})"
-            if metrics['accuracy'] <= 1 - prevalence + 0.005 else ''))
-    weights = Decision('weight classes as balanced', why + '; class weights make the model attend to the minority',
-                       {'imbalance': {'class_weight': 'balanced', 'threshold': 0.5}}, ev, 'imbalance')
-    if t is None:
-        why += ('' if metrics['roc_auc'] >= MIN_RANKING_AUC and s.min() >= 0 and s.max() <= 1 else
-                f"; the scores {'rank the classes no better than chance' if metrics['roc_auc'] < MIN_RANKING_AUC else 'are not probabilities'}"
-                ", so no threshold fixes it: retrain with balanced class weights")
-        return Decision('weight classes as balanced', why, {'imbalance': {'class_weight': 'balanced'}}, ev, 'imbalance'), []
-    if few: why += (f"; with only {n_min} minority rows the max-F1 threshold rests on a handful of them, so the threshold "
-                    f"aims at recall ≥ 0.5 instead")
-    thr = Decision(f'set the decision threshold to {t:g}', why + f'; at {t:g} the minority F1 is {best["minority_f1"]:.2f}',
-                   {'imbalance': {'threshold': t}}, ev, 'imbalance')
-    if min_is_pos and prevalence < NEG_SAMPLE_BELOW:
-        r = float(f"{min(1.0, (1 - TARGET_POS_SHARE) / TARGET_POS_SHARE * prevalence / (1 - prevalence)):.3g}")
-        both = Decision(f'set the threshold to {t:g} and keep {r:.3g} of the negatives in training', thr.why +
-                        f'; down-sampling negatives to {r:.3g} makes positives {TARGET_POS_SHARE:.0%} of the training rows '
-                        '(probabilities are recalibrated, so the threshold keeps its meaning)',
-                        {'imbalance': {'threshold': t, 'neg_sample_rate': r}}, {**ev, 'neg_sample_rate': r}, 'imbalance')
-        return both, [thr, weights]
-    return thr, [weights]
+# %% ../nbs/analyses/40_imbalance.ipynb #a40i0021
+@analysis('imbalance', report=ImbalanceReport, function=analyze_imbalance, needs=('valid', 'test'), order=10,
+          plots=('mlops_nb.imbalance_view:plot_pr_curve', 'mlops_nb.imbalance_view:plot_prevalence'),
+          panel='mlops_nb.imbalance_view:ImbalancePanel', default=True)
+def run_imbalance(inputs:LoopInputs) -> ImbalanceReport:
+    "The loop step: imbalance of the validation window's scores (of the test window without a two-class one)."
+    params, valid, test = inputs.params, inputs.valid, inputs.test
+    d = params.data
+    ev = valid if valid is not None and valid[d.target].nunique() == 2 else test
+    return analyze_imbalance(ev[d.target], ev['score'], pos_label=1, threshold=params.imbalance.threshold,
+                             time=ev[d.time_col])
 
 # %% ../nbs/analyses/40_imbalance.ipynb #54de3d55
-def plot_pr_curve(report:ImbalanceReport, ax=None):
-    "Precision-recall curve of `report`, its prevalence baseline, the current and the best-F1 thresholds."
-    import matplotlib.pyplot as plt
-    if report.threshold_table is None: raise ValueError("plot_pr_curve: the report has no scores (call analyze_imbalance with y_score)")
-    ax = ax or plt.subplots(figsize=(5, 4))[1]
-    tab = report.threshold_table.sort_values('recall')
-    ax.plot(tab['recall'], tab['precision'], drawstyle='steps-post', label=f"model (PR AUC {report.metrics['pr_auc']:.3f})")
-    base = report.metrics['pr_auc_baseline']
-    ax.axhline(base, ls='--', c='grey', label=f'chance = share of {report.pos_label!r} ({base:.3g})')
-    m = report.metrics
-    if m['precision'] is not None:
-        ax.plot([m['recall']], [m['precision']], 'o', c='C3', label=f'threshold {report.threshold:g}')
-    else: ax.plot([0], [base], 'o', c='C3', label=f'threshold {report.threshold:g}: nothing predicted positive')
-    if report.thresholds is not None and 'max_f1' in report.thresholds.index:
-        b = report.thresholds.loc['max_f1']
-        ax.plot([b['recall']], [b['precision']], '*', ms=12, c='C2', label=f"best F1 at {b['threshold']:.3g}")
-    ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1.02), ylim=(0, 1.02), title=f'Precision-recall of {report.pos_label!r}')
-    ax.legend(loc='lower left', fontsize='small')
-    return ax
+_MOVED = {'plot_pr_curve': 'mlops_nb.imbalance_view:plot_pr_curve',
+          'plot_prevalence': 'mlops_nb.imbalance_view:plot_prevalence'}
 
 
-def plot_prevalence(report:ImbalanceReport, ax=None):
-    "Share of the minority class per period (and the share the model predicts, when scored)."
-    import matplotlib.pyplot as plt
-    if report.by_time is None or not len(report.by_time): raise ValueError("plot_prevalence: the report has no periods (call analyze_imbalance with time)")
-    ax = ax or plt.subplots(figsize=(6, 3))[1]
-    bt = report.by_time
-    x = bt.index if pd.api.types.is_datetime64_any_dtype(bt.index) or pd.api.types.is_numeric_dtype(bt.index) else bt.index.astype(str)
-    ax.plot(x, bt['prevalence'], marker='o', label=f'share of {report.minority_label!r}')
-    if 'predicted_minority_rate' in bt: ax.plot(x, bt['predicted_minority_rate'], marker='.', ls='--', label='predicted share')
-    ax.axhline(report.prevalence, c='grey', ls=':', label=f'overall {report.prevalence:.3g}')
-    ax.set(ylabel='share of rows', title='Minority class over time', ylim=(0, None))
-    ax.legend(fontsize='small'); ax.figure.autofmt_xdate()
-    return ax
+def __getattr__(name):
+    "The views that moved to `mlops_nb.imbalance_view`, still importable from here."
+    if name in _MOVED: return load_ref(_MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

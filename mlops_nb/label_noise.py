@@ -9,71 +9,26 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, register_report
-from .imbalance import as_labels, label_classes, to_periods
+from .checks import _column_or, _estimator_name, aligned, as_frame, as_labels, label_classes, to_periods
+from .decisions import Decision
+from .noise_concentration import (NOISY_ALPHA, NOISY_EXCESS, NOISY_MIN_FLAGGED, NOISY_RATIO,  # noqa: F401
+                                          concentration, expected_flag_rate)
+from .reports import Report, register_report
+from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
-__all__ = ['NOISY_ALPHA', 'NOISY_RATIO', 'NOISY_EXCESS', 'NOISY_MIN_FLAGGED', 'NOISE_FLOOR', 'LABEL_ISSUES_FILE',
-           'expected_flag_rate', 'concentration', 'LabelNoiseReport', 'relabel_queue', 'analyze_label_noise',
-           'plot_label_quality', 'plot_noise_by_group']
+__all__ = ['NOISE_FLOOR', 'LABEL_ISSUES_FILE', 'LabelNoiseReport', 'relabel_queue', 'analyze_label_noise', 'write_relabel_queues',
+           'run_label_noise']
 
 # %% ../nbs/analyses/41_label_noise.ipynb #73515ac7
-NOISY_ALPHA = 0.001       # Bonferroni-adjusted p-value below which a group's excess of flagged rows is significant
-NOISY_RATIO = 1.5         # ... and its flagged share must be at least this multiple of its expected share
-NOISY_EXCESS = 0.02       # ... and exceed it by at least this many rows per hundred
-NOISY_MIN_FLAGGED = 5     # ... and it must have at least this many flagged rows
 NOISE_FLOOR = 0.3         # without a noisy group, a decision needs at least this flagged share
 LABEL_ISSUES_FILE = 'label_issues.csv'  # the file the exclusion patch names (written by the loop with relabel_queue)
-
-# %% ../nbs/analyses/41_label_noise.ipynb #4902a870
-def expected_flag_rate(labels:np.ndarray, # given labels, encoded 0..K-1
-                       pred_probs:np.ndarray, # out-of-fold probabilities, n × K
-                      ) -> np.ndarray:
-    "Per row: the chance it is flagged if its label were drawn from `pred_probs` (cleanlab's per-class thresholds)."
-    k = pred_probs.shape[1]
-    thr = np.array([pred_probs[labels == j, j].mean() if (labels == j).any() else 1.0 for j in range(k)])
-    above = pred_probs >= thr - 1e-6
-    conf = np.where(above, pred_probs, -1.0).argmax(1)
-    return np.where(above.any(1), 1 - pred_probs[np.arange(len(pred_probs)), conf], 0.0)
-
-
-def concentration(flag:np.ndarray, # bool: row flagged
-                  expected:np.ndarray, # each row's expected flag probability
-                  keys:pd.Series, # the group of each row
-                  name:str='group', # index name of the result
-                 ) -> pd.DataFrame:
-    "Per group: rows, flagged, noise_rate, expected_rate, ratio, p_value (Bonferroni) and is_noisy."
-    from scipy.stats import binom
-    df = pd.DataFrame({'key': keys.to_numpy(), 'flag': flag.astype(float), 'exp': expected})
-    g = df.groupby('key', sort=False, dropna=False)
-    out = pd.DataFrame({'rows': g.size(), 'flagged': g['flag'].sum().round().astype(int), 'exp': g['exp'].sum()})
-    try: out = out.sort_index()
-    except TypeError: pass
-    n_groups = len(out)
-    O, E, R = out['flagged'].to_numpy(float), out['exp'].to_numpy(float), out['rows'].to_numpy(float)
-    noisy = np.zeros(n_groups, bool)
-    for _ in range(5):  # reference = the groups not (yet) called noisy, each group left out of its own reference
-        ref_o, ref_e = O[~noisy].sum() - np.where(~noisy, O, 0), E[~noisy].sum() - np.where(~noisy, E, 0)
-        scale = np.where((ref_e > 0) & (ref_o > 0), ref_o / np.where(ref_e > 0, ref_e, 1), O.sum() / E.sum() if E.sum() > 0 else 1.0)
-        p0 = np.clip(scale * E / R, 1e-9, 1 - 1e-9)
-        pv = binom.sf(O - 1, R, p0) if n_groups > 1 else np.ones(1)  # = binomtest(o, r, p0, alternative='greater').pvalue
-        pv = np.minimum(1.0, pv * n_groups)
-        new = (pv < NOISY_ALPHA) & (O / R >= NOISY_RATIO * p0) & (O / R - p0 >= NOISY_EXCESS) & (O >= NOISY_MIN_FLAGGED)
-        if (new == noisy).all(): break
-        noisy = new
-    out['noise_rate'] = O / R
-    out['expected_rate'] = p0
-    out['ratio'] = out['noise_rate'] / out['expected_rate']
-    out['p_value'] = pv
-    out['is_noisy'] = new
-    out = out.drop(columns='exp')
-    out.index.name = name
-    return out[['rows', 'flagged', 'noise_rate', 'expected_rate', 'ratio', 'p_value', 'is_noisy']]
 
 # %% ../nbs/analyses/41_label_noise.ipynb #b42cca27
 @register_report
@@ -81,6 +36,8 @@ def concentration(flag:np.ndarray, # bool: row flagged
 class LabelNoiseReport(Report):
     "Suspect labels (confident learning on out-of-fold probabilities) and where they concentrate."
     title: ClassVar[str] = 'Label noise'
+    SCOPES: ClassVar[dict] = {'groups': 'the flagged rows of the noisy groups', 'flagged': 'all flagged rows',
+                              'reviewed': 'only the rows ticked below'}  # the rows a person's decision may cover
     n: int                               # rows
     classes: list                        # the labels, sorted (plain Python values)
     cv: int                              # folds used for the out-of-fold probabilities
@@ -88,8 +45,8 @@ class LabelNoiseReport(Report):
     oof_accuracy: float                  # accuracy of the out-of-fold argmax
     noise_rate: float                    # share of rows flagged
     n_issues: int                        # rows flagged
-    issues: pd.DataFrame                 # on X's index: is_label_issue, label_quality, given_label, suggested_label (, group)
-    by_group: Optional[pd.DataFrame]     # per group: rows, flagged, noise_rate, expected_rate, ratio, p_value, is_noisy_group
+    issues: pd.DataFrame                 # on X's index: is_label_issue, label_quality, given/suggested_label (, group)
+    by_group: Optional[pd.DataFrame]     # per group: rows, flagged, noise/expected_rate, ratio, p_value, is_noisy_group
     by_time: Optional[pd.DataFrame]      # per period: the same, with is_noisy_period
     noisy_groups: list                   # groups flagged as noisy
     decision: Optional[Decision] = None
@@ -98,7 +55,27 @@ class LabelNoiseReport(Report):
         "The flagged rows to exclude or relabel, worst first (see `relabel_queue`)."
         return relabel_queue(self, only_groups)
 
+    def label_file(self, rows:pd.Index, # report index of the rows a decision covers
+                   action:str='exclude', # 'exclude' from training or 'relabel' to the suggested label
+                   ids:pd.Series|None=None, # row id of each report row; default: the index
+                   id_col:str='id', # name of the id column
+                  ) -> pd.DataFrame:
+        "The table a label decision's file holds: id (+ label when relabeling), worst first."
+        iss = self.issues.loc[rows].sort_values('label_quality', kind='stable')
+        out = pd.DataFrame({id_col: ids.loc[iss.index].to_numpy() if ids is not None else iss.index.to_numpy()})
+        if action == 'relabel': out['label'] = iss['suggested_label'].to_numpy()
+        return out
 
+    def decision_for(self, rows:pd.Index, # report index of the rows the decision covers
+                     action:str='exclude', # 'exclude' from training or 'relabel' to the suggested label
+                     *, file:str, # the file the patch names (see `label_file`)
+                     scope:str='flagged', # which rows: a key of SCOPES
+                     reviewed:int=0, # rows a person looked at
+                    ) -> Decision|None:
+        "The Decision a person's choice of rows and action makes (None for no rows)."
+        return _decision_for(self, rows, action, file, scope, reviewed)
+
+# %% ../nbs/analyses/41_label_noise.ipynb #b41n0003
 def relabel_queue(report:LabelNoiseReport, # a label noise report
                   only_groups:bool=True, # only the rows of the noisy groups (when the report has groups)
                  ) -> pd.DataFrame:
@@ -112,43 +89,50 @@ def relabel_queue(report:LabelNoiseReport, # a label noise report
     return out.rename_axis(iss.index.name or 'id').reset_index()
 
 # %% ../nbs/analyses/41_label_noise.ipynb #9768bd51
-def _as_frame(X, fn) -> pd.DataFrame:
-    if isinstance(X, pd.Series): X = X.to_frame()
-    if not isinstance(X, pd.DataFrame):
-        a = np.asarray(X)
-        if a.ndim == 1: a = a.reshape(-1, 1)
-        if a.ndim != 2: raise ValueError(f"{fn}: X must be 2-dimensional (rows × features), got shape {a.shape}")
-        X = pd.DataFrame(a, columns=[f'x{i}' for i in range(a.shape[1])])
-    if len(X) == 0: raise ValueError(f"{fn}: X is empty (0 rows)")
-    if X.shape[1] == 0: raise ValueError(f"{fn}: X has no columns")
-    return X
+def _estimator(estimator, X:pd.DataFrame, random_state:int, fn:str):
+    "A fresh clone of `estimator`, or the default tabular pipeline for X."
+    from sklearn.base import clone
+    if estimator is None:
+        from mlops_nb.train import tabular_pipeline
+        return tabular_pipeline(X, random_state=random_state)
+    if not hasattr(estimator, 'predict_proba'):
+        raise TypeError(f"{fn}: estimator {type(estimator).__name__} has no predict_proba")
+    return clone(estimator)
+
+# %% ../nbs/analyses/41_label_noise.ipynb #b41n0004
+def _rows(X, y, groups, time, fn:str) -> tuple:
+    "(X, labels, groups, time) on one index: groups and time may name columns of X; rows without an index align."
+    x_has_index = isinstance(X, (pd.DataFrame, pd.Series))
+    X = as_frame(X, fn)
+    if not x_has_index and isinstance(y, (pd.Series, pd.DataFrame)) and len(y) == len(X): X.index = y.index
+    groups, X = _column_or(groups, X, fn, 'groups')
+    time, X = _column_or(time, X, fn, 'time')
+    if not (x_has_index or isinstance(y, (pd.Series, pd.DataFrame))):  # rows without an index: Series align by position
+        groups, time = (v.set_axis(X.index) if isinstance(v, pd.Series) and len(v) == len(X) else v
+                        for v in (groups, time))
+    if X.shape[1] == 0: raise ValueError(f"{fn}: X has no feature columns left")
+    if isinstance(y, (pd.Series, pd.DataFrame)) and len(y) != len(X):
+        raise ValueError(f"{fn}: X has {len(X)} rows but y has {len(y)}")
+    yl = as_labels(y, fn, 'y')
+    if not isinstance(y, (pd.Series, pd.DataFrame)): yl.index = X.index if len(yl) == len(X) else yl.index
+    return X, aligned(yl, X.index, fn, 'y'), groups, time
 
 
-def _aligned(v, index, fn, name) -> pd.Series:
-    "`v` (array-like or Series) as a Series on `index`, or a clear error."
-    if isinstance(v, pd.Series):
-        if len(v) != len(index): raise ValueError(f"{fn}: X has {len(index)} rows but {name} has {len(v)}")
-        if not v.index.equals(index):
-            if not (index.is_unique and v.index.is_unique) or len(index.difference(v.index)):
-                raise ValueError(f"{fn}: the index of {name} does not match X's index (same length {len(index)}, different labels)")
-            v = v.reindex(index)
-        return v
-    a = np.asarray(v, dtype=object)
-    if a.ndim != 1: raise ValueError(f"{fn}: {name} must be one-dimensional, got shape {a.shape}")
-    if len(a) != len(index): raise ValueError(f"{fn}: X has {len(index)} rows but {name} has {len(a)}")
-    return pd.Series(a, index=index)
-
-
-def _column_or(v, X, fn, name):
-    "A column name of X → (the column, X without it); anything else → (v, X)."
-    if isinstance(v, str) and v in X.columns: return X[v], X.drop(columns=v)
-    if isinstance(v, str): raise ValueError(f"{fn}: {name}={v!r} is not a column of X")
-    return v, X
-
-
-def _estimator_name(est) -> str:
-    if hasattr(est, 'steps'): return ' → '.join(type(s).__name__ for _, s in est.steps)
-    return type(est).__name__
+def _folds(cv, counts:np.ndarray, classes:list, X, codes, random_state:int, fn:str) -> tuple:
+    "(splitter, number of folds): `cv` folds (fewer when a class is smaller, with a warning) or the splitter given."
+    from sklearn.model_selection import StratifiedKFold
+    if isinstance(cv, bool) or not (isinstance(cv, (int, np.integer)) or hasattr(cv, 'split')):
+        raise ValueError(f"{fn}: cv must be an integer ≥ 2 or a scikit-learn splitter, got {cv!r}")
+    small, k = classes[int(counts.argmin())], int(counts.min())
+    if k < 2:
+        raise ValueError(f"{fn}: class {small!r} has {k} row; every class needs at least 2 "
+                         "rows for out-of-fold probabilities")
+    if hasattr(cv, 'split'): return cv, int(cv.get_n_splits(X, codes))
+    if cv < 2: raise ValueError(f"{fn}: cv must be at least 2, got {cv}")
+    if k < cv:
+        warnings.warn(f"{fn}: class {small!r} has only {k} rows; using cv={k} folds instead of {cv}")
+        cv = k
+    return StratifiedKFold(int(cv), shuffle=True, random_state=random_state), int(cv)
 
 # %% ../nbs/analyses/41_label_noise.ipynb #121d258c
 def analyze_label_noise(X, # features (DataFrame or 2-D array); rows are the items whose labels are checked
@@ -160,48 +144,18 @@ def analyze_label_noise(X, # features (DataFrame or 2-D array); rows are the ite
                         random_state:int=0,
                        ) -> LabelNoiseReport:
     "Flag suspect labels with confident learning on out-of-fold probabilities; find the groups where they concentrate."
-    from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     fn = 'analyze_label_noise'
-    x_has_index = isinstance(X, (pd.DataFrame, pd.Series))
-    X = _as_frame(X, fn)
-    if not x_has_index and isinstance(y, (pd.Series, pd.DataFrame)) and len(y) == len(X): X.index = y.index  # rows take y's index
-    groups, X = _column_or(groups, X, fn, 'groups')
-    time, X = _column_or(time, X, fn, 'time')
-    if not (x_has_index or isinstance(y, (pd.Series, pd.DataFrame))):  # rows without an index: Series align by position
-        groups, time = (v.set_axis(X.index) if isinstance(v, pd.Series) and len(v) == len(X) else v for v in (groups, time))
-    if X.shape[1] == 0: raise ValueError(f"{fn}: X has no feature columns left")
-    if isinstance(y, (pd.Series, pd.DataFrame)) and len(y) != len(X):
-        raise ValueError(f"{fn}: X has {len(X)} rows but y has {len(y)}")
-    yl = as_labels(y, fn, 'y')
-    if not isinstance(y, (pd.Series, pd.DataFrame)): yl.index = X.index if len(yl) == len(X) else yl.index
-    yl = _aligned(yl, X.index, fn, 'y')
+    X, yl, groups, time = _rows(X, y, groups, time, fn)
     classes = label_classes(yl)
-    if len(classes) < 2: raise ValueError(f"{fn}: y has a single class ({classes[0]!r}); label noise needs two or more classes")
+    if len(classes) < 2:
+        raise ValueError(f"{fn}: y has a single class ({classes[0]!r}); label noise needs two or more classes")
     codes = yl.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
-    counts = np.bincount(codes, minlength=len(classes))
-    if isinstance(cv, bool) or not (isinstance(cv, (int, np.integer)) or hasattr(cv, 'split')):
-        raise ValueError(f"{fn}: cv must be an integer ≥ 2 or a scikit-learn splitter, got {cv!r}")
-    if counts.min() < 2:
-        raise ValueError(f"{fn}: class {classes[int(counts.argmin())]!r} has {int(counts.min())} row; every class needs at least 2 "
-                         "rows for out-of-fold probabilities")
-    if not hasattr(cv, 'split'):
-        if cv < 2: raise ValueError(f"{fn}: cv must be at least 2, got {cv}")
-        if counts.min() < cv:
-            warnings.warn(f"{fn}: class {classes[int(counts.argmin())]!r} has only {int(counts.min())} rows; using cv={int(counts.min())} "
-                          f"folds instead of {cv}")
-            cv = int(counts.min())
-        splitter, n_folds = StratifiedKFold(int(cv), shuffle=True, random_state=random_state), int(cv)
-    else: splitter, n_folds = cv, int(cv.get_n_splits(X, codes))
-    if estimator is None:
-        from mlops_nb.train import tabular_pipeline
-        est = tabular_pipeline(X, random_state=random_state)
-    else:
-        if not hasattr(estimator, 'predict_proba'): raise TypeError(f"{fn}: estimator {type(estimator).__name__} has no predict_proba")
-        est = clone(estimator)
-    g = None if groups is None else _aligned(groups, X.index, fn, 'groups')
+    splitter, n_folds = _folds(cv, np.bincount(codes, minlength=len(classes)), classes, X, codes, random_state, fn)
+    est = _estimator(estimator, X, random_state, fn)
+    g = None if groups is None else aligned(groups, X.index, fn, 'groups')
     per = None if time is None else to_periods(time, X.index, fn)
     pp = cross_val_predict(est, X, codes, cv=splitter, method='predict_proba')
     if pp.shape != (len(X), len(classes)):
@@ -209,23 +163,29 @@ def analyze_label_noise(X, # features (DataFrame or 2-D array); rows are the ite
     flag = np.asarray(find_label_issues(codes, pp, n_jobs=1), dtype=bool)
     quality = np.clip(get_label_quality_scores(codes, pp), 0, 1)
     cls = pd.Series(classes)  # dtype inferred from the labels: bool, int, float, str, or object when mixed
-    issues = pd.DataFrame({'is_label_issue': flag, 'label_quality': quality,
-                           'given_label': cls.take(codes).to_numpy(), 'suggested_label': cls.take(pp.argmax(1)).to_numpy()},
-                          index=X.index)
-    expected = expected_flag_rate(codes, pp)
-    by_group, by_time, noisy = None, None, []
-    if g is not None:
-        gk = g.astype(object).where(g.notna(), '(missing)').map(lambda v: v.item() if isinstance(v, np.generic) else v)
-        issues['group'] = gk.to_numpy()
-        by_group = concentration(flag, expected, gk, g.name if isinstance(g.name, str) else 'group').rename(columns={'is_noisy': 'is_noisy_group'})
-        noisy = [k.item() if isinstance(k, np.generic) else k for k in by_group.index[by_group['is_noisy_group']]]
-    if per is not None:
-        ok = per.notna().to_numpy()
-        by_time = concentration(flag[ok], expected[ok], per[ok], 'period').rename(columns={'is_noisy': 'is_noisy_period'})
+    issues = pd.DataFrame({'is_label_issue': flag, 'label_quality': quality, 'given_label': cls.take(codes).to_numpy(),
+                           'suggested_label': cls.take(pp.argmax(1)).to_numpy()}, index=X.index)
+    by_group, by_time, noisy = _where(issues, flag, expected_flag_rate(codes, pp), g, per)
     n_issues = int(flag.sum())
     decision = _decide(issues, by_group, noisy, n_issues / len(X))
     return LabelNoiseReport(len(X), classes, n_folds, _estimator_name(est), float((pp.argmax(1) == codes).mean()),
                             n_issues / len(X), n_issues, issues, by_group, by_time, noisy, decision)
+
+# %% ../nbs/analyses/41_label_noise.ipynb #b41n0005
+def _where(issues:pd.DataFrame, flag:np.ndarray, expected:np.ndarray, g:pd.Series|None, per:pd.Series|None) -> tuple:
+    "(by_group, by_time, noisy groups): the concentration of flags per group and period; adds `group` to `issues`."
+    by_group, by_time, noisy = None, None, []
+    if g is not None:
+        gk = g.astype(object).where(g.notna(), '(missing)').map(lambda v: v.item() if isinstance(v, np.generic) else v)
+        issues['group'] = gk.to_numpy()
+        by_group = concentration(flag, expected, gk, g.name if isinstance(g.name, str) else 'group')
+        by_group = by_group.rename(columns={'is_noisy': 'is_noisy_group'})
+        noisy = [k.item() if isinstance(k, np.generic) else k for k in by_group.index[by_group['is_noisy_group']]]
+    if per is not None:
+        ok = per.notna().to_numpy()
+        by_time = concentration(flag[ok], expected[ok], per[ok], 'period')
+        by_time = by_time.rename(columns={'is_noisy': 'is_noisy_period'})
+    return by_group, by_time, noisy
 
 # %% ../nbs/analyses/41_label_noise.ipynb #423b7271
 def _decide(issues, by_group, noisy, noise_rate) -> Decision|None:
@@ -238,10 +198,12 @@ def _decide(issues, by_group, noisy, noise_rate) -> Decision|None:
         rate_bad = bad['flagged'].sum() / bad['rows'].sum()
         rate_rest = rest['flagged'].sum() / rest['rows'].sum() if len(rest) else float('nan')
         names = ', '.join(map(str, noisy))
-        detail = '; '.join(f"{i}: {r['noise_rate']:.1%} flagged vs {r['expected_rate']:.1%} expected (p={r['p_value']:.2g})"
+        detail = '; '.join(f"{i}: {r['noise_rate']:.1%} flagged vs {r['expected_rate']:.1%} expected "
+                           f"(p={r['p_value']:.2g})"
                            for i, r in bad.head(5).iterrows())
         return Decision(f"exclude the {k} suspect labels of {names} from training (and send them to relabeling)",
-                        f"{len(bad)} of {len(by_group)} groups hold far more label issues than the model's uncertainty explains — "
+                        f"{len(bad)} of {len(by_group)} groups hold far more label issues than the model's "
+                        f"uncertainty explains — "
                         f"{detail}; the other groups: {rate_rest:.1%}. A bad labeling batch is the likely cause.",
                         patch, dict(noise_rate=noise_rate, noisy_groups=names, n_groups=len(by_group), n_excluded=k,
                                     noisy_group_rate=float(rate_bad), other_groups_rate=float(rate_rest),
@@ -249,37 +211,54 @@ def _decide(issues, by_group, noisy, noise_rate) -> Decision|None:
     if noise_rate >= NOISE_FLOOR:
         k = int(issues['is_label_issue'].sum())
         return Decision(f"exclude the {k} suspect labels from training (and send them to relabeling)",
-                        f"{noise_rate:.1%} of the labels contradict the out-of-fold model, above the floor of {NOISE_FLOOR:.0%}",
+                        f"{noise_rate:.1%} of the labels contradict the out-of-fold model, above the floor of "
+                        f"{NOISE_FLOOR:.0%}",
                         patch, dict(noise_rate=noise_rate, n_excluded=k, floor=NOISE_FLOOR), 'label_noise')
     return None
 
+# %% ../nbs/analyses/41_label_noise.ipynb #b41n0011
+def _decision_for(r:LabelNoiseReport, rows:pd.Index, action:str, file:str, scope:str, reviewed:int) -> Decision|None:
+    "The Decision of `LabelNoiseReport.decision_for`."
+    if action not in ('exclude', 'relabel'):
+        raise ValueError(f"decision_for: action must be 'exclude' or 'relabel', got {action!r}")
+    if scope not in r.SCOPES:
+        raise ValueError(f"decision_for: scope must be one of {', '.join(r.SCOPES)}, got {scope!r}")
+    if not len(rows): return None
+    key = 'exclude' if action == 'exclude' else 'patch'
+    q = r.issues.loc[rows, 'label_quality']
+    what = f"{action} {len(rows)} suspect labels" + (' from training' if key == 'exclude'
+                                                      else ' to the suggested label')
+    why = (f"chosen in the label-noise panel: {len(rows)} rows ({r.SCOPES[scope]}, reviewed "
+           f"{reviewed}), mean label quality {q.mean():.3f}; {r.noise_rate:.1%} of {r.n} labels flagged"
+           + (f"; noisy groups: {', '.join(map(str, r.noisy_groups))}" if r.noisy_groups else ''))
+    ev = dict(n_rows=len(rows), noise_rate=r.noise_rate, mean_label_quality=float(q.mean()), scope=scope)
+    return Decision(what, why, {'labels': {key: file}}, ev, 'label_noise')
+
+# %% ../nbs/analyses/41_label_noise.ipynb #b41n0021
+def write_relabel_queues(report:LabelNoiseReport, run_folder:Path) -> None:
+    "Write `relabel_queue.csv` (every flagged row) and `label_issues.csv` (those of the noisy groups) into the run."
+    for fname, only in (('relabel_queue.csv', False), (LABEL_ISSUES_FILE, True)):
+        relabel_queue(report, only_groups=only).to_csv(Path(run_folder) / fname, index=False)
+
+# %% ../nbs/analyses/41_label_noise.ipynb #b41n0022
+@analysis('label_noise', report=LabelNoiseReport, function=analyze_label_noise, needs=('train',), order=20,
+          plots=('mlops_nb.label_noise_view:plot_label_quality', 'mlops_nb.label_noise_view:plot_noise_by_group'),
+          panel='mlops_nb.label_noise_view:LabelNoisePanel', default=True, artifacts=write_relabel_queues)
+def run_label_noise(inputs:LoopInputs) -> LabelNoiseReport:
+    "The loop step: suspect labels among the training rows (sampled), grouped by labeling batch."
+    params, train, features = inputs.params, inputs.train, inputs.features
+    d, a, seed = params.data, params.analysis, params.seed
+    s = train.sample(a.max_rows, random_state=seed) if len(train) > a.max_rows else train
+    if d.id_col: s = s.set_index(d.id_col)  # the relabel queue then carries the ids the labelers and patches use
+    return analyze_label_noise(s[features], s[d.target], cv=a.cv, random_state=seed,
+                               groups=s[d.group_col] if d.group_col else None, time=s[d.time_col])
+
 # %% ../nbs/analyses/41_label_noise.ipynb #70076910
-def plot_label_quality(report:LabelNoiseReport, ax=None):
-    "Histogram of label quality, flagged and unflagged rows apart."
-    import matplotlib.pyplot as plt
-    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
-    iss, bins = report.issues, np.linspace(0, 1, 31)
-    flag = iss['is_label_issue'].astype(bool)
-    ax.hist([iss.loc[~flag, 'label_quality'], iss.loc[flag, 'label_quality']], bins=bins, stacked=True,
-            color=['C0', 'C3'], label=[f'kept ({(~flag).sum()})', f'label issue ({flag.sum()})'])
-    ax.set(xlabel='label quality (low = suspect)', ylabel='rows', yscale='log',
-           title=f'Label quality — {report.noise_rate:.1%} flagged')
-    ax.legend(fontsize='small')
-    return ax
+_MOVED = {'plot_label_quality': 'mlops_nb.label_noise_view:plot_label_quality',
+          'plot_noise_by_group': 'mlops_nb.label_noise_view:plot_noise_by_group'}
 
 
-def plot_noise_by_group(report:LabelNoiseReport, ax=None):
-    "Flagged share per group, the share expected from the model's uncertainty, noisy groups in red."
-    import matplotlib.pyplot as plt
-    if report.by_group is None or not len(report.by_group):
-        raise ValueError("plot_noise_by_group: the report has no groups (call analyze_label_noise with groups)")
-    bg = report.by_group
-    ax = ax or plt.subplots(figsize=(max(4, 0.5 * len(bg) + 2), 3.5))[1]
-    x = np.arange(len(bg))
-    ax.bar(x, bg['noise_rate'], color=np.where(bg['is_noisy_group'], 'C3', 'C0'), label='flagged share')
-    ax.scatter(x, bg['expected_rate'], marker='_', s=300, c='k', zorder=3, label='expected')
-    ax.axhline(report.noise_rate, ls=':', c='grey', label=f'overall {report.noise_rate:.1%}')
-    ax.set_xticks(x, [str(i) for i in bg.index], rotation=45 if len(bg) > 8 else 0)
-    ax.set(ylabel='share of rows flagged', title=f'Label issues by {bg.index.name}')
-    ax.legend(fontsize='small')
-    return ax
+def __getattr__(name):
+    "The views that moved to `mlops_nb.label_noise_view`, still importable from here."
+    if name in _MOVED: return load_ref(_MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -142,8 +142,7 @@ class ModelParams:
 @dataclass
 class AnalysisParams:
     "Error analyses run after training."
-    enabled: list[str] = knob(lambda: default_analyses() or ['imbalance', 'label_noise', 'drift', 'staleness', 'slices'],  # TEMPORARY (issue 9 merge)
-                              "analyses to run (names registered in `mlops_nb.registry.ANALYSES`)")
+    enabled: list[str] = knob(default_analyses, "analyses to run (names registered in `mlops_nb.registry.ANALYSES`)")
     cv: int = knob(5, "folds for out-of-fold probabilities (label noise)", ge=2)
     max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
     freq: Frequency = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
@@ -228,7 +227,7 @@ class LoopParams:
         _choose('scope.metric', self.scope.metric, METRICS)
         _choose('model.kind', self.model.kind, MODELS)
         _check_stages(self.stages)
-        if len(ANALYSES): _choose('analysis.enabled', self.analysis.enabled, ANALYSES)  # TEMPORARY (issue 9 merge): `if`
+        _choose('analysis.enabled', self.analysis.enabled, ANALYSES)
         _unique('analysis.enabled', self.analysis.enabled)
         MODELS[self.model.kind].check_params(self.model.params)
         _check_columns(self)

@@ -13,27 +13,22 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, listing, register_report, report_html
+from .checks import as_frame, listing
+from .core import Decision, Report, register_report, report_html
+from .error_explain import _shap_tables, _tree_rules
+from .registry import LoopInputs, analysis, load_ref
 
 # %% auto #0
-__all__ = ['SliceReport', 'analyze_slices', 'plot_slices', 'plot_shap']
+__all__ = ['SliceReport', 'analyze_slices', 'slices_step']
 
 # %% ../nbs/analyses/44_slices.ipynb #145ed544
 _MISSING, _OTHER = '(missing)', '(other)'
 
 
-def _frame(X) -> pd.DataFrame:
-    "`X` as a DataFrame (arrays get columns x0, x1, …)."
-    if isinstance(X, pd.DataFrame): return X
-    if isinstance(X, pd.Series): return X.to_frame(X.name if X.name is not None else 'x0')
-    a = np.asarray(X)
-    if a.ndim == 1: a = a[:, None]
-    if a.ndim != 2: raise ValueError(f"analyze_slices: X must be 2-D, got shape {a.shape}")
-    return pd.DataFrame(a, columns=[f'x{i}' for i in range(a.shape[1])])
-
-
 def _aligned(v, X:pd.DataFrame, name:str) -> np.ndarray:
     "`v` as an array in X's row order: by index when both share it, else by position."
+    # not checks.aligned: labels that differ from X's index align by position here (an error there), and a one-column
+    # frame or an (n, 1) array is accepted
     if len(v) != len(X): raise ValueError(f"analyze_slices: X has {len(X)} rows but {name} has {len(v)}")
     if isinstance(v, (pd.Series, pd.DataFrame)):
         if isinstance(v, pd.DataFrame):
@@ -48,7 +43,8 @@ def _aligned(v, X:pd.DataFrame, name:str) -> np.ndarray:
 def _cut(s:pd.Series, min_support:float, bins:int=5) -> tuple[str, pd.Series]:
     "Kind ('numeric', 'time' or 'category') and each row's cohort label (str) for column `s`."
     miss = s.isna()
-    is_num = (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)) or pd.api.types.is_datetime64_any_dtype(s)
+    is_num = ((pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+              or pd.api.types.is_datetime64_any_dtype(s))
     if is_num and s.nunique() > 10:
         q = pd.qcut(s, bins, duplicates='drop', precision=3)
         lab = q.astype(object).map(str).where(~miss, _MISSING)
@@ -62,111 +58,6 @@ def _cut(s:pd.Series, min_support:float, bins:int=5) -> tuple[str, pd.Series]:
 
 def _cohort_name(feature, kind, cohort) -> str:
     return f"{feature} in {cohort}" if kind in ('numeric', 'time') and cohort != _MISSING else f"{feature} = {cohort}"
-
-# %% ../nbs/analyses/44_slices.ipynb #537e389b
-def _fmt_num(v, kind) -> str:
-    if kind == 'time': return str(pd.Timestamp(int(v), unit='ns').round('s'))
-    return f"{v:.4g}"
-
-
-def _tree_rules(X:pd.DataFrame, kinds:dict, labels:dict, err:np.ndarray, max_depth:int, min_leaf:int,
-                random_state:int) -> tuple[pd.DataFrame, str]:
-    "Leaves (rule, rows, errors, error_rate) of a shallow tree predicting `err`, and its `export_text`."
-    from sklearn.tree import DecisionTreeClassifier, export_text
-    cols, names, cats = [], [], {}
-    for c, kind in kinds.items():
-        if kind == 'category':  # codes ordered by the value's error rate
-            rates = pd.Series(err).groupby(labels[c].to_numpy()).mean().sort_values(kind='stable')
-            order = list(rates.index); cats[c] = order
-            cols.append(labels[c].map({v: i for i, v in enumerate(order)}).to_numpy(float))
-        elif kind == 'time':
-            t = pd.to_datetime(X[c]); cols.append(np.where(t.isna(), np.nan, t.to_numpy('datetime64[ns]').astype('int64').astype(float)))
-        else: cols.append(pd.to_numeric(X[c], errors='coerce').to_numpy(float))
-        names.append(str(c))
-    Z = np.column_stack(cols)
-    tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf, class_weight=None,
-                                  random_state=random_state).fit(Z, err)
-    t, keys = tree.tree_, list(kinds)
-    leaf_of = tree.apply(Z)
-    has_nan = {c: bool(np.isnan(Z[:, j]).any()) for j, c in enumerate(keys)}
-    rows = []
-    def walk(node, bounds):
-        if t.children_left[node] == -1:
-            parts = []
-            for j, (lo, hi, nan_ok) in bounds.items():
-                c = keys[j]; k = kinds[c]
-                if k == 'category':
-                    vals = [v for i, v in enumerate(cats[c]) if lo < i <= hi]
-                    parts.append(f"{c} = {vals[0]}" if len(vals) == 1 else f"{c} in {{{', '.join(vals)}}}")
-                    continue
-                if lo == -np.inf and hi == np.inf: cond = None
-                elif lo == -np.inf: cond = f"{c} <= {_fmt_num(hi, k)}"
-                elif hi == np.inf: cond = f"{c} > {_fmt_num(lo, k)}"
-                else: cond = f"{_fmt_num(lo, k)} < {c} <= {_fmt_num(hi, k)}"
-                if has_nan[c]:
-                    if cond is None: cond = f"{c} is missing" if nan_ok else f"{c} is not missing"
-                    elif nan_ok: cond = f"({cond} or missing)"
-                if cond: parts.append(cond)
-            m = leaf_of == node
-            rows.append(dict(rule=' & '.join(parts) or '(all rows)', rows=int(m.sum()), errors=int(err[m].sum())))
-            return
-        j, thr = int(t.feature[node]), float(t.threshold[node])
-        nan_left = bool(t.missing_go_to_left[node])
-        lo, hi, nan_ok = bounds.get(j, (-np.inf, np.inf, True))
-        walk(t.children_left[node], {**bounds, j: (lo, min(hi, thr), nan_ok and nan_left)})
-        walk(t.children_right[node], {**bounds, j: (max(lo, thr), hi, nan_ok and not nan_left)})
-    walk(0, {})
-    leaves = pd.DataFrame(rows)
-    leaves['error_rate'] = leaves.errors / leaves.rows
-    leaves = leaves.sort_values(['error_rate', 'rows'], ascending=[False, False], kind='stable').reset_index(drop=True)
-    return leaves, export_text(tree, feature_names=names)
-
-# %% ../nbs/analyses/44_slices.ipynb #4c5b03a4
-def _pipeline(model):
-    "The fitted sklearn Pipeline inside `model` (itself, or a LoopClassifier's `.pipeline_`)."
-    from sklearn.pipeline import Pipeline
-    pipe = getattr(model, 'pipeline_', model)
-    if not isinstance(pipe, Pipeline) or len(pipe.steps) < 2:
-        raise TypeError(f"model is a {type(model).__name__}, not a fitted sklearn Pipeline (preprocessor → tree model) or a LoopClassifier")
-    return pipe
-
-
-def _shap_tables(model, X:pd.DataFrame, err:np.ndarray, y:np.ndarray, score:np.ndarray, threshold:float,
-                 shap_rows:int, random_state:int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Mean |SHAP| per feature on error vs correct rows, and the top 3 contributions for the most confident errors."
-    import shap  # slow import: only when asked for
-    pipe = _pipeline(model)
-    rng = np.random.default_rng(random_state)
-    pick = lambda pos: np.sort(rng.choice(pos, min(shap_rows, len(pos)), replace=False)) if len(pos) else pos
-    e_pos, c_pos = pick(np.flatnonzero(err == 1)), pick(np.flatnonzero(err == 0))
-    if not len(e_pos): raise ValueError("there are no error rows to explain")
-    pos = np.r_[e_pos, c_pos]
-    pre = pipe[:-1]
-    Z = pre.transform(X.iloc[pos])
-    names = [str(n) for n in pre.get_feature_names_out()]
-    Z = np.asarray(Z.toarray() if hasattr(Z, 'toarray') else Z, dtype=float)
-    vals = shap.TreeExplainer(pipe[-1]).shap_values(Z)
-    if isinstance(vals, list): vals = vals[-1]
-    vals = np.asarray(vals)
-    if vals.ndim == 3: vals = vals[..., -1]
-    if vals.shape != Z.shape: raise ValueError(f"unexpected SHAP values of shape {vals.shape} for inputs {Z.shape}")
-    ne = len(e_pos)
-    glob = pd.DataFrame({'feature': names,
-                         'mean_abs_shap_errors': np.abs(vals[:ne]).mean(0),
-                         'mean_abs_shap_correct': np.abs(vals[ne:]).mean(0) if len(c_pos) else np.nan})
-    glob = glob.sort_values('mean_abs_shap_errors', ascending=False, kind='stable').reset_index(drop=True)
-    conf = np.argsort(-np.abs(score[e_pos] - threshold), kind='stable')[:20]  # the most confident errors
-    rows = []
-    for i in conf:
-        r = int(e_pos[i]); rec = dict(row=str(X.index[r]), y_true=str(y[r]), score=float(score[r]))
-        top = np.argsort(-np.abs(vals[i]), kind='stable')[:3]
-        for k, j in enumerate(top, 1):
-            f = names[j]
-            v = X.iloc[r][f] if f in X.columns else Z[i, j]
-            v = f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
-            rec.update({f'feature_{k}': f, f'value_{k}': v, f'shap_{k}': float(vals[i, j])})
-        rows.append(rec)
-    return glob, pd.DataFrame(rows)
 
 # %% ../nbs/analyses/44_slices.ipynb #65ebb653
 @register_report
@@ -200,6 +91,56 @@ class SliceReport(Report):
 _COHORT_COLS = ['feature', 'cohort', 'rows', 'share', 'errors', 'error_rate', 'lift', 'p_value']
 
 
+def _inputs(X, y_true, y_score, pos_label, min_support:float) -> tuple:
+    "`X` as a frame, and the labels, float scores and positive rows in its row order (errors name what is wrong)."
+    if isinstance(X, pd.Series) and X.name is None: X = X.rename('x0')  # like an array's first column
+    X = as_frame(X, 'analyze_slices', empty_ok=True)
+    if len(X) == 0: raise ValueError("analyze_slices: X is empty")
+    y, s = _aligned(y_true, X, 'y_true'), _aligned(y_score, X, 'y_score')
+    try: s = s.astype(float)
+    except (TypeError, ValueError): raise TypeError(f"analyze_slices: y_score must be numeric, got {s.dtype}") from None
+    if np.isnan(s).any(): raise ValueError(f"analyze_slices: y_score has {int(np.isnan(s).sum())} NaN values")
+    if pd.isna(y).any(): raise ValueError(f"analyze_slices: y_true has {int(pd.isna(y).sum())} missing labels")
+    if not 0 < min_support < 1: raise ValueError(f"analyze_slices: min_support must be in (0, 1), got {min_support}")
+    is_pos = np.asarray(y == pos_label, dtype=bool).reshape(-1)
+    vals = pd.unique(pd.Series(y, dtype=object))
+    if not is_pos.any() and len(vals) > 1:
+        raise ValueError(f"analyze_slices: pos_label {pos_label!r} is not among the labels ({listing(vals, 5)})")
+    return X, y, s, is_pos
+
+# %% ../nbs/analyses/44_slices.ipynb #3f7379f4
+def _cohorts(X:pd.DataFrame, err:np.ndarray, min_support:float, top:int, notes:list) -> tuple:
+    "The `top` worst one-feature cohorts, the worst one's name and lift, and each sliced column's kind and labels."
+    from scipy.stats import binom
+    n, n_err = len(X), int(err.sum()); rate = n_err / n
+    kinds, labels, recs = {}, {}, []
+    for c in X.columns:
+        col = X[c]
+        if col.nunique(dropna=False) <= 1: continue
+        try: kind, lab = _cut(col, min_support)
+        except (TypeError, ValueError) as e: notes.append(f"column {c!r} skipped ({e})"); continue
+        if lab.nunique() <= 1: continue  # e.g. an id column: every value rare, all pooled
+        kinds[c], labels[c] = kind, lab
+        g = pd.DataFrame({'lab': lab.to_numpy(), 'err': err}).groupby('lab', sort=False)['err'].agg(['size', 'sum'])
+        for v, (rows, errs) in g.iterrows():
+            if rows / n >= min_support:
+                recs.append(dict(feature=str(c), cohort=v, kind=kind, rows=int(rows), errors=int(errs)))
+    skipped = [str(c) for c in X.columns if c not in kinds]
+    if skipped: notes.append(f"single-value or all-rare columns skipped: {', '.join(skipped)}")
+    coh = pd.DataFrame(recs, columns=['feature', 'cohort', 'kind', 'rows', 'errors'])
+    if not (n_err and len(coh)):
+        types = [object, object, int, float, int, float, float, float]
+        return pd.DataFrame({k: pd.Series(dtype=t) for k, t in zip(_COHORT_COLS, types)}), '', None, kinds, labels
+    coh['share'] = coh.rows / n
+    coh['error_rate'] = coh.errors / coh.rows
+    coh['lift'] = coh.error_rate / rate
+    coh['p_value'] = np.minimum(1.0, binom.sf(coh.errors - 1, coh.rows, rate) * len(coh))
+    coh = coh.sort_values(['error_rate', 'rows'], ascending=[False, False], kind='stable')
+    coh = coh.head(top).reset_index(drop=True)
+    worst, lift = _cohort_name(coh.feature[0], coh.kind[0], coh.cohort[0]), float(coh.lift[0])
+    return coh[_COHORT_COLS], worst, lift, kinds, labels
+
+# %% ../nbs/analyses/44_slices.ipynb #c749c77e
 def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
                    y_true, # labels, any type
                    y_score, # the model's positive-class scores (aligned on X's index if shared, else by position)
@@ -214,52 +155,17 @@ def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
                    random_state:int=0,
                   ) -> SliceReport:
     "Error analysis of a binary classifier: worst cohorts, a surrogate tree of the errors, SHAP on errors."
-    from scipy.stats import binom
-    X = _frame(X)
+    X, y, s, is_pos = _inputs(X, y_true, y_score, pos_label, min_support)
     n = len(X)
-    if n == 0: raise ValueError("analyze_slices: X is empty")
-    y, s = _aligned(y_true, X, 'y_true'), _aligned(y_score, X, 'y_score')
-    try: s = s.astype(float)
-    except (TypeError, ValueError): raise TypeError(f"analyze_slices: y_score must be numeric, got {s.dtype}") from None
-    if np.isnan(s).any(): raise ValueError(f"analyze_slices: y_score has {int(np.isnan(s).sum())} NaN values")
-    if pd.isna(y).any(): raise ValueError(f"analyze_slices: y_true has {int(pd.isna(y).sum())} missing labels")
-    if not 0 < min_support < 1: raise ValueError(f"analyze_slices: min_support must be in (0, 1), got {min_support}")
-    is_pos = np.asarray(y == pos_label, dtype=bool).reshape(-1)
-    vals = pd.unique(pd.Series(y, dtype=object))
-    if not is_pos.any() and len(vals) > 1:
-        raise ValueError(f"analyze_slices: pos_label {pos_label!r} is not among the labels ({listing(vals, 5)})")
     err = ((s >= threshold) != is_pos).astype(int)
     n_err = int(err.sum()); rate = n_err / n
     notes = []
-    # one-feature cohorts
-    kinds, labels, recs = {}, {}, []
-    for c in X.columns:
-        col = X[c]
-        if col.nunique(dropna=False) <= 1: continue
-        try: kind, lab = _cut(col, min_support)
-        except (TypeError, ValueError) as e: notes.append(f"column {c!r} skipped ({e})"); continue
-        if lab.nunique() <= 1: continue  # e.g. an id column: every value rare, all pooled
-        kinds[c], labels[c] = kind, lab
-        g = pd.DataFrame({'lab': lab.to_numpy(), 'err': err}).groupby('lab', sort=False)['err'].agg(['size', 'sum'])
-        for v, (rows, errs) in g.iterrows():
-            if rows / n >= min_support: recs.append(dict(feature=str(c), cohort=v, kind=kind, rows=int(rows), errors=int(errs)))
-    skipped = [str(c) for c in X.columns if c not in kinds]
-    if skipped: notes.append(f"single-value or all-rare columns skipped: {', '.join(skipped)}")
-    coh = pd.DataFrame(recs, columns=['feature', 'cohort', 'kind', 'rows', 'errors'])
-    worst, lift = '', None
-    if n_err and len(coh):
-        coh['share'] = coh.rows / n
-        coh['error_rate'] = coh.errors / coh.rows
-        coh['lift'] = coh.error_rate / rate
-        coh['p_value'] = np.minimum(1.0, binom.sf(coh.errors - 1, coh.rows, rate) * len(coh))
-        coh = coh.sort_values(['error_rate', 'rows'], ascending=[False, False], kind='stable').head(top).reset_index(drop=True)
-        worst, lift = _cohort_name(coh.feature[0], coh.kind[0], coh.cohort[0]), float(coh.lift[0])
-        coh = coh[_COHORT_COLS]
-    else: coh = pd.DataFrame({k: pd.Series(dtype=t) for k, t in zip(_COHORT_COLS, [object, object, int, float, int, float, float, float])})
+    coh, worst, lift, kinds, labels = _cohorts(X, err, min_support, top, notes)
     # surrogate tree
     rules, text = pd.DataFrame(columns=['rule', 'rows', 'errors', 'error_rate']), ''
     if 0 < n_err < n and kinds:
-        rules, text = _tree_rules(X, kinds, labels, err, max_depth, max(20, int(np.ceil(min_support * n))), random_state)
+        min_leaf = max(20, int(np.ceil(min_support * n)))
+        rules, text = _tree_rules(X, kinds, labels, err, max_depth, min_leaf, random_state)
     elif not n_err: notes.append("no errors: nothing to slice")
     # SHAP
     sg = sr = None
@@ -272,34 +178,22 @@ def analyze_slices(X, # features of a labelled holdout (DataFrame or 2-D array)
                        worst_lift=lift, cohorts=coh, tree_rules=rules, tree_text=text, shap_global=sg, shap_rows=sr,
                        notes='; '.join(notes))
 
-# %% ../nbs/analyses/44_slices.ipynb #345cdda6
-def plot_slices(report:SliceReport, # a slice report
-                ax=None, # matplotlib axes to draw on (a new figure when None)
-               ):
-    "Horizontal bars of the worst cohorts' error rates, with the overall rate as a line."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.3 * max(len(report.cohorts), 3) + 1))
-    c = report.cohorts.iloc[::-1]
-    ax.barh([f"{f} = {v}" for f, v in zip(c.feature, c.cohort)], c.error_rate, color='tab:red', alpha=0.7)
-    ax.axvline(report.error_rate, color='k', ls='--', label=f"overall {report.error_rate:.3g}")
-    ax.set_xlabel('error rate'); ax.set_title('Worst cohorts'); ax.legend(loc='lower right')
-    return ax
+# %% ../nbs/analyses/44_slices.ipynb #f727cdd1
+@analysis('slices', report=SliceReport, function=analyze_slices, needs=('test', 'model'),
+          plots=('mlops_nb.slices_view:plot_slices', 'mlops_nb.slices_view:plot_shap'), panel=None,
+          default=True, order=50)
+def slices_step(inputs:LoopInputs) -> SliceReport:
+    "The loop's slice analysis of the newest holdout's errors, with SHAP on the loop's model."
+    params, test, features, model = inputs.params, inputs.test, inputs.features, inputs.model
+    d, a, seed = params.data, params.analysis, params.seed
+    h = test.sample(a.max_rows, random_state=seed) if len(test) > a.max_rows else test
+    return analyze_slices(h[features], h[d.target], h['score'], threshold=params.imbalance.threshold,
+                          model=model, random_state=seed)
 
+# %% ../nbs/analyses/44_slices.ipynb #3e18a840
+_MOVED = dict(plot_slices='mlops_nb.slices_view', plot_shap='mlops_nb.slices_view')
 
-def plot_shap(report:SliceReport, # a slice report with SHAP tables
-              ax=None, # matplotlib axes to draw on (a new figure when None)
-              top:int=10, # features shown
-             ):
-    "Bars of the features' mean |SHAP| on the error rows vs the correct rows."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.35 * top + 1))
-    g = report.shap_global
-    if g is None or not len(g):
-        ax.text(0.5, 0.5, 'no SHAP values' + (f"\n{report.notes}" if report.notes else ''), ha='center', va='center',
-                transform=ax.transAxes, wrap=True)
-        ax.set_axis_off(); return ax
-    g = g.head(top).iloc[::-1]; y = np.arange(len(g))
-    ax.barh(y + 0.2, g.mean_abs_shap_errors, height=0.4, color='tab:red', label='errors')
-    ax.barh(y - 0.2, g.mean_abs_shap_correct, height=0.4, color='tab:blue', label='correct')
-    ax.set_yticks(y, g.feature); ax.set_xlabel('mean |SHAP| (log-odds)'); ax.set_title('What drives the errors'); ax.legend()
-    return ax
+def __getattr__(name):
+    "Names that moved to the views layer, loaded on first use from their new module."
+    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

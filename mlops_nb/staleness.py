@@ -10,110 +10,22 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 
-from .core import Decision, Report, listing, register_report, report_html
+from .checks import fmt
+from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
-from .scoping import METRICS, Metric
+from .registry import LoopInputs, analysis, load_ref
+from .scoping import METRICS, Metric, staleness_metric
+from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _times, _windows
+
+_all_ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
 
 # %% auto #0
-__all__ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE', 'StalenessReport', 'analyze_staleness', 'plot_decay', 'plot_windows']
-
-# %% ../nbs/analyses/43_staleness.ipynb #32f7376c
-def _times(s:pd.Series, col) -> pd.Series:
-    "`s` as naive datetimes (UTC for time-zone-aware input), or a TypeError naming `col`."
-    if pd.api.types.is_datetime64_any_dtype(s): t = s
-    elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        raise TypeError(f"analyze_staleness: time_col {col!r} must hold datetimes, got {s.dtype}; convert it with pd.to_datetime")
-    else:
-        try: t = pd.to_datetime(s, utc=True)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"analyze_staleness: time_col {col!r} does not parse as datetimes ({e})") from None
-    if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
-    return t
-
-
-def _binary_target(y:pd.Series, col) -> tuple[np.ndarray, object]:
-    "0/1 labels with the minority class as 1 (on a tie, the larger value), and that class's original value."
-    vc = y.value_counts()
-    if len(vc) != 2:
-        raise ValueError(f"analyze_staleness: target {col!r} must have exactly 2 classes, got {len(vc)}"
-                         + (f" ({listing(vc.index, 5)})" if len(vc) else ''))
-    pos = vc.index[1]
-    if vc.iloc[0] == vc.iloc[1]:
-        try: pos = max(vc.index)
-        except TypeError: pos = max(vc.index, key=str)
-    return (y == pos).to_numpy(dtype=np.int64), (pos.item() if hasattr(pos, 'item') else pos)
-
-
-def _windows(t:pd.Series, freq:str) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    "Window index of each time (0 = oldest) and the windows' edges (len = windows + 1)."
-    from pandas.tseries.frequencies import to_offset
-    try: off = to_offset(freq)
-    except (ValueError, TypeError): raise ValueError(f"analyze_staleness: freq {freq!r} is not a pandas frequency (e.g. 'W', 'D', '14D', 'h', 'MS')") from None
-    if isinstance(off, pd.offsets.Week): step = pd.Timedelta(days=7 * off.n)
-    else:
-        try: step = pd.Timedelta(off)
-        except (ValueError, TypeError): step = None
-    if step is not None:  # fixed length: anchored at the end of the data
-        if step <= pd.Timedelta(0): raise ValueError(f"analyze_staleness: freq {freq!r} must be a positive duration")
-        tmax = t.max()
-        anchor = tmax.normalize() + pd.Timedelta(days=1) if step >= pd.Timedelta(days=1) else tmax.floor(step) + step
-        back = ((anchor - t - pd.Timedelta(1, 'ns')) // step).to_numpy().astype(np.int64)  # windows are [start, end)
-        k = int(back.max()) + 1
-        return k - 1 - back, pd.DatetimeIndex([anchor - (k - j) * step for j in range(k + 1)])
-    edges = pd.date_range(off.rollback(t.min().normalize()), off.rollforward(t.max()) + off, freq=off)
-    codes = np.searchsorted(edges.to_numpy(), t.to_numpy(), side='right') - 1
-    return codes - codes.min(), edges[codes.min():codes.max() + 2]
-
-# %% ../nbs/analyses/43_staleness.ipynb #b227726d
-N_BOOT, MAX_BOOT_ROWS, Z, Z_STALE = 100, 10_000, 1.96, 2.33
-
-def _metric(metric) -> Metric:
-    "A `Metric` from a name in METRICS, a Metric or a callable f(y_true, y_score) (higher is better)."
-    if metric is None: return METRICS['roc_auc']
-    if isinstance(metric, Metric): return metric
-    if isinstance(metric, str):
-        if metric not in METRICS: raise ValueError(f"analyze_staleness: unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
-        return METRICS[metric]
-    if callable(metric): return Metric(getattr(metric, '__name__', 'metric'), lambda y, s, t: metric(y, s))
-    raise TypeError(f"analyze_staleness: metric must be a name, a Metric or a callable, got {type(metric).__name__}")
-
-
-def _auc_boot(y:np.ndarray, s:np.ndarray, idx:np.ndarray) -> np.ndarray:
-    "ROC AUC of every bootstrap resample `idx` (rows of indices) at once, from weighted ranks (ties count half)."
-    B, n = idx.shape
-    order = np.argsort(s, kind='stable')
-    w = np.bincount((idx + n * np.arange(B)[:, None]).ravel(), minlength=B * n).reshape(B, n)[:, order].astype(float)
-    ss, pos = s[order], y[order] == 1
-    starts = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1]])  # one column per distinct score
-    wp, wn = np.add.reduceat(w * pos, starts, axis=1), np.add.reduceat(w * ~pos, starts, axis=1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return (wp * (np.cumsum(wn, axis=1) - 0.5 * wn)).sum(1) / (wp.sum(1) * wn.sum(1))
-
-
-def _boot(m:Metric, groups:list, rng) -> list:
-    "Per group (y, [score arrays]): (N_BOOT × arrays bootstrap values, SE rescale factor); arrays resampled together."
-    out = []
-    for y, scores in groups:
-        n = len(y); take = rng.choice(n, MAX_BOOT_ROWS, replace=False) if n > MAX_BOOT_ROWS else np.arange(n)
-        idx = rng.integers(0, len(take), (N_BOOT, len(take)))
-        yt = y[take]
-        if m is METRICS.get('roc_auc'): vals = np.column_stack([_auc_boot(yt, s[take], idx) for s in scores])
-        else:  # a candidate that could not be fitted has NaN scores: its bootstrap values are NaN too
-            ok = [bool(np.isfinite(s).all()) for s in scores]
-            vals = np.array([[m(yt[i], s[take][i]) if good else np.nan for s, good in zip(scores, ok)] for i in idx])
-        out.append((vals, math.sqrt(len(take) / n)))
-    return out
-
-
-def _se(vals:np.ndarray, scale:float) -> float:
-    "Standard deviation of finite bootstrap values, rescaled to the full group."
-    v = vals[np.isfinite(vals)]
-    return float(v.std(ddof=1) * scale) if len(v) > 1 else float('nan')
+__all__ = ['StalenessReport', 'analyze_staleness', 'staleness_step', 'N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
 
 # %% ../nbs/analyses/43_staleness.ipynb #55b0a209
 @register_report
@@ -121,8 +33,10 @@ def _se(vals:np.ndarray, scale:float) -> float:
 class StalenessReport(Report):
     "How a model decays with age, whether it is stale, and which training window serves the latest data best."
     title: ClassVar[str] = 'Model staleness'
-    decay: pd.DataFrame        # one row per window after the training cut: train_end, window_start, window_end, age, age_days, metric, n, n_positive
-    windows: pd.DataFrame      # one row per candidate training window: n_windows, train_start, train_days, n_train, metric on the latest window, ...
+    decay: pd.DataFrame        # one row per window after the training cut: train_end, window_start, window_end, age,
+                               # age_days, metric, n, n_positive
+    windows: pd.DataFrame      # one row per candidate training window: n_windows, train_start, train_days, n_train,
+                               # metric on the latest window, ...
     drift: DriftReport         # features (and target) of the training rows vs the latest window
     is_stale: bool             # the latest windows score below `stale_threshold`
     recommended_window: Optional[pd.Timedelta]  # shortest training window as good as the best; None = all history
@@ -140,13 +54,37 @@ class StalenessReport(Report):
 
     def _repr_html_(self) -> str: return report_html(self) + self.drift._repr_html_()
 
+    def closest_window(self, days:float) -> pd.Series|None:
+        "The backtested candidate window closest to `days` (a row of `windows`; None without candidates)."
+        w = self.windows
+        if not len(w): return None
+        return w.iloc[int(np.argmin(np.abs(w['train_days'].to_numpy() - days)))]
+
+    def decision_for(self, window_days:int|None, # train on the last `window_days` days; None: on all history
+                     by:str='the staleness panel', # who chose it, for the Decision's `why`
+                    ) -> Decision:
+        "The Decision to train on the last `window_days` days (None: all history), chosen by a person (`by`)."
+        ev = dict(metric=self.metric, fresh_score=self.fresh_score, latest_score=self.latest_score,
+                  is_stale=self.is_stale)
+        why = (f"chosen in {by}: the model's {self.metric} went from {fmt(self.fresh_score)} to "
+               f"{fmt(self.latest_score)} ({'stale' if self.is_stale else 'not stale'})")
+        if window_days is None:
+            return Decision('train on all history', why, {'window': {'train_days': None}}, ev, 'staleness')
+        d = int(window_days)
+        b = self.closest_window(d)
+        if b is not None:
+            ev.update(backtest_window=str(b.name), backtest_metric=b['metric'])
+            why += f"; a model trained on {b.name} scores {fmt(b['metric'])} on the latest window"
+        return Decision(f"train on the last {d} days", why, {'window': {'train_days': d}}, ev, 'staleness')
+
 # %% ../nbs/analyses/43_staleness.ipynb #99463e57
 def _fit(estimator, X:pd.DataFrame, y:np.ndarray, idx:np.ndarray, max_rows:int, rng, what:str):
     "A fitted clone of `estimator` (default: tabular_pipeline) on at most `max_rows` of the rows `idx`."
     from sklearn.base import clone
     if len(idx) > max_rows: idx = np.sort(rng.choice(idx, max_rows, replace=False))
     if len(np.unique(y[idx])) < 2:
-        raise ValueError(f"analyze_staleness: the training rows {what} have a single class; use a longer freq or more data")
+        raise ValueError(f"analyze_staleness: the training rows {what} have a single class; "
+                         "use a longer freq or more data")
     if estimator is None:
         from mlops_nb.train import tabular_pipeline
         est = tabular_pipeline(X.iloc[idx])
@@ -155,41 +93,38 @@ def _fit(estimator, X:pd.DataFrame, y:np.ndarray, idx:np.ndarray, max_rows:int, 
 
 
 def _score(est, X:pd.DataFrame, idx:np.ndarray) -> np.ndarray:
-    if not hasattr(est, 'predict_proba'): raise TypeError(f"analyze_staleness: the estimator {type(est).__name__} has no predict_proba")
+    "The positive-class scores of `est` on the rows `idx`."
+    if not hasattr(est, 'predict_proba'):
+        raise TypeError(f"analyze_staleness: the estimator {type(est).__name__} has no predict_proba")
     return est.predict_proba(X.iloc[idx])[:, 1]
 
 
 def _cap(idx:np.ndarray, max_rows:int, rng) -> np.ndarray:
+    "At most `max_rows` of the rows `idx` (a seeded sample, in order)."
     return np.sort(rng.choice(idx, max_rows, replace=False)) if len(idx) > max_rows else idx
 
-
-def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
-                      *,
-                      time_col,          # name of the time column (datetimes or parseable strings)
-                      target,            # name of the binary label column (any two values)
-                      features=None,     # feature columns (default: all but time_col and target)
-                      estimator=None,    # unfitted sklearn classifier (default: mlops_nb.train.tabular_pipeline)
-                      freq:str='W',      # window length (pandas frequency)
-                      metric=None,       # name in METRICS, Metric or f(y_true, y_score); default 'roc_auc'
-                      max_rows:int=50_000, # rows per fit and per scored group (a seeded sample beyond)
-                      min_drop:float=0.01, # smallest metric change that counts, in the metric's units
-                      random_state:int=0,
-                     ) -> StalenessReport:
-    "Decay of a model with age, whether it is stale now, and the best training window for the latest data."
-    if not isinstance(data, pd.DataFrame): raise TypeError(f"analyze_staleness: data must be a DataFrame, got {type(data).__name__}")
+# %% ../nbs/analyses/43_staleness.ipynb #44c5c912
+def _check_columns(data:pd.DataFrame, time_col, target, features, max_rows:int) -> list:
+    "The feature columns, after checking `data` and the column arguments (errors name what is wrong)."
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"analyze_staleness: data must be a DataFrame, got {type(data).__name__}")
     for what, c in (('time_col', time_col), ('target', target)):
         if c not in data.columns: raise MissingColumnError(f"analyze_staleness: {what} {c!r} is not a column of data")
     if features is None: features = [c for c in data.columns if c not in (time_col, target)]
     else:
         features = [features] if isinstance(features, str) else list(features)
         for c in features:
-            if c not in data.columns: raise MissingColumnError(f"analyze_staleness: feature {c!r} is not a column of data")
-            if c in (time_col, target): raise ValueError(f"analyze_staleness: feature {c!r} is the time column or the target")
+            if c not in data.columns:
+                raise MissingColumnError(f"analyze_staleness: feature {c!r} is not a column of data")
+            if c in (time_col, target):
+                raise ValueError(f"analyze_staleness: feature {c!r} is the time column or the target")
     if not features: raise ValueError("analyze_staleness: no feature columns")
     if max_rows < 100: raise ValueError(f"analyze_staleness: max_rows must be at least 100, got {max_rows}")
-    m, rng = _metric(metric), np.random.default_rng(random_state)
-    sign = 1.0 if m.greater_is_better else -1.0
+    return features
 
+
+def _in_time_order(data:pd.DataFrame, time_col, target, features:list) -> tuple:
+    "Times, features, 0/1 labels of the rows with a time and a label, oldest first; and the positive label's value."
     t = _times(data[time_col], time_col)
     keep = (t.notna() & data[target].notna()).to_numpy()
     if not keep.any(): raise ValueError("analyze_staleness: no row has both a time and a label")
@@ -197,15 +132,14 @@ def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
     t = t.iloc[order].reset_index(drop=True)
     X = data[features].iloc[order].reset_index(drop=True)
     y, pos_label = _binary_target(data[target].iloc[order].reset_index(drop=True), target)
-    codes, edges = _windows(t, freq)
-    k_win = len(edges) - 1
-    if len(np.unique(codes)) < 4:
-        raise ValueError(f"analyze_staleness: the data spans {len(np.unique(codes))} non-empty {freq!r} windows "
-                         f"({t.iloc[0]} to {t.iloc[-1]}); need at least 4 — use a shorter freq")
-    rows = lambda lo, hi: np.flatnonzero((codes >= lo) & (codes < hi))
+    return t, X, y, pos_label
 
-    # 1. decay: train on the first half of the windows, score every later window
-    cut = k_win // 2
+# %% ../nbs/analyses/43_staleness.ipynb #200289e8
+def _decay(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.DatetimeIndex, m:Metric, max_rows:int,
+           min_drop:float, rng) -> tuple[pd.DataFrame, dict]:
+    "Step 1: train on the first half of the windows, score every later window; the stale rule on fresh vs latest."
+    k_win = len(edges) - 1; cut = k_win // 2
+    sign = 1.0 if m.greater_is_better else -1.0
     est = _fit(estimator, X, y, rows(0, cut), max_rows, rng, f"before {edges[cut]}")
     decay, scored = [], {}
     for j in range(cut, k_win):
@@ -215,7 +149,6 @@ def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
         decay.append(dict(train_end=edges[cut], window_start=edges[j], window_end=edges[j + 1], age=j - cut + 1,
                           age_days=(edges[j + 1] - edges[cut]) / pd.Timedelta(days=1),
                           metric=m(y[idx], scored[j][1]), n=len(idx), n_positive=int(y[idx].sum())))
-    decay = pd.DataFrame(decay)
     k = max(1, (k_win - cut) // 2)
     groups = []
     for name, ws in (('first', range(cut, cut + k)), ('latest', range(k_win - k, k_win))):
@@ -223,25 +156,34 @@ def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
         if not parts: raise ValueError(f"analyze_staleness: the {name} windows after the training cut are empty")
         yy, ss = np.concatenate([y[i] for i, _ in parts]), np.concatenate([s for _, s in parts])
         if len(np.unique(yy)) < 2:
-            raise ValueError(f"analyze_staleness: the {name} {k} window(s) after the training cut have a single class; use a longer freq")
+            raise ValueError(f"analyze_staleness: the {name} {k} window(s) after the training cut have a single class; "
+                             "use a longer freq")
         groups.append((yy, [ss]))
     fresh, latest = (m(yy, ss[0]) for yy, ss in groups)
     (bf, sf), (bl, sl) = _boot(m, groups, rng)
     se_drop = math.sqrt(_se(bf[:, 0], sf) ** 2 + _se(bl[:, 0], sl) ** 2)
     margin = max(min_drop, Z_STALE * se_drop) if np.isfinite(se_drop) else float('inf')
     drop = sign * (fresh - latest)
-    is_stale = bool(drop > margin)
+    stale = dict(is_stale=bool(drop > margin), fresh_score=float(fresh), latest_score=float(latest),
+                 stale_threshold=float(fresh - sign * margin), drop=float(drop), margin=float(margin))
+    return pd.DataFrame(decay), stale
 
-    # 2. backtest: train on the last L windows before the latest one (and on all of them), score the latest window
-    last = k_win - 1
+# %% ../nbs/analyses/43_staleness.ipynb #13ac3d92
+def _backtest(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.DatetimeIndex, freq, m:Metric,
+              max_rows:int, min_drop:float, rng) -> tuple[pd.DataFrame, pd.Timedelta|None]:
+    "Step 2: train on the last L windows before the latest one (and on all of them), score the latest window."
+    sign = 1.0 if m.greater_is_better else -1.0
+    last = len(edges) - 2
     test = _cap(rows(last, last + 1), max_rows, rng)
     if len(np.unique(y[test])) < 2:
-        raise ValueError(f"analyze_staleness: the latest window (from {edges[last]}) has a single class; use a longer freq")
+        raise ValueError(f"analyze_staleness: the latest window (from {edges[last]}) has a single class; "
+                         "use a longer freq")
     sizes = [L for L in (2 ** i for i in range(32)) if L < last] + [last]
     cands, scores = [], []
     for L in sizes:
         idx = rows(last - L, last)
-        row = dict(n_windows=L, train_start=edges[last - L], train_days=(edges[last] - edges[last - L]) / pd.Timedelta(days=1),
+        row = dict(n_windows=L, train_start=edges[last - L],
+                   train_days=(edges[last] - edges[last - L]) / pd.Timedelta(days=1),
                    n_train=len(idx), n_train_positive=int(y[idx].sum()), all_history=L == last)
         if len(idx) and 0 < y[idx].sum() < len(idx):
             scores.append(_score(_fit(estimator, X, y, idx, max_rows, rng, f"of the last {L} windows"), X, test))
@@ -257,18 +199,41 @@ def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
     win['within_noise'] = ok & (win['gap_to_best'] <= np.maximum(min_drop, Z * win['se_gap'].fillna(np.inf)))
     rec_i = None if win['within_noise'].iloc[-1] else int(np.flatnonzero(win['within_noise'])[0])
     win['recommended'] = [i == rec_i for i in range(len(win))]
-    rec = None if rec_i is None else edges[last] - edges[last - sizes[rec_i]]
+    return win, (None if rec_i is None else edges[last] - edges[last - sizes[rec_i]])
 
+# %% ../nbs/analyses/43_staleness.ipynb #96a3af19
+def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
+                      *,
+                      time_col,          # name of the time column (datetimes or parseable strings)
+                      target,            # name of the binary label column (any two values)
+                      features=None,     # feature columns (default: all but time_col and target)
+                      estimator=None,    # unfitted sklearn classifier (default: mlops_nb.train.tabular_pipeline)
+                      freq:str='W',      # window length (pandas frequency)
+                      metric=None,       # name in METRICS, Metric or f(y_true, y_score); default 'roc_auc'
+                      max_rows:int=50_000, # rows per fit and per scored group (a seeded sample beyond)
+                      min_drop:float=0.01, # smallest metric change that counts, in the metric's units
+                      random_state:int=0,
+                     ) -> StalenessReport:
+    "Decay of a model with age, whether it is stale now, and the best training window for the latest data."
+    features = _check_columns(data, time_col, target, features, max_rows)
+    m, rng = _metric(metric), np.random.default_rng(random_state)
+    t, X, y, pos_label = _in_time_order(data, time_col, target, features)
+    codes, edges = _windows(t, freq)
+    k_win = len(edges) - 1
+    if len(np.unique(codes)) < 4:
+        raise ValueError(f"analyze_staleness: the data spans {len(np.unique(codes))} non-empty {freq!r} windows "
+                         f"({t.iloc[0]} to {t.iloc[-1]}); need at least 4 — use a shorter freq")
+    rows = lambda lo, hi: np.flatnonzero((codes >= lo) & (codes < hi))
+    decay, stale = _decay(estimator, X, y, rows, edges, m, max_rows, min_drop, rng)
+    win, rec = _backtest(estimator, X, y, rows, edges, freq, m, max_rows, min_drop, rng)
     # 3. drift of the features: the decay model's training rows vs the latest window
-    ref, cur = rows(0, cut), rows(last, last + 1)
+    ref, cur = rows(0, k_win // 2), rows(k_win - 1, k_win)
     drift = analyze_drift(X.iloc[ref], X.iloc[cur], target=(pd.Series(y[ref]), pd.Series(y[cur])))
+    report = StalenessReport(decay, win, drift, recommended_window=rec, metric=m.name, freq=str(freq), n_windows=k_win,
+                             train_end=edges[k_win // 2], positive_label=pos_label, **stale)
+    return dataclasses.replace(report, decision=_decision(report)) if report.is_stale else report
 
-    report = StalenessReport(decay, win, drift, is_stale, rec, m.name, float(fresh), float(latest),
-                             float(fresh - sign * margin), float(drop), float(margin), str(freq), k_win,
-                             edges[cut], pos_label)
-    return dataclasses.replace(report, decision=_decision(report)) if is_stale else report
-
-
+# %% ../nbs/analyses/43_staleness.ipynb #2fd6e4e6
 def _decision(r:StalenessReport) -> Decision:
     "Train on the recommended window, or on all history when no shorter window is better."
     w = r.windows
@@ -286,40 +251,26 @@ def _decision(r:StalenessReport) -> Decision:
     return Decision(f"train on the last {days} days",
                     why + f"; on the latest window a model trained on the last {days} days scores {m_rec:.3f} "
                     f"against {m_all:.3f} with all history",
-                    {'window': {'train_days': days}}, {**ev, 'metric_recommended': m_rec, 'train_days': days}, 'staleness')
+                    {'window': {'train_days': days}}, {**ev, 'metric_recommended': m_rec, 'train_days': days},
+                    'staleness')
 
-# %% ../nbs/analyses/43_staleness.ipynb #17d23ca5
-def plot_decay(report:StalenessReport, # a staleness report
-               ax=None,                # matplotlib axes to draw on
-              ):
-    "The metric of the decay model by age, with the fresh score and the stale threshold."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
-    d = report.decay
-    ax.plot(d['window_start'], d['metric'], 'o-', color='#1f77b4', label=f"{report.metric} by window")
-    ax.axhline(report.fresh_score, color='#2ca02c', lw=1, label=f"fresh {report.fresh_score:.3f}")
-    ax.axhline(report.stale_threshold, color='#d62728', ls='--', lw=1, label=f"stale threshold {report.stale_threshold:.3f}")
-    ax.axvline(report.train_end, color='k', lw=0.8, ls=':')
-    ax.set_ylabel(report.metric); ax.set_xlabel(f"window start (training data ends at the dotted line; windows of {report.freq})")
-    ax.set_title('stale' if report.is_stale else 'not stale'); ax.legend(fontsize=8)
-    ax.tick_params(axis='x', labelrotation=30)
-    return ax
+# %% ../nbs/analyses/43_staleness.ipynb #d88a6ab8
+@analysis('staleness', report=StalenessReport, function=analyze_staleness, needs=('train', 'test', 'history'),
+          plots=('mlops_nb.staleness_view:plot_decay', 'mlops_nb.staleness_view:plot_windows'),
+          panel='mlops_nb.staleness_view:StalenessPanel', default=True, order=40)
+def staleness_step(inputs:LoopInputs) -> StalenessReport:
+    "The loop's staleness analysis on all labelled rows (default: the training rows and the holdout)."
+    params, train, test, features, history = inputs.params, inputs.train, inputs.test, inputs.features, inputs.history
+    d, a, seed = params.data, params.analysis, params.seed
+    h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
+    if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
+    return analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
+                             freq=a.freq, metric=staleness_metric(params.scope.metric))
 
+# %% ../nbs/analyses/43_staleness.ipynb #c4595c5a
+_MOVED = dict(plot_decay='mlops_nb.staleness_view', plot_windows='mlops_nb.staleness_view')
 
-def plot_windows(report:StalenessReport, # a staleness report
-                 ax=None,                # matplotlib axes to draw on
-                ):
-    "The metric on the latest window of models trained on each candidate window (± 1.96 SE of the gap to the best)."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
-    w = report.windows
-    x = np.arange(len(w))
-    colors = np.where(w['recommended'], '#d62728', np.where(w['within_noise'], '#1f77b4', '#999999'))
-    ax.bar(x, w['metric'], color=colors, yerr=Z * w['se_gap'].fillna(0), capsize=3)
-    lo = np.nanmin(w['metric'] - Z * w['se_gap'].fillna(0))
-    ax.set_ylim(max(0, lo - 0.05) if np.isfinite(lo) else None, None)
-    ax.set_xticks(x, list(w.index)); ax.set_xlabel('training window before the latest window')
-    ax.set_ylabel(f"{report.metric} on the latest window")
-    rec = report.recommended_window
-    ax.set_title('recommended: ' + ('all history' if rec is None else f"{rec.days} days" if rec % pd.Timedelta(days=1) == pd.Timedelta(0) else str(rec)))
-    return ax
+def __getattr__(name):
+    "Names that moved to the views layer, loaded on first use from their new module."
+    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
