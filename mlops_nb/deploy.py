@@ -1,4 +1,5 @@
-"""Register a run's model in the MLflow Model Registry with a model card, promote it to `champion` only when it beats the current champion on the newest labelled window, and roll back when it should not have been.
+"""Register a run's model in the MLflow Model Registry with a model card, promote it to `champion` only when it beats the
+current champion on the newest labelled window, and roll back when it should not have been.
 
 Docs: https://mlops-nb.github.io/mlops_nb/ops/deploy.html.md"""
 
@@ -9,76 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import json
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 
-from .core import LoopParams, Report, atomic_write, register_report, _encode
-from .runner import RunDir, RunError, find_run, require_complete, tracking_uri_for
+from .checks import atomic_write
+from .gate import GateResult, gate, model_card
+from .model_registry import (ALIASES, CACHED_FILES, DeployError, deployment_history, fetch_version,
+                                     list_versions, model_dir, model_lock, model_name, registry_client,
+                                     _REQUIRED_FILES, _alias, _history_path, _history_rows, _missing, _record)
+from .params import LoopParams
+from .rundir import RunDir, RunError, find_run, require_complete
+from .tracking import tracking_uri_for
 
 # %% auto #0
-__all__ = ['ALIASES', 'CACHED_FILES', 'DeployError', 'model_name', 'registry_client', 'model_dir', 'model_lock', 'register_run',
-           'model_card', 'GateResult', 'gate', 'deployment_history', 'fetch_version', 'promote', 'rollback',
-           'list_versions', 'add_commands']
-
-# %% ../nbs/ops/50_deploy.ipynb #d3932848
-ALIASES = ('champion', 'challenger')
-CACHED_FILES = ('model.skops', 'features.json', 'params.yaml', 'metrics.json', 'run.json', 'data.json',
-                'reference_profile.json')  # what loading a deployed version needs (the notebooks stay in MLflow)
-
-
-class DeployError(ValueError):
-    "A registry, promotion or deployment step that cannot be done; the message says why, with the numbers."
-
-
-def model_name(project, # the loop project folder
-              ) -> str:
-    "The registered model name: `deploy.model_name` in the project's params.yaml, or the project folder's name."
-    project = Path(project).resolve()
-    p = project / 'params.yaml'
-    return (LoopParams.from_yaml(p).deploy.model_name if p.exists() else None) or project.name
-
-
-def registry_client(project, # the loop project folder
-                    tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-                   ):
-    "An MlflowClient on the project's tracking store (registry included), telemetry and progress bars off."
-    from mlops_nb.runner import _mlflow
-    os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')
-    return _mlflow(project, tracking_uri).MlflowClient()
-
-
-def model_dir(project, # the loop project folder
-              name:str, # registered model name
-              version:int, # registered version
-             ) -> Path:
-    "Where a registered version lives in the project: its model card and its downloaded artifacts."
-    return Path(project).resolve() / 'models' / name / f'v{int(version)}'
-
-# %% ../nbs/ops/50_deploy.ipynb #5a1c0c02
-@contextlib.contextmanager
-def model_lock(project, # the loop project folder
-               name:str, # registered model name
-               *, timeout:float=120.0, # seconds to wait for another process that holds the lock
-              ):
-    "Hold the model's lock file `models/<name>/.lock` (re-entrant within a process) while the block runs."
-    from filelock import FileLock, Timeout
-    p = Path(project).resolve() / 'models' / name / '.lock'
-    p.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(p, is_singleton=True)  # one object per lock file and process: a nested `model_lock` re-enters it
-    try: lock.acquire(timeout=timeout)
-    except Timeout:
-        raise DeployError(f"another promote, rollback or registration of {name!r} has held {p} for more than {timeout:g} s; "
-                          "nothing changed: try again when it is done") from None
-    try: yield p
-    finally: lock.release()
+__all__ = ['register_run', 'promote', 'rollback']
 
 # %% ../nbs/ops/50_deploy.ipynb #22f22eea
 def _as_run(project, run) -> RunDir:
@@ -94,21 +43,7 @@ def _as_run(project, run) -> RunDir:
         raise DeployError(f"run {rd.id} was not logged to MLflow{why}; run.json has no mlflow_run_id")
     return rd
 
-
-def _missing(e:Exception) -> bool:
-    "Is `e` the registry saying that a model or version does not exist?"
-    return getattr(e, 'error_code', '') == 'RESOURCE_DOES_NOT_EXIST'
-
-
-def _alias(client, name:str, alias:str) -> int|None:
-    "The version `alias` points to, or None."
-    try: return int(client.get_registered_model(name).aliases.get(alias))
-    except (TypeError, ValueError): return None
-    except Exception as e:
-        if _missing(e): return None
-        raise
-
-
+# %% ../nbs/ops/50_deploy.ipynb #1c095ec4
 def _version_of(client, name:str, run_id:str) -> int|None:
     "The version registered from loop run `run_id`, or None."
     try: vs = client.search_model_versions(f"name='{name}' and tag.`mlops_nb.run_id`='{run_id}'")
@@ -125,20 +60,42 @@ def _table_columns(rd:RunDir) -> list[str]:
     import pyarrow.parquet as pq
     return [c for c in pq.read_schema(p).names if not c.startswith('__index_level')]
 
-_REQUIRED_FILES = ('model.skops', 'features.json', 'params.yaml')
+
+def _version_tags(rd:RunDir) -> dict:
+    "The tags of a version registered from `rd`: loop run, data version, scoped metric, the training table's columns."
+    sc = (rd.read_json('metrics.json') or {}).get('scoped', {})
+    cols = json.dumps(_table_columns(rd))
+    return {'mlops_nb.run_id': rd.id, 'mlops_nb.data_version': (rd.read_json('data.json') or {}).get('version', ''),
+            'mlops_nb.metric': str(sc.get('name', '')), 'mlops_nb.metric_test': str(sc.get('test', '')),
+            **({'mlops_nb.columns': cols} if len(cols) < 4000 else {})}
+
 
 def _lacking(src:str, who:str) -> list[str]:
-    "The files of `_REQUIRED_FILES` missing from the MLflow artifact folder `src`; a clear error if it cannot be listed."
+    "The files of `_REQUIRED_FILES` missing from the MLflow artifact folder `src` (a clear error if it is unlisted)."
     import mlflow.artifacts
     try: logged = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=src)}
     except Exception as e:
-        raise DeployError(f"{who}: cannot list the artifacts from {src}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DeployError(f"{who}: cannot list the artifacts from {src}: {why}") from None
     return [f for f in _REQUIRED_FILES if f not in logged]
+
+# %% ../nbs/ops/50_deploy.ipynb #426acde5
+def _new_version(project, client, name:str, rd:RunDir, src:str) -> int:
+    "Create the registered model if needed and a version of it from the run's MLflow artifacts `src`."
+    if missing := _lacking(src, f"run {rd.id}"):  # checked first: a version without a model is never registered
+        raise DeployError(f"run {rd.id} has no model to register: its MLflow artifacts {src} lack "
+                          f"{', '.join(missing)}; nothing registered")
+    try: client.get_registered_model(name)
+    except Exception as e:
+        if not _missing(e): raise
+        client.create_registered_model(name, description=f"mlops_nb loop project {Path(project).name}")
+    mv = client.create_model_version(name, src, run_id=rd.info['mlflow_run_id'], tags=_version_tags(rd))
+    return int(mv.version)
 
 # %% ../nbs/ops/50_deploy.ipynb #31e0d1a4
 def register_run(project, # the loop project folder
                  run, # a RunDir, a run folder, a run id, a unique prefix or 'latest'
-                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
                 ) -> int:
     "Register a complete run's model (its MLflow `run/` artifacts) with a model card; returns the version."
     project = Path(project).resolve()
@@ -147,32 +104,20 @@ def register_run(project, # the loop project folder
     mlflow_id = rd.info['mlflow_run_id']
     try: mrun = client.get_run(mlflow_id)
     except Exception:
-        raise DeployError(f"run {rd.id}: its MLflow run {mlflow_id} is not in the tracking store {tracking_uri_for(project, tracking_uri)} "
-                          f"(it was logged to {rd.info.get('tracking_uri')}); pass that tracking URI") from None
+        raise DeployError(f"run {rd.id}: its MLflow run {mlflow_id} is not in the tracking store "
+                          f"{tracking_uri_for(project, tracking_uri)} (it was logged to "
+                          f"{rd.info.get('tracking_uri')}); pass that tracking URI") from None
     src = mrun.info.artifact_uri.rstrip('/') + '/run'
     with model_lock(project, name):  # two registrations of one run make one version
         version, created = _version_of(client, name, rd.id), False
-        if version is None:
-            if missing := _lacking(src, f"run {rd.id}"):  # checked first: a version without a model is never registered
-                raise DeployError(f"run {rd.id} has no model to register: its MLflow artifacts {src} lack {', '.join(missing)}; "
-                                  "nothing registered")
-            try: client.get_registered_model(name)
-            except Exception as e:
-                if not _missing(e): raise
-                client.create_registered_model(name, description=f"mlops_nb loop project {project.name}")
-            m = rd.read_json('metrics.json') or {}
-            sc = m.get('scoped', {})
-            cols = json.dumps(_table_columns(rd))
-            tags = {'mlops_nb.run_id': rd.id, 'mlops_nb.data_version': (rd.read_json('data.json') or {}).get('version', ''),
-                    'mlops_nb.metric': str(sc.get('name', '')), 'mlops_nb.metric_test': str(sc.get('test', '')),
-                    **({'mlops_nb.columns': cols} if len(cols) < 4000 else {})}
-            version, created = int(client.create_model_version(name, src, run_id=mlflow_id, tags=tags).version), True
+        if version is None: version, created = _new_version(project, client, name, rd, src), True
         card_path = model_dir(project, name, version) / 'model_card.md'
         try:
             if not card_path.exists():
                 card = model_card(rd, name=name, version=version)
-                short = card if len(card) <= 4800 else card[:4600] + f"\n\n… (truncated: the whole card is {card_path})\n"
-                client.update_model_version(name, str(version), description=short)  # registry stores allow 5000 characters
+                cut = f"\n\n… (truncated: the whole card is {card_path})\n"
+                short = card if len(card) <= 4800 else card[:4600] + cut  # registry stores allow 5000 characters
+                client.update_model_version(name, str(version), description=short)
                 atomic_write(card_path, card)
         except BaseException:
             if created:  # no half-registered version is left behind (and the first error is the one reported)
@@ -180,205 +125,19 @@ def register_run(project, # the loop project folder
             raise
     return version
 
-# %% ../nbs/ops/50_deploy.ipynb #4db0b062
-def _fmt(v) -> str:
-    if isinstance(v, float): return f"{v:.4g}"
-    if isinstance(v, (list, dict)): return json.dumps(v)
-    return str(v)
-
-
-def _changed_params(p:LoopParams) -> dict:
-    "Flat params that differ from the defaults, plus every scope key."
-    default, flat = LoopParams().flat(), p.flat()
-    return {k: v for k, v in flat.items() if k.startswith('scope.') or default.get(k) != v}
-
-
-def _report_headlines(rd:RunDir, limit:int=8) -> list[str]:
-    "One line per stored report: its scalar findings, read from the JSON without importing the analysis."
-    out = []
-    for f in sorted((rd.path / 'reports').glob('*.json')):
-        try: d = json.loads(f.read_text())
-        except (OSError, ValueError): out.append(f"**{f.stem}**: unreadable report file"); continue
-        vals = [f"{k}={_fmt(v)}" for k, v in d.items() if k not in ('kind', 'decision')
-                and isinstance(v, (int, float, bool, str)) and len(_fmt(v)) <= 40][:limit]
-        out.append(f"**{f.stem}**: " + (', '.join(vals) or 'no scalar findings'))
-    return out
-
-
-def model_card(rd:RunDir, # the run folder
-               name:str='', # registered model name
-               version:int|None=None, # registered version
-              ) -> str:
-    "Markdown model card of a run: scope, data, params, decisions, metrics, known issues."
-    from mlops_nb.scoping import describe_scope
-    info, p = rd.info, rd.params
-    data, m = rd.read_json('data.json') or {}, rd.read_json('metrics.json') or {}
-    sc = m.get('scoped', {})
-    title = f"{name} v{version}" if version is not None else (name or rd.id)
-    L = [f"# Model card: {title}", '',
-         f"Run `{rd.id}` (MLflow run `{info.get('mlflow_run_id', '-')}`), finished {info.get('finished', '-')}; "
-         f"parent run: `{info.get('parent') or '-'}`; mlops_nb {(info.get('code_version') or {}).get('mlops_nb', '-')}.", '',
-         '## Scope', '', describe_scope(p.scope),
-         f"Decision threshold: {p.imbalance.threshold:g}. Model kind: `{p.model.kind}`.", '',
-         '## Data', '', f"- data version: `{data.get('version', '-')}` (source: `{p.data.source}`)"]
-    for k in ('rows', 'positives', 'prevalence', 'start', 'end', 'train_rows', 'valid_rows', 'test_rows', 'refit_rows',
-              'n_patched', 'n_excluded'):
-        if k in data: L.append(f"- {k}: {_fmt(data[k])}")
-    L += [f"- note: {n}" for n in data.get('notes') or []]  # data read, but not as given (stray words in numbers, …)
-    L += ['', '## Parameters (those that differ from the defaults, and the scope)', '', '| key | value |', '|---|---|']
-    L += [f"| `{k}` | {_fmt(v)} |" for k, v in _changed_params(p).items()]
-    L += ['', '## Decisions applied', '']
-    dec = info.get('decisions_applied') or []
-    L += [f"- {d.get('what')} — {d.get('why', '')} ({d.get('source') or 'human'})" for d in dec] or ['- none (a first run, or no decisions taken)']
-    L += ['', f"## Metrics (scoped: **{sc.get('name', '-')}** = {_fmt(sc.get('test', float('nan')))} on the test window)", '']
-    parts = [k for k in ('valid', 'test') if isinstance(m.get(k), dict)]
-    if parts:
-        L += ['| metric | ' + ' | '.join(parts) + ' |', '|---|' + '---|' * len(parts)]
-        for k in m[parts[-1]]:
-            L.append(f"| {'**' + k + '**' if k == sc.get('name') else k} | " + ' | '.join(_fmt(m[pt].get(k)) for pt in parts) + ' |')
-    else: L.append('no metrics recorded')
-    L += ['', '## Known issues (error analysis)', '']
-    recs = rd.recommendations()
-    L += [f"- recommended: {d.what} — {d.why} ({d.source})" for d in recs] or ['- no recommendation open']
-    L += [f"- {h}" for h in _report_headlines(rd)] or ['- no error-analysis report in this run']
-    return '\n'.join(L) + '\n'
-
-# %% ../nbs/ops/50_deploy.ipynb #fd53842b
-@register_report
-@dataclass(frozen=True)
-class GateResult(Report):
-    "Outcome of a promotion gate: passed or not, both metric values, the window and why."
-    title: ClassVar[str] = 'Promotion gate'
-    passed: bool
-    metric: str
-    greater_is_better: bool
-    champion_value: Optional[float]
-    challenger_value: Optional[float]
-    margin: float
-    rows: int
-    positives: int
-    window: str  # 'start – end' of the labelled window compared on
-    reason: str
-    model_name: str = ''
-    champion_version: Optional[int] = None
-    challenger_version: Optional[int] = None
-    champion_run: str = ''
-    challenger_run: str = ''
-    forced: bool = False
-
-    def message(self) -> str:
-        "One line for the command line."
-        who = f"{self.model_name} v{self.challenger_version} (run {self.challenger_run})" if self.challenger_version else 'challenger'
-        return f"{'PROMOTED' if self.passed else 'REFUSED'}: {who}: {self.reason}"
-
-
-def gate(y, # labels of the window (0/1)
-         champion_score, # champion's positive-class scores on the window
-         challenger_score, # challenger's scores on the same rows
-         *, metric:str='pr_auc', # a name in `mlops_nb.scoping.METRICS`
-         margin:float=0.0, # the challenger must be better by more than this
-         champion_threshold:float=0.5, challenger_threshold:float=0.5, # each model's decision threshold
-         window:str='', # description of the window, for the reason
-        ) -> GateResult:
-    "Does the challenger beat the champion on this labelled window by more than `margin`?"
-    from mlops_nb.scoping import METRICS
-    if metric not in METRICS: raise DeployError(f"gate: metric {metric!r} is unknown; choose one of {', '.join(METRICS)}")
-    m = METRICS[metric]
-    y = np.asarray(y, dtype=float)
-    for who, s in (('champion_score', champion_score), ('challenger_score', challenger_score)):
-        if len(s) != len(y): raise DeployError(f"gate: {who} has {len(s):,} values but y has {len(y):,} labels")
-    a, b = m(y, champion_score, champion_threshold), m(y, challenger_score, challenger_threshold)
-    n, pos = len(y), int(y.sum())
-    where = f"on {n:,} rows ({pos:,} positives){' ' + window if window else ''}"
-    kw = dict(metric=metric, greater_is_better=m.greater_is_better, margin=float(margin), rows=n, positives=pos, window=window,
-              champion_value=a if np.isfinite(a) else None, challenger_value=b if np.isfinite(b) else None)
-    if not (np.isfinite(a) and np.isfinite(b)):
-        return GateResult(passed=False, reason=f"{metric} is undefined {where} (champion {a:.4g}, challenger {b:.4g}): "
-                          "nothing to compare; widen deploy.gate_days or pass labelled data", **kw)
-    diff = (b - a) if m.greater_is_better else (a - b)
-    word = 'higher' if m.greater_is_better else 'lower'
-    ok = m.better(b, a, margin)
-    verb = 'beats' if ok else 'does not beat'
-    return GateResult(passed=bool(ok), reason=f"challenger {metric} {b:.4f} {verb} champion {a:.4f} by more than margin "
-                      f"{margin:g} ({word} is better; improvement {diff:+.4f}) {where}", **kw)
-
-# %% ../nbs/ops/50_deploy.ipynb #941bdf6b
-def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
-
-
-def _history_path(project, name:str) -> Path: return Path(project).resolve() / 'models' / name / 'deployments.json'
-
-
-def _history_rows(p:Path) -> list:
-    "The entries of a deployments.json (none if it does not exist); one clear error if it is not a JSON list."
-    if not p.exists(): return []
-    try: rows = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise DeployError(f"{p} is unreadable ({str(e).splitlines()[0]}); restore it or move it away (nothing changed)") from None
-    if not isinstance(rows, list): raise DeployError(f"{p} holds a {type(rows).__name__}, not a list of entries; restore it or move it away (nothing changed)")
-    return rows
-
-
-def deployment_history(project, # the loop project folder
-                       *, name:str|None=None, # registered model name (default: the project's)
-                      ) -> pd.DataFrame:
-    "Every promotion, refusal and rollback of the project's model, oldest first."
-    rows = _history_rows(_history_path(project, name or model_name(project)))  # written atomically: always whole
-    return pd.DataFrame(rows, columns=['at', 'action', 'version', 'previous', 'run_id', 'forced', 'metric',
-                                       'champion_value', 'challenger_value', 'rows', 'reason'])
-
-
-def _record(project, name:str, **entry):
-    "Append one entry to the model's deployments.json: read, append and atomic write under the model's lock."
-    p = _history_path(project, name)
-    with model_lock(project, name):
-        atomic_write(p, json.dumps(_history_rows(p) + [_encode({'at': _now(), **entry})], indent=1))
-
-
-def fetch_version(project, # the loop project folder
-                  name:str, # registered model name
-                  version:int, # registered version
-                  *, client=None, # an MlflowClient (default: `registry_client(project, tracking_uri)`)
-                  tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-                 ) -> Path:
-    "The folder with a registered version's artifacts (`CACHED_FILES`), downloaded once into models/<name>/v<N>/artifacts."
-    dest = model_dir(project, name, version) / 'artifacts'
-    if (dest / 'model.skops').exists(): return dest  # only a complete download is ever moved there
-    import mlflow.artifacts
-    client = client or registry_client(project, tracking_uri)
-    src = client.get_model_version(name, str(version)).source.rstrip('/')
-    def fail(what, e): return DeployError(f"{name} v{version}: {what} from {src}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    try: logged = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=src)}
-    except Exception as e: raise fail('cannot list the artifacts', e) from None
-    if missing := [f for f in _REQUIRED_FILES if f not in logged]: raise DeployError(f"{name} v{version}: {src} lacks {', '.join(missing)}")
-    tmp = dest.parent / f'.tmp-artifacts-{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    try:
-        for f in (f for f in CACHED_FILES if f in logged):  # a file that was logged but fails to download is an error, not a gap
-            try: mlflow.artifacts.download_artifacts(artifact_uri=f'{src}/{f}', dst_path=str(tmp))
-            except Exception as e: raise fail(f'artifact {f} cannot be downloaded', e) from None
-        if (dest / 'model.skops').exists(): shutil.rmtree(tmp)  # another process was faster
-        else:
-            shutil.rmtree(dest, ignore_errors=True)  # an incomplete folder left by hand or by an older version
-            try: os.replace(tmp, dest)
-            except OSError:
-                if not (dest / 'model.skops').exists(): raise
-                shutil.rmtree(tmp)  # another process was faster
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    return dest
-
-
+# %% ../nbs/ops/50_deploy.ipynb #d058c823
 def _labelled_window(frame:pd.DataFrame, p:LoopParams, what:str) -> tuple[pd.DataFrame, str]:
     "The last `deploy.gate_days` days of a labelled frame, with 0/1 labels; and its description."
     from mlops_nb.data import DataError, binary_target
     d = p.data
     if d.target not in frame.columns:
         cols = list(map(str, frame.columns))
-        raise DeployError(f"{what}: no label column {d.target!r} (its {len(cols)} columns: {', '.join(cols[:12])}{', …' if len(cols) > 12 else ''})")
+        raise DeployError(f"{what}: no label column {d.target!r} (its {len(cols)} columns: {', '.join(cols[:12])}"
+                          f"{', …' if len(cols) > 12 else ''})")
     frame = frame[frame[d.target].notna()].copy()
     if frame.empty: raise DeployError(f"{what}: no labelled rows")
-    if set(pd.unique(frame[d.target])) <= {0, 1}: frame[d.target] = frame[d.target].astype('int64')  # one class is allowed
+    if set(pd.unique(frame[d.target])) <= {0, 1}:  # one class is allowed
+        frame[d.target] = frame[d.target].astype('int64')
     else:
         try: frame[d.target] = binary_target(frame[d.target], d.target)[0]
         except DataError as e: raise DeployError(f"{what}: {e}") from None
@@ -387,10 +146,20 @@ def _labelled_window(frame:pd.DataFrame, p:LoopParams, what:str) -> tuple[pd.Dat
     if t.isna().all(): raise DeployError(f"{what}: column {d.time_col!r} holds no parseable times")
     start = t.max().normalize() - pd.Timedelta(days=p.deploy.gate_days - 1)
     keep = t >= start
-    return frame[keep].reset_index(drop=True), f"from {start:%Y-%m-%d} to {t.max():%Y-%m-%d} (last {p.deploy.gate_days} days of {what})"
+    return (frame[keep].reset_index(drop=True),
+            f"from {start:%Y-%m-%d} to {t.max():%Y-%m-%d} (last {p.deploy.gate_days} days of {what})")
 
 
-def _scores(folder:Path, frame:pd.DataFrame, who:str) -> tuple[np.ndarray, float]:
+def _given_window(rd:RunDir, data) -> tuple[pd.DataFrame, str]|None:
+    "The labelled window of `data` (a DataFrame or a CSV / Parquet path; None if not given), checked first."
+    if data is None: return None
+    if isinstance(data, pd.DataFrame): return _labelled_window(data, rd.params, 'the given data')
+    from mlops_nb.data import DataError, load_table
+    try: return _labelled_window(load_table(str(data), what='data'), rd.params, str(data))
+    except DataError as e: raise DeployError(f"promote: {e}") from None
+
+
+def _folder_scores(folder:Path, frame:pd.DataFrame, who:str) -> tuple[np.ndarray, float]:
     "Positive-class scores and threshold of the model in an artifacts folder."
     from mlops_nb.train import load_model
     feats = json.loads((folder / 'features.json').read_text())['features']
@@ -399,76 +168,88 @@ def _scores(folder:Path, frame:pd.DataFrame, who:str) -> tuple[np.ndarray, float
     model = load_model(folder / 'model.skops')
     return model.predict_proba(frame[feats])[:, 1], float(getattr(model, 'threshold', 0.5))
 
-# %% ../nbs/ops/50_deploy.ipynb #7364abb2
-def promote(project, # the loop project folder
-            run, # the challenger: a RunDir, run id, unique prefix or 'latest'
-            *, data=None, # labelled window to compare on: CSV / Parquet path or DataFrame (default: the run's test split)
-            force:bool=False, # promote even without a champion or when the gate refuses (recorded as forced)
-            tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-           ) -> GateResult:
-    "Register `run`, make it the challenger and promote it to champion if it beats the champion on the newest labelled window."
-    project = Path(project).resolve()
-    rd = _as_run(project, run)
-    given = None
-    if data is not None:  # bad data is reported whatever the registry says
-        if isinstance(data, pd.DataFrame): given = _labelled_window(data, rd.params, 'the given data')
-        else:
-            from mlops_nb.data import DataError, load_table
-            try: given = _labelled_window(load_table(str(data), what='data'), rd.params, str(data))
-            except DataError as e: raise DeployError(f"promote: {e}") from None
-    name = model_name(project)
-    version = register_run(project, rd, tracking_uri=tracking_uri)
-    client = registry_client(project, tracking_uri)
-    champ, p = _alias(client, name, 'champion'), rd.params
-    from mlops_nb.scoping import METRICS
-    base = dict(metric=p.scope.metric, greater_is_better=METRICS[p.scope.metric].greater_is_better, margin=p.deploy.margin,
-                model_name=name, challenger_version=version, challenger_run=rd.id, champion_version=champ)
-    if champ == version:
-        return GateResult(passed=False, champion_value=None, challenger_value=None, rows=0, positives=0, window='',
-                          reason="it is already the champion", **{**base, 'champion_run': rd.id})
-    if champ is None and not force:
-        raise DeployError(f"model {name!r} has no champion yet, so run {rd.id} has nothing to beat; the first deployment "
-                          f"needs force (`mlops-nb promote {rd.id} --force`), which skips the gate")
+# %% ../nbs/ops/50_deploy.ipynb #90af5362
+def _gated(project, client, rd:RunDir, version:int, champ:int|None, given, force:bool, base:dict) -> GateResult:
+    "The gate's outcome for challenger `version` of `rd` against champion `champ` (None: a forced first deployment)."
+    name, p = base['model_name'], rd.params
     if champ is None:
-        result = GateResult(passed=True, forced=True, champion_value=None, challenger_value=None, rows=0, positives=0, window='',
-                            reason='first deployment: no champion to compare with, gate skipped (forced)', **base)
-    else:
-        champ_run = client.get_model_version(name, str(champ)).tags.get('mlops_nb.run_id', '')
-        frame, window = given or _labelled_window(rd.load_split('test'), p, f"run {rd.id}'s test split")
-        s_champ, t_champ = _scores(fetch_version(project, name, champ, client=client), frame, f"champion v{champ}")
-        s_chall, t_chall = _scores(fetch_version(project, name, version, client=client), frame, f"challenger v{version}")
-        result = gate(frame[p.data.target], s_champ, s_chall, metric=p.scope.metric, margin=p.deploy.margin,
-                      champion_threshold=t_champ, challenger_threshold=t_chall, window=window)
-        result = dataclasses.replace(result, **{**base, 'champion_run': champ_run})
-        if force and not result.passed:
-            result = dataclasses.replace(result, passed=True, forced=True, reason=result.reason + '; promoted anyway (forced)')
-    # the aliases move only now, under the model's lock: a gate that fails on the way changes nothing, and a champion
-    # that another process moved while this one was gating is not overwritten (the gate compared with the old one)
-    with model_lock(project, name):
-        hist = _history_path(project, name); _history_rows(hist)  # an unreadable history: an error before anything moves
-        now = _alias(client, name, 'champion')
-        if now != champ:
-            who = (client.get_model_version(name, str(now)).tags.get('mlops_nb.run_id', '?') if now is not None else '')
-            moved = f"champion moved from {_v(champ)} to {_v(now)}{f' (run {who})' if who else ''} while this promotion was gating"
-            result = dataclasses.replace(result, passed=False, forced=False, reason=(
-                f"{moved}: another promotion of the same run was faster; nothing changed" if now == version else
-                f"{moved}; nothing changed: promote run {rd.id} again to gate it against {_v(now)}"))
-        elif result.passed:
-            client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', '' if champ is None else str(champ))
-            client.set_registered_model_alias(name, 'champion', str(version))
-            if _alias(client, name, 'challenger') is not None: client.delete_registered_model_alias(name, 'challenger')
-        else: client.set_registered_model_alias(name, 'challenger', str(version))
-        _record(project, name, action='promote' if result.passed else 'refused', version=version, previous=now, run_id=rd.id,
-                forced=result.forced, metric=result.metric, champion_value=result.champion_value,
-                challenger_value=result.challenger_value, rows=result.rows, reason=result.reason)
+        return GateResult(passed=True, forced=True, champion_value=None, challenger_value=None, rows=0, positives=0,
+                          window='', reason='first deployment: no champion to compare with, gate skipped (forced)',
+                          **base)
+    champ_run = client.get_model_version(name, str(champ)).tags.get('mlops_nb.run_id', '')
+    frame, window = given or _labelled_window(rd.load_split('test'), p, f"run {rd.id}'s test split")
+    s_champ, t_champ = _folder_scores(fetch_version(project, name, champ, client=client), frame, f"champion v{champ}")
+    s_chall, t_chall = _folder_scores(fetch_version(project, name, version, client=client), frame,
+                                      f"challenger v{version}")
+    result = gate(frame[p.data.target], s_champ, s_chall, metric=p.scope.metric, margin=p.deploy.margin,
+                  champion_threshold=t_champ, challenger_threshold=t_chall, window=window)
+    result = dataclasses.replace(result, **{**base, 'champion_run': champ_run})
+    if force and not result.passed:
+        result = dataclasses.replace(result, passed=True, forced=True,
+                                     reason=result.reason + '; promoted anyway (forced)')
     return result
 
 
 def _v(version) -> str: return 'none' if version is None else f"v{version}"
 
+# %% ../nbs/ops/50_deploy.ipynb #e1aee629
+def _move_aliases(project, client, rd:RunDir, version:int, champ:int|None, result:GateResult) -> GateResult:
+    "Move the aliases as `result` says, under the lock, unless the champion moved meanwhile; record the attempt."
+    # a gate that failed on the way changed nothing; a champion that another process moved while this one was gating
+    # is not overwritten (the gate compared with the old one)
+    name = result.model_name
+    with model_lock(project, name):
+        _history_rows(_history_path(project, name))  # an unreadable history: an error before anything moves
+        now = _alias(client, name, 'champion')
+        if now != champ:
+            who = (client.get_model_version(name, str(now)).tags.get('mlops_nb.run_id', '?') if now is not None else '')
+            moved = (f"champion moved from {_v(champ)} to {_v(now)}{f' (run {who})' if who else ''} "
+                     "while this promotion was gating")
+            result = dataclasses.replace(result, passed=False, forced=False, reason=(
+                f"{moved}: another promotion of the same run was faster; nothing changed" if now == version else
+                f"{moved}; nothing changed: promote run {rd.id} again to gate it against {_v(now)}"))
+        elif result.passed:
+            prev = '' if champ is None else str(champ)
+            client.set_model_version_tag(name, str(version), 'mlops_nb.previous_champion', prev)
+            client.set_registered_model_alias(name, 'champion', str(version))
+            if _alias(client, name, 'challenger') is not None: client.delete_registered_model_alias(name, 'challenger')
+        else: client.set_registered_model_alias(name, 'challenger', str(version))
+        _record(project, name, action='promote' if result.passed else 'refused', version=version, previous=now,
+                run_id=rd.id, forced=result.forced, metric=result.metric, champion_value=result.champion_value,
+                challenger_value=result.challenger_value, rows=result.rows, reason=result.reason)
+    return result
 
+# %% ../nbs/ops/50_deploy.ipynb #7364abb2
+def promote(project, # the loop project folder
+            run, # the challenger: a RunDir, run id, unique prefix or 'latest'
+            *, data=None, # labelled window to compare on: CSV / Parquet path or DataFrame (default: the test split)
+            force:bool=False, # promote even without a champion or when the gate refuses (recorded as forced)
+            tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
+           ) -> GateResult:
+    "Register `run`, make it the challenger, promote it to champion if it beats the champion on the newest labels."
+    project = Path(project).resolve()
+    rd = _as_run(project, run)
+    given = _given_window(rd, data)  # bad data is reported whatever the registry says
+    name = model_name(project)
+    version = register_run(project, rd, tracking_uri=tracking_uri)
+    client = registry_client(project, tracking_uri)
+    champ, p = _alias(client, name, 'champion'), rd.params
+    from mlops_nb.scoping import METRICS
+    base = dict(metric=p.scope.metric, greater_is_better=METRICS[p.scope.metric].greater_is_better,
+                margin=p.deploy.margin, model_name=name, challenger_version=version, challenger_run=rd.id,
+                champion_version=champ)
+    if champ == version:
+        return GateResult(passed=False, champion_value=None, challenger_value=None, rows=0, positives=0, window='',
+                          reason="it is already the champion", **{**base, 'champion_run': rd.id})
+    if champ is None and not force:
+        raise DeployError(f"model {name!r} has no champion yet, so run {rd.id} has nothing to beat; the first "
+                          f"deployment needs force (`mlops-nb promote {rd.id} --force`), which skips the gate")
+    result = _gated(project, client, rd, version, champ, given, force, base)
+    return _move_aliases(project, client, rd, version, champ, result)
+
+# %% ../nbs/ops/50_deploy.ipynb #b58bd2ed
 def rollback(project, # the loop project folder
-             *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+             *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
             ) -> int:
     "Make the champion's predecessor the champion again; returns the version restored."
     project = Path(project).resolve()
@@ -479,83 +260,17 @@ def rollback(project, # the loop project folder
         if champ is None: raise DeployError(f"model {name!r} has no champion: nothing to roll back")
         mv = client.get_model_version(name, str(champ))
         prev = mv.tags.get('mlops_nb.previous_champion', '')
-        if not prev: raise DeployError(f"champion {name} v{champ} (run {mv.tags.get('mlops_nb.run_id', '?')}) was the first deployment: "
-                                       "there is no previous champion to roll back to")
+        if not prev:
+            raise DeployError(f"champion {name} v{champ} (run {mv.tags.get('mlops_nb.run_id', '?')}) was the first "
+                              "deployment: there is no previous champion to roll back to")
         try: run_id = client.get_model_version(name, prev).tags.get('mlops_nb.run_id', '')  # before moving anything
         except Exception as e:
             if not _missing(e): raise
-            raise DeployError(f"champion {name} v{champ} replaced v{prev}, which is no longer in the registry: nothing to roll back to") from None
+            raise DeployError(f"champion {name} v{champ} replaced v{prev}, which is no longer in the registry: "
+                              "nothing to roll back to") from None
         client.set_registered_model_alias(name, 'champion', prev)
-        if _alias(client, name, 'challenger') == int(prev): client.delete_registered_model_alias(name, 'challenger')  # champion, not proposed
+        if _alias(client, name, 'challenger') == int(prev):  # champion now, no longer proposed
+            client.delete_registered_model_alias(name, 'challenger')
         _record(project, name, action='rollback', version=int(prev), previous=champ, run_id=run_id, forced=False,
                 reason=f"rolled back from v{champ}")
     return int(prev)
-
-# %% ../nbs/ops/50_deploy.ipynb #2c216666
-def list_versions(project, # the loop project folder
-                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-                 ) -> pd.DataFrame:
-    "One row per registered version: aliases, loop run id, MLflow run id, scoped metric (test), created."
-    client, name = registry_client(project, tracking_uri), model_name(project)
-    try: aliases = client.get_registered_model(name).aliases
-    except Exception as e:
-        if not _missing(e): raise
-        aliases = {}
-    by_version = {}
-    for a, v in aliases.items(): by_version.setdefault(int(v), []).append(a)
-    try: vs = client.search_model_versions(f"name='{name}'")
-    except Exception as e:
-        if not _missing(e): raise
-        vs = []
-    rows = [dict(version=int(v.version), aliases=','.join(sorted(by_version.get(int(v.version), []))),
-                 run_id=v.tags.get('mlops_nb.run_id', ''), metric=v.tags.get('mlops_nb.metric', ''),
-                 value=float(v.tags['mlops_nb.metric_test']) if v.tags.get('mlops_nb.metric_test', '') not in ('', 'None') else None,
-                 mlflow_run_id=v.run_id, created=pd.Timestamp(v.creation_timestamp, unit='ms', tz='UTC').isoformat(timespec='seconds'))
-            for v in vs]
-    return pd.DataFrame(rows, columns=['version', 'aliases', 'run_id', 'metric', 'value', 'mlflow_run_id', 'created']).sort_values('version', ignore_index=True)
-
-# %% ../nbs/ops/50_deploy.ipynb #b8e73a4f
-def _cmd_register(a):
-    rd = _as_run(Path(a.project).resolve(), a.run)  # 'latest' or a prefix: print the run it names
-    v = register_run(a.project, rd, tracking_uri=a.tracking_uri)
-    name = model_name(a.project)
-    print(f"registered run {rd.id} as {name} v{v}\n  model card: {model_dir(a.project, name, v) / 'model_card.md'}")
-
-
-def _cmd_promote(a):
-    r = promote(a.project, a.run, data=a.data, force=a.force, tracking_uri=a.tracking_uri)
-    print(r.message())
-    return 0 if r.passed else 1
-
-
-def _cmd_rollback(a):
-    v = rollback(a.project, tracking_uri=a.tracking_uri)
-    print(f"rolled back: {model_name(a.project)} champion is v{v} again")
-
-
-def _cmd_models(a):
-    df = list_versions(a.project, tracking_uri=a.tracking_uri)
-    if a.json: print(df.to_json(orient='records'))
-    else: print(df.drop(columns='mlflow_run_id').to_string(index=False) if len(df) else f"no registered version of {model_name(a.project)!r} yet")
-
-
-def add_commands(sub, proj, track):
-    "Add `register`, `promote`, `rollback` and `models` to the `mlops-nb` command line."
-    s = sub.add_parser('register', parents=[proj, track], help="register a run's model",
-                       description="Register a complete run's model in the MLflow Model Registry (once per run) and write its model card.")
-    s.add_argument('run', help="run id, a unique prefix, or 'latest'"); s.set_defaults(func=_cmd_register)
-    s = sub.add_parser('promote', parents=[proj, track], help='promote a run through the gate',
-                       description='Register RUN, make it the challenger and promote it to champion if it beats the champion '
-                                   'on the newest labelled window by the scoped metric (deploy.margin, deploy.gate_days). '
-                                   'Exit status: 0 promoted; 1 refused (the gate refused, or RUN is already the champion); '
-                                   '2 error (unknown run, unreadable --data, no champion yet without --force, ...).')
-    s.add_argument('run', help="run id, a unique prefix, or 'latest'")
-    s.add_argument('--data', default=None, metavar='FILE', help="labelled CSV / Parquet to compare on (default: the run's test split)")
-    s.add_argument('--force', action='store_true', help='promote without a champion (first deployment) or despite the gate; recorded as forced')
-    s.set_defaults(func=_cmd_promote)
-    s = sub.add_parser('rollback', parents=[proj, track], help='restore the previous champion',
-                       description='Make the champion that the current champion replaced the champion again.')
-    s.set_defaults(func=_cmd_rollback)
-    s = sub.add_parser('models', parents=[proj, track], help='list registered versions',
-                       description='Registered versions of the project model: aliases, loop run, scoped metric on its test window.')
-    s.add_argument('--json', action='store_true', help='print JSON instead of a table'); s.set_defaults(func=_cmd_models)

@@ -1,4 +1,6 @@
-"""`load_deployed` gives the version an alias points to; `Deployed.check_input` refuses data that does not fit it with one clear message; `score` scores a batch and logs it for monitoring; `make_app` is a small ASGI app that answers `POST /predict` with the version that answered.
+"""`make_app` is a small ASGI app that answers `POST /predict` with the version that answered; `serve` runs it with
+uvicorn. The version is `mlops_nb.batcher.LiveModel`'s, the checks are `Deployed.check_input`'s
+(`mlops_nb.scoring`), and requests that arrive together are scored together by `mlops_nb.batcher.Batcher`.
 
 Docs: https://mlops-nb.github.io/mlops_nb/ops/serve.html.md"""
 
@@ -7,657 +9,16 @@ Docs: https://mlops-nb.github.io/mlops_nb/ops/serve.html.md"""
 # %% ../nbs/ops/55_serve.ipynb #0f9d8d04
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import queue
-import threading
-import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from .core import LoopParams, plain
-from .deploy import DeployError, _alias, fetch_version, model_name, registry_client
-from .prediction_log import _STOP, QueueThread
+from .batcher import Batcher, LiveModel
+from .model_registry import DeployError, model_name
+from .scoring import Deployed, InputError, load_deployed, log_predictions, score, _project_deploy
 
 # %% auto #0
-__all__ = ['InputError', 'Deployed', 'load_deployed', 'log_predictions', 'score', 'LiveModel', 'Batcher', 'make_app', 'serve',
-           'add_commands']
-
-# %% ../nbs/ops/55_serve.ipynb #b3643224
-class InputError(DeployError):
-    "Scoring input that does not fit the deployed model: missing or unknown columns, new categories, wrong types."
-
-
-def _encoder_categories(model) -> dict:
-    "Categories the fitted pipeline's low-cardinality encoder learned, by column (empty if it has none)."
-    try:
-        ct = model.pipeline_.named_steps['features']
-        cols = next(c for n, _, c in ct.transformers_ if n == 'low')
-        enc = ct.named_transformers_['low'][-1]
-        return {c: {str(v) for v in cats if str(v) != '__missing__'} for c, cats in zip(cols, enc.categories_)}
-    except (AttributeError, KeyError, StopIteration, TypeError): return {}
-
-
-def _cut(items, n:int=8) -> str:
-    "The first `n` items, then how many more: `a, b, c … and 12 more`."
-    items = list(items)
-    return ', '.join(map(str, items[:n])) + (f" … and {len(items) - n} more" if len(items) > n else '')
-
-
-def _examples(values, n:int=3) -> str:
-    "A few distinct values as they were given (repr: lists and dicts are not hashable, odd text is escaped)."
-    return _cut(dict.fromkeys(repr(plain(x)) for x in values), n)
-
-
-def _rows(idx, n:int=5) -> str:
-    "Row positions, a few of them: `0, 3, 7 … and 2 more`."
-    return _cut(idx, n)
-
-
-def _nonscalar(v) -> bool: return isinstance(v, (list, tuple, dict, set, np.ndarray))
-
-
-def _bad_text(v) -> bool:
-    "True for text that cannot be written as UTF-8 (a lone surrogate such as JSON's `\"\\ud800\"`)."
-    if not isinstance(v, str) or v.isascii(): return False
-    try: v.encode('utf-8'); return False
-    except UnicodeEncodeError: return True
-
-
-def _too_large(v) -> bool:
-    "True for an integer beyond the range of a float (JSON `1e400` written out as digits)."
-    if not isinstance(v, int) or isinstance(v, bool): return False
-    try: float(v); return False
-    except OverflowError: return True
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a001
-@dataclass
-class Deployed:
-    "A registered version ready to score: model, features, params, threshold, reference profile, name, version, run id."
-    model: object
-    features: list
-    params: LoopParams
-    threshold: float
-    name: str
-    version: int
-    run_id: str
-    profile: object = None  # the reference Profile of the training rows, or None
-    roles: dict = field(default_factory=dict)  # features.json roles: numeric, low_card, high_card, datetime, dropped
-    table_columns: list = field(default_factory=list)  # every column of the training table
-    path: Path|None = None  # the downloaded artifacts
-
-    @property
-    def shown_columns(self) -> list:
-        "The pass-through columns named to users (not the internal `<target>_original`)."
-        return [c for c in self.passthrough if c != f'{self.params.data.target}_original']
-
-    @property
-    def passthrough(self) -> list:
-        "Non-feature columns of the training table that scoring accepts and passes through."
-        if '_passthrough' not in self.__dict__:
-            d = self.params.data
-            cols = [c for c in (d.id_col, d.time_col, d.target, d.group_col, f'{d.target}_original') if c] + list(d.drop)
-            self.__dict__['_passthrough'] = [c for c in dict.fromkeys(cols + list(self.table_columns)) if c not in self.features]
-        return self.__dict__['_passthrough']
-
-    def closed_categories(self) -> dict:
-        "Known values of each categorical feature whose set is closed (the model one-hot / ordinal encodes it)."
-        if '_closed' not in self.__dict__:
-            low = self.roles.get('low_card')
-            enc, out = _encoder_categories(self.model), {}
-            for c in self.features:
-                if low is not None and c not in low: continue  # numeric, time or id-like (target-encoded): any value scores
-                if self.profile is not None and c in self.profile.columns:
-                    known = self.profile.known_categories(c)
-                    if known is not None: out[c] = {str(v) for v in known}
-                elif c in enc: out[c] = enc[c]
-            self.__dict__['_closed'] = out
-        return self.__dict__['_closed']
-
-    def _kind(self, c) -> str:
-        if self.profile is not None and c in self.profile.columns: return self.profile.kind(c)
-        for role, kind in (('numeric', 'numeric'), ('datetime', 'datetime'), ('low_card', 'categorical'), ('high_card', 'categorical')):
-            if c in self.roles.get(role, []): return kind
-        return 'unknown'
-
-    def check_input(self,
-                    df:pd.DataFrame, # rows to score
-                    *, unknown:str='reject', # a category never seen in training: 'reject' (InputError) or 'as_missing'
-                    unit:str='row', # what the message calls a row ('record' in `serve`)
-                   ) -> pd.DataFrame:
-        "A checked copy of `df` (`attrs['unseen']`: unseen values per column), or one InputError naming every problem."
-        if not isinstance(df, pd.DataFrame): raise InputError(f"expected a table (DataFrame) of rows to score, got {type(df).__name__}")
-        if not len(df): raise InputError("no rows to score")
-        if unknown not in ('reject', 'as_missing'): raise InputError(f"unknown_categories must be 'reject' or 'as_missing', got {unknown!r}")
-        out = df.copy()
-        problems, unseen = _table_problems(self, df, unit), {}
-        skip = {p.split(':')[0] for p in problems}
-        for c in (c for c in self.features if c in df.columns and c not in skip):
-            problems += _feature_problems(self, c, df[c], out, unseen, unknown, unit)
-        if problems:
-            raise InputError(f"input does not fit {self.name} v{self.version} (run {self.run_id}): " + '; '.join(problems))
-        out.attrs['unseen'] = unseen
-        return out
-
-    def predict(self,
-                df:pd.DataFrame, # rows to score
-                *, unknown:str='reject', # a category never seen in training: 'reject' or 'as_missing'
-               ) -> pd.DataFrame:
-        "Scores and 0/1 predictions of the checked rows, with the id and time columns and the answering version."
-        return self._predict_checked(self.check_input(df, unknown=unknown))
-
-    def _scores(self, x, fast:bool=False) -> np.ndarray:
-        "Positive-class scores of checked rows (a frame, or a dict of columns); `fast`: through `_fast_scorer` when it matched the model."
-        if fast and '_fast' not in self.__dict__: self.__dict__['_fast'] = _fast_scorer(self.model, self.features)
-        f = self.__dict__.get('_fast') if fast and len(x[self.features[0]]) <= 4096 else None
-        if f is not None:
-            try: return f(x)
-            except Exception: logging.getLogger(__name__).warning('serve: fast scoring failed, using the pipeline', exc_info=True)
-        if isinstance(x, dict): x = pd.DataFrame({c: x[c] for c in self.features})
-        return self.model.predict_proba(x[self.features])[:, 1]
-
-    def _predict_checked(self, x:pd.DataFrame, fast:bool=False) -> pd.DataFrame:
-        "`predict` of rows that `check_input` returned (checked once, not twice)."
-        s = self._scores(x, fast)
-        d = self.params.data
-        keep = [c for c in (d.id_col, d.time_col) if c and c in x.columns]
-        out = x[keep].copy()
-        out['score'], out['prediction'], out['model_version'] = s, (s >= self.threshold).astype('int64'), self.version
-        return out
-
-    def __repr__(self): return f"Deployed({self.name!r} v{self.version}, run {self.run_id}, {len(self.features)} features)"
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a002
-def _table_problems(dep, df:pd.DataFrame, unit:str) -> list:
-    "Problems of the table as a whole: values that are no single value or no text, missing / unknown columns, ids, times."
-    problems, d = [], dep.params.data
-    for c in df.columns:
-        if df[c].dtype != object: continue
-        v = df[c].to_numpy()
-        for test, what in ((_nonscalar, 'hold a list or an object, expected a single value'),
-                           (_bad_text, 'hold text that is not valid Unicode (a lone surrogate such as \\ud800)')):
-            bad = np.flatnonzero([test(x) for x in v])
-            if len(bad): problems.append(f"{c}: {unit}(s) {_rows(bad)} {what}"); break
-    missing = [c for c in dep.features if c not in df.columns]
-    if missing: problems.append(f"missing feature column(s) {missing}")
-    extra = [c for c in df.columns if c not in dep.features and c not in dep.passthrough]
-    if extra: problems.append(f"unknown column(s) {extra} (besides its {len(dep.features)} features it accepts the training "
-                              f"table's columns: {_cut(dep.shown_columns, 12)})")
-    bad_cols = {p.split(':')[0] for p in problems}
-    if d.id_col and d.id_col in df.columns and d.id_col not in bad_cols and df[d.id_col].isna().any():
-        problems.append(f"{d.id_col}: missing (null) in {unit}(s) {_rows(np.flatnonzero(df[d.id_col].isna().to_numpy()))}; "
-                        "every row needs its id (labels refer to it)")
-    t = d.time_col
-    if t and t in df.columns and t not in bad_cols and t not in dep.features and not pd.api.types.is_datetime64_any_dtype(df[t]):
-        s = df[t]
-        try: parsed = pd.to_datetime(s, utc=True, errors='coerce', format='mixed')  # as the prediction log reads it
-        except (TypeError, ValueError, OverflowError): parsed = pd.Series(pd.NaT, index=s.index)
-        bad = np.flatnonzero((parsed.isna() & s.notna()).to_numpy())
-        if len(bad): problems.append(f"{t}: expected times, got {_examples(s.iloc[bad])} in {unit}(s) {_rows(bad)}")
-    return problems
-
-
-def _feature_problems(dep, c, s:pd.Series, out:pd.DataFrame, unseen:dict, unknown:str, unit:str) -> list:
-    "Problems of one feature column; fixes what scores as-is into `out` (numbers from text, times, unseen → missing)."
-    kind, closed = dep._kind(c), dep.closed_categories()
-    if kind in ('numeric', 'bool'):
-        if s.dtype == object:
-            v = s.to_numpy()
-            flags = np.flatnonzero([isinstance(x, (bool, np.bool_)) for x in v])
-            if kind == 'numeric' and len(flags): return [f"{c}: expected numbers, got true/false in {unit}(s) {_rows(flags)}"]
-            big = np.flatnonzero([_too_large(x) for x in v])
-            if len(big): return [f"{c}: number(s) too large for a float in {unit}(s) {_rows(big)}"]
-        elif kind == 'numeric' and pd.api.types.is_bool_dtype(s): return [f"{c}: expected numbers, got true/false in {unit}(s) {_rows(range(len(s)))}"]
-        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            num = pd.to_numeric(s, errors='coerce')
-            bad = num.isna() & s.notna()
-            if bad.any(): return [f"{c}: expected numbers, got {_examples(s[bad])} in {unit}(s) {_rows(np.flatnonzero(bad.to_numpy()))}"]
-            out[c] = s = num
-        if pd.api.types.is_float_dtype(s):
-            inf = np.flatnonzero(np.isinf(s.to_numpy(dtype=float)))
-            if len(inf): return [f"{c}: non-finite number(s) {_examples(s.iloc[inf])} in {unit}(s) {_rows(inf)}"]
-    elif kind == 'datetime' and not pd.api.types.is_datetime64_any_dtype(s):
-        t = pd.to_datetime(s, errors='coerce', format='mixed')
-        bad = t.isna() & s.notna()
-        if bad.any(): return [f"{c}: expected times, got {_examples(s[bad])} in {unit}(s) {_rows(np.flatnonzero(bad.to_numpy()))}"]
-        out[c] = t
-    elif c in closed:
-        new = s.notna().to_numpy() & ~s.astype(str).isin(closed[c]).to_numpy()
-        if new.any() and unknown == 'reject':
-            return [f"{c}: new value(s) {_examples(s[new])} never seen in training (known: {_cut(sorted(closed[c]))}); "
-                    "deploy.unknown_categories: as_missing scores them as missing"]
-        if new.any(): out[c], unseen[c] = s.mask(new), int(new.sum())
-    return []
-
-# %% ../nbs/ops/55_serve.ipynb #04d90f37
-def _load_version(project, name:str, version:int, client) -> Deployed:
-    "A registered version, downloaded once and loaded."
-    from mlops_nb.train import load_model
-    folder = fetch_version(project, name, version, client=client)
-    fj = json.loads((folder / 'features.json').read_text())
-    model = load_model(folder / 'model.skops')
-    tags = client.get_model_version(name, str(version)).tags
-    profile = None
-    if (folder / 'reference_profile.json').exists():
-        from mlops_nb.profile import Profile
-        profile = Profile.load(folder / 'reference_profile.json')
-    return Deployed(model=model, features=list(fj['features']), params=LoopParams.from_yaml(folder / 'params.yaml'),
-                    threshold=float(getattr(model, 'threshold', 0.5)), name=name, version=int(version),
-                    run_id=tags.get('mlops_nb.run_id', ''), profile=profile, roles=fj.get('roles') or {},
-                    table_columns=json.loads(tags.get('mlops_nb.columns', '[]')), path=folder)
-
-
-def load_deployed(project, # the loop project folder
-                  alias:str='champion', # registry alias: 'champion' or 'challenger'
-                  *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-                 ) -> Deployed:
-    "The registered version `alias` points to, loaded and ready to score."
-    client, name = registry_client(project, tracking_uri), model_name(project)
-    version = _alias(client, name, alias)
-    if version is None:
-        hint = '; deploy a first run with `mlops-nb promote RUN --force`' if alias == 'champion' else ''
-        raise DeployError(f"model {name!r} has no {alias!r} version{hint}")
-    return _load_version(project, name, version, client)
-
-# %% ../nbs/ops/55_serve.ipynb #acdb8448
-def _read(data) -> pd.DataFrame:
-    "The table to score: `data` itself, or the CSV / Parquet file it names (InputError if unreadable)."
-    if isinstance(data, pd.DataFrame): return data
-    from mlops_nb.data import load_table
-    try: return load_table(str(data))
-    except ValueError as e: raise InputError(str(e).removeprefix('data.source: ')) from None
-
-
-def _project_deploy(project):
-    "The `deploy` section of the project's params.yaml (the defaults when it has none)."
-    p = Path(project) / 'params.yaml'
-    return LoopParams.from_yaml(p).deploy if p.exists() else LoopParams().deploy
-
-
-def log_predictions(project, # the loop project folder
-                    dep:Deployed, # the version that scored
-                    checked:pd.DataFrame, # the rows it scored, as `check_input` returned them
-                    out:pd.DataFrame, # their scores and predictions (`Deployed.predict`)
-                   ) -> int:
-    "Write one scored batch (with the profile of its inputs and scores, and its unseen categories) to the prediction log."
-    from mlops_nb.prediction_log import PredictionLog
-    from mlops_nb.profile import Profile
-    d = dep.params.data
-    profile = Profile.from_frame(checked[dep.features], score=out['score'].to_numpy())
-    return PredictionLog(project).log_batch(out, model_name=dep.name, model_version=dep.version, run_id=dep.run_id, profile=profile,
-                                            id_col=d.id_col if d.id_col in out.columns else None,
-                                            time_col=d.time_col if d.time_col in out.columns else None,
-                                            unseen=checked.attrs.get('unseen'))
-
-
-def score(project, # the loop project folder
-          data, # rows to score: a DataFrame or a CSV / Parquet path
-          *, alias:str='champion', # which registered version answers
-          log:bool=True, # write the batch to the prediction log
-          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-          unknown_categories:str|None=None, # 'reject' or 'as_missing' (default: deploy.unknown_categories in params.yaml)
-         ) -> pd.DataFrame:
-    "Score `data` with the deployed model; one batch in the prediction log; `attrs['batch_id']` says which, `attrs['unseen']` what was new."
-    unknown = unknown_categories or _project_deploy(project).unknown_categories
-    dep = load_deployed(project, alias, tracking_uri=tracking_uri)
-    frame = _read(data)
-    checked = dep.check_input(frame, unknown=unknown)
-    out = dep._predict_checked(checked)
-    out.attrs['batch_id'] = log_predictions(project, dep, checked, out) if log else None
-    out.attrs['unseen'] = checked.attrs['unseen']
-    return out
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a009
-def _branch_tables(trans, cols:list, cats:list) -> list|None:
-    "Per column, a dict from its text value to the fitted branch's output block (key None: an unseen value)."
-    enc = next((s for _, s in getattr(trans, 'steps', [(None, trans)])[::-1] if hasattr(s, 'categories_')), None)
-    widths = list(getattr(enc, '_n_features_outs', [1] * len(cols)))  # one-hot: a block of columns per input column
-    base, out, start = {c: [v[0]] for c, v in zip(cols, cats)}, [], 0
-    for j, c in enumerate(cols):
-        vals = list(cats[j]) + ['\x00unseen\x00']
-        y = np.asarray(trans.transform(pd.DataFrame({k: vals if k == c else v * len(vals) for k, v in base.items()}, columns=cols)), dtype=float)
-        if y.shape[1] != sum(widths): return None
-        block = y[:, start:start + widths[j]]; start += widths[j]
-        out.append({**{str(v): block[i] for i, v in enumerate(cats[j])}, None: block[-1]})
-    return out
-
-
-def _hgb_proba(est):
-    "The positive-class probability of a fitted HistGradientBoostingClassifier on a float array, without its per-call checks."
-    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-    pre, cats, cat_cols, num_cols = est._preprocessor, [], [], None
-    if pre is not None:
-        (_, enc, ci), (_, _, ni) = pre.transformers_[:2]
-        cat_cols, num_cols = np.flatnonzero(ci) if np.asarray(ci).dtype == bool else np.asarray(ci), np.flatnonzero(ni) if np.asarray(ni).dtype == bool else np.asarray(ni)
-        cats = [np.asarray(c, dtype=float) for c in enc.categories_]
-    bitsets, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
-    threads = _openmp_effective_n_threads()
-
-    def proba(X:np.ndarray) -> np.ndarray:
-        if pre is not None:
-            cols = []
-            for j, c in zip(cat_cols, cats):
-                i = np.clip(np.searchsorted(c, X[:, j]), 0, len(c) - 1)
-                cols.append(np.where(c[i] == X[:, j], i, np.nan))
-            X = np.column_stack(cols + [X[:, num_cols]])
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        raw = np.zeros((len(X), est.n_trees_per_iteration_), dtype=est._baseline_prediction.dtype, order='F') + est._baseline_prediction
-        for trees in est._predictors:
-            for k, tree in enumerate(trees): raw[:, k] += tree.predict(X, known_cat_bitsets=bitsets, f_idx_map=f_idx_map, n_threads=threads)
-        return est._loss.predict_proba(raw)[:, 1]
-    return proba
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a010
-def _fast_scorer(model, features:list, n_check:int=300):
-    "rows (a frame or a dict of columns) → positive-class scores equal to `model.predict_proba` (checked on made-up rows) without its per-call overheads, or None."
-    from sklearn.pipeline import Pipeline
-    from mlops_nb.features import _as_str, _to_float
-    pipe = getattr(model, 'pipeline_', None)
-    try:
-        (_, ct), (_, est) = pipe.steps
-        if ct.remainder != 'drop' or getattr(ct, 'sparse_output_', False): return None
-        parts = []
-        for name, trans, cols in ct.transformers_:
-            if trans == 'drop' or name == 'remainder' or not len(cols): continue
-            steps = [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans]
-            enc = next((s for s in steps if hasattr(s, 'categories_')), None)
-            if getattr(steps[0], 'func', None) is _as_str and enc is not None:
-                parts.append(('cat', list(cols), _branch_tables(trans, list(cols), [list(c) for c in enc.categories_])))
-            elif getattr(steps[0], 'func', None) is _to_float: parts.append(('num', list(cols), steps[1:]))
-            else: return None  # time parts and anything else: the pipeline itself
-        if any(t is None for k, _, t in parts if k == 'cat'): return None
-        head = _hgb_proba(est) if hasattr(est, '_predictors') else (lambda X: est.predict_proba(X)[:, 1])
-    except (AttributeError, TypeError, ValueError, IndexError, KeyError): return None
-    w = float(getattr(model, 'neg_sample_rate', 1.0))
-
-    def scores(x:pd.DataFrame) -> np.ndarray:
-        blocks = []
-        for kind, cols, how in parts:
-            if kind == 'cat':
-                for c, table in zip(cols, how):
-                    v, unseen = np.asarray(x[c], dtype=object), table[None]
-                    blocks.append(np.stack([table.get('__missing__' if m else str(e), unseen) for e, m in zip(v, pd.isna(v))]))
-            else:
-                a = np.column_stack([np.asarray(x[c], dtype=float) for c in cols])
-                for s in how: a = s.transform(a)
-                blocks.append(np.asarray(a, dtype=float))
-        p = head(np.hstack(blocks))
-        return p / (p + (1 - p) / w) if w < 1 else p
-    return scores if _same_scores(scores, model, parts, n_check) else None
-
-
-def _same_scores(scores, model, parts, n:int) -> bool:
-    "True when `scores` equals `model.predict_proba` on `n` made-up rows (known, unseen and missing values)."
-    rng, x = np.random.default_rng(0), {}
-    for kind, cols, how in parts:
-        for j, c in enumerate(cols):
-            if kind == 'cat':
-                known = [k for k in how[j] if k is not None and k != '__missing__']
-                x[c] = pd.Series(rng.choice(known + ['\x00new\x00', None], n), dtype=object)
-            else: x[c] = np.where(rng.random(n) < 0.1, np.nan, rng.normal(0, 1, n) * 10.0 ** rng.integers(-2, 4, n))
-    x = pd.DataFrame(x)
-    try:
-        want = model.predict_proba(x)[:, 1]
-        return all(np.allclose(scores(v), want, rtol=0, atol=1e-9) for v in (x, {c: x[c].tolist() for c in x.columns}))
-    except Exception: return False
-
-# %% ../nbs/ops/55_serve.ipynb #52ce98e0
-class LiveModel:
-    "The version an alias points to, re-resolved by a background thread every `refresh` seconds (0: on every call); each version loaded once."
-    def __init__(self,
-                 project, # the loop project folder
-                 alias:str='champion', # registry alias to follow
-                 *, tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-                 refresh:float=1.0, # seconds between registry look-ups of the alias
-                ):
-        self.project, self.alias, self.refresh = Path(project).resolve(), alias, refresh
-        self.client, self.name = registry_client(project, tracking_uri), model_name(project)
-        self._lock, self._dep, self._loaded, self._busy = threading.Lock(), None, {}, False
-
-    def _resolve(self):
-        "Look the alias up now; load its version if new (None: the alias points nowhere)."
-        v = _alias(self.client, self.name, self.alias)
-        if v is not None and v not in self._loaded:
-            dep = _load_version(self.project, self.name, v, self.client)
-            dep.__dict__['_fast'] = _fast_scorer(dep.model, dep.features)  # built (and checked) here, not on the request path
-            self._loaded[v] = dep
-        return None if v is None else self._loaded[v]
-
-    def _watch(self):
-        "Re-resolve the alias every `refresh` seconds, for as long as the process lives."
-        while True:
-            time.sleep(self.refresh)
-            try:
-                with self._lock: self._dep = self._resolve()
-            except Exception:  # the registry is busy or unreachable for a moment: keep answering with the version we have
-                logging.getLogger(__name__).warning('serve: could not re-resolve %r (keeping v%s)', self.alias,
-                                                    getattr(self._dep, 'version', None), exc_info=True)
-
-    def current(self) -> Deployed:
-        "The deployed version now (DeployError if the alias points nowhere); the request path never waits for the registry once loaded."
-        dep = self._dep
-        if dep is None or self.refresh <= 0:
-            with self._lock:
-                try: self._dep = self._resolve()
-                except Exception:
-                    if self._dep is None: raise
-                dep = self._dep
-            if dep is None: raise DeployError(f"model {self.name!r} has no {self.alias!r} version")
-        if self.refresh > 0 and not self._busy:
-            self._busy = True
-            threading.Thread(target=self._watch, name='mlops-nb-alias', daemon=True).start()
-        return dep
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a003
-@dataclass
-class _Answer:
-    "What one request gets: the version, and its predictions and batch id, or a status and an error."
-    dep: object = None; predictions: list|None = None; batch_id: int|None = None; status: int = 200; error: str|None = None
-
-
-def _keys_problem(records:list, dep:Deployed) -> str|None:
-    "The InputError message for records that lack keys or features, have unknown keys or text no table holds (None: fine)."
-    keys = list(dict.fromkeys(k for r in records for k in r))
-    bad_text = {}  # checked before any table is built: pandas' text columns cannot hold a lone surrogate
-    for i, r in enumerate(records):
-        for k, v in r.items():
-            if _bad_text(v): bad_text.setdefault(k, []).append(i)
-    lacking = {k: [i for i, r in enumerate(records) if k not in r] for k in keys} if any(len(r) != len(keys) for r in records) else {}
-    lacking = {k: v for k, v in lacking.items() if v}
-    problems = [f"every record needs the same keys (null for a missing value): " +
-                '; '.join(f"{k!r} is missing from record(s) {_rows(v)}" for k, v in lacking.items())] if lacking else []
-    problems += [f"{k}: record(s) {_rows(v)} hold text that is not valid Unicode (a lone surrogate such as \\ud800)" for k, v in bad_text.items()]
-    missing = [c for c in dep.features if c not in keys]
-    if missing: problems.append(f"missing feature column(s) {missing}")
-    extra = [c for c in keys if c not in dep.features and c not in dep.passthrough]
-    if extra: problems.append(f"unknown column(s) {extra} (besides its {len(dep.features)} features it accepts the training "
-                              f"table's columns: {_cut(dep.shown_columns, 12)})")
-    return f"input does not fit {dep.name} v{dep.version} (run {dep.run_id}): " + '; '.join(problems) if problems else None
-
-
-class _Request:
-    "One request's records, when it came and the future its answer goes to (an asyncio one when `loop` is given)."
-    __slots__ = ('records', 'at', 'future', 'loop', 'settled')
-    def __init__(self, records, loop=None):
-        self.records, self.at, self.loop, self.settled = records, time.monotonic(), loop, False
-        self.future = loop.create_future() if loop is not None else Future()
-
-
-def _set_all(pairs):
-    for fut, a in pairs:
-        if not fut.done(): fut.set_result(a)  # a client that went away cancelled its future
-
-
-def _settle(pairs:list):
-    "Answer requests: `(request, _Answer)` pairs; one wake-up per event loop, not one per request."
-    loops = {}
-    for r, a in pairs:
-        if r.settled: continue
-        r.settled = True
-        if r.loop is None: r.future.set_result(a)
-        else: loops.setdefault(r.loop, []).append((r.future, a))
-    for loop, items in loops.items():
-        try: loop.call_soon_threadsafe(_set_all, items)
-        except RuntimeError: pass  # the loop is closed: nobody waits for these answers any more
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a004
-class Batcher(QueueThread):
-    "One thread scores the requests that wait together: checked one by one, one model call, logged by one LogWriter."
-    def __init__(self,
-                 live:LiveModel, # the version that answers
-                 log=None, # a `LogWriter` (None: nothing is logged)
-                 *, unknown:str='reject', # unseen categories: 'reject' or 'as_missing'
-                 wait_ms:float=2.0, # how long the first request of a batch waits for others
-                 max_rows:int=512, # rows scored in one model call at most
-                ):
-        self.live, self.log, self.unknown, self.wait, self.max_rows = live, log, unknown, wait_ms / 1000, max_rows
-        self.batches = 0
-        self._queue()
-
-    thread_name = 'mlops-nb-batcher'  # `close()` answers what is waiting
-
-    def submit(self, records:list, loop=None):
-        "Queue one request's records; the future's result is its `_Answer` (an asyncio future of `loop`, if given)."
-        r = _Request(records, loop)
-        self._put(r)
-        return r.future
-
-    def _run(self):
-        stop = False
-        while not stop:
-            first = self._q.get()
-            if first is _STOP: break
-            reqs, rows = [first], len(first.records)
-            while rows < self.max_rows:
-                try: r = self._q.get(timeout=max(0.0, first.at + self.wait - time.monotonic())) if self.wait else self._q.get_nowait()
-                except queue.Empty: break
-                if r is _STOP: stop = True; break
-                reqs.append(r); rows += len(r.records)
-            try: self._score(reqs)
-            except Exception as e:  # a bug, not the client's input: every request of the batch is a 500, logged once
-                logging.getLogger(__name__).exception('serve: scoring a batch of %d requests failed', len(reqs))
-                _settle([(r, _Answer(status=500, error=f"internal error while scoring ({type(e).__name__}); logged by the server")) for r in reqs])
-            self.batches += 1
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a012
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _record_plan(dep) -> list|None:
-    "How `_fast_columns` accepts each feature: ('num'|'closed'|'open', column, known values); None if some feature needs `check_input`."
-    if '_plan' not in dep.__dict__:
-        closed, plan = dep.closed_categories(), []
-        for c in dep.features:
-            kind = dep._kind(c)
-            if kind == 'numeric': plan.append(('num', c, None))
-            elif kind == 'categorical': plan.append(('closed', c, closed[c]) if c in closed else ('open', c, None))
-            else: plan = None; break  # times, booleans, unknown kinds: the full checks
-        dep.__dict__['_plan'] = plan
-    return dep.__dict__['_plan']
-
-
-def _iso_time(v) -> bool:
-    "True for text that is an ISO time (which the prediction log reads as `check_input` does)."
-    try: return 1900 <= _dt.datetime.fromisoformat(v).year < 2200
-    except (TypeError, ValueError): return False
-
-
-def _fast_columns(dep, records:list, keys:list) -> dict|None:
-    "The feature, id and time columns of records whose every value plainly fits (None: some value needs `check_input`)."
-    plan, d = _record_plan(dep), dep.params.data
-    if plan is None: return None
-    cols = {c: [] for _, c, _ in plan}
-    idc, tc = (d.id_col if d.id_col in keys else None), (d.time_col if d.time_col in keys and d.time_col not in cols else None)
-    ids, times, rest = [], [], [k for k in keys if k not in cols and k not in (idc, tc)]
-    for r in records:
-        for kind, c, known in plan:
-            v = r[c]; t = type(v)
-            if v is None: pass
-            elif kind == 'num':
-                if t is float:
-                    if v - v != 0 and v == v: return None  # ±inf (NaN is a missing value)
-                elif t is not int or not -1e308 < v < 1e308: return None
-            elif t is not str or (known is not None and v not in known): return None
-            cols[c].append(v)
-        if idc:
-            v = r[idc]
-            if type(v) not in (str, int): return None
-            ids.append(v)
-        if tc:
-            v = r[tc]
-            if v is not None and not (type(v) is str and _iso_time(v)): return None
-            times.append(v)
-        if any(type(r[k]) not in _SCALARS for k in rest): return None
-    if idc: cols[idc] = ids
-    if tc: cols[tc] = times
-    return cols
-
-# %% ../nbs/ops/55_serve.ipynb #c5e1a005
-def _checked_parts(self, dep, reqs:list):
-    "The checked rows of the requests that fit (one check for all; each alone when one fails), their requests and unseen counts."
-    frame = pd.DataFrame.from_records([x for r in reqs for x in r.records])
-    try:
-        checked = dep.check_input(frame, unknown=self.unknown, unit='record')
-        return checked, reqs, checked.attrs['unseen']
-    except InputError: pass
-    parts, ok, unseen = [], [], {}
-    for r in reqs:
-        try: c = dep.check_input(pd.DataFrame.from_records(r.records), unknown=self.unknown, unit='record')
-        except InputError as e: _settle([(r, _Answer(dep, status=422, error=str(e)))]); continue
-        parts.append(c); ok.append(r)
-        for k, v in c.attrs['unseen'].items(): unseen[k] = unseen.get(k, 0) + v
-    return (pd.concat(parts, ignore_index=True) if parts else None), ok, unseen
-
-
-def _score(self, reqs:list):
-    "Check, score, log and answer one batch of requests (requests with and without id / time columns logged apart)."
-    try: dep = self.live.current()
-    except DeployError as e:
-        _settle([(r, _Answer(status=503, error=str(e))) for r in reqs])
-        return
-    d, groups = dep.params.data, {}
-    for r in reqs:
-        msg = _keys_problem(r.records, dep)
-        if msg: _settle([(r, _Answer(dep, status=422, error=msg))])
-        else: groups.setdefault((d.id_col in r.records[0], d.time_col in r.records[0]), []).append(r)
-    for group in groups.values(): self._score_group(dep, group)
-
-
-def _score_group(self, dep, reqs:list):
-    "Score requests whose records have the same id / time columns: the plain ones directly, the others through `check_input`."
-    d = dep.params.data
-    keys = list(dict.fromkeys(k for r in reqs for k in r.records[0]))
-    cols, unseen = _fast_columns(dep, [x for r in reqs for x in r.records], keys), {}
-    if cols is None:
-        checked, reqs, unseen = self._checked_parts(dep, reqs)
-        if not reqs: return
-        cols = {c: checked[c].tolist() for c in dict.fromkeys(dep.features + [c for c in (d.id_col, d.time_col) if c in checked.columns])}
-    s = dep._scores(cols, fast=True)
-    p = (s >= dep.threshold).astype('int64')
-    idc, tc = (c if c in cols else None for c in (d.id_col, d.time_col))
-    answers, at, sl, pl = [], 0, s.tolist(), p.tolist()
-    for r in reqs:
-        answers.append([{**{k: x[k] for k in (idc, tc) if k}, 'score': sl[at + i], 'prediction': pl[at + i]} for i, x in enumerate(r.records)])
-        at += len(r.records)
-    if self.log is None:
-        _settle([(r, _Answer(dep, a)) for r, a in zip(reqs, answers)])
-        return
-    from mlops_nb.prediction_log import ScoredRows
-    def done(f):  # in the writer's thread, after the commit: only now are the requests answered
-        e = f.exception()
-        _settle([(r, _Answer(dep, a, f.result()) if e is None else _Answer(dep, status=503, error=f"not answered: {e}"))
-                 for r, a in zip(reqs, answers)])
-    frame = pd.DataFrame({'score': s, 'prediction': p, **{k: cols[k] for k in (idc, tc) if k}})
-    rows = ScoredRows(frame, dep.name, dep.version, dep.run_id, features={c: cols[c] for c in dep.features},
-                      id_col=idc, time_col=tc, unseen=unseen)
-    self.log.submit(rows).add_done_callback(done)
-
-Batcher._checked_parts, Batcher._score, Batcher._score_group = _checked_parts, _score, _score_group
+__all__ = ['make_app', 'serve']
 
 # %% ../nbs/ops/55_serve.ipynb #c5e1a006
 def _json(content, status:int=200, headers:dict|None=None):
@@ -682,7 +43,7 @@ async def _body(request, limit:int) -> bytes|None:
 
 
 def _parse(body:bytes):
-    "The JSON of a body (ValueError if it is none): orjson, or the standard parser for what orjson refuses (1e400, lone surrogates, NaN)."
+    "The JSON of a body (ValueError if none): orjson, or the standard parser for what orjson refuses (1e400, NaN, …)."
     import orjson
     try: return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -704,8 +65,8 @@ def _guarded(handler):
 # %% ../nbs/ops/55_serve.ipynb #c5e1a007
 def make_app(project, # the loop project folder
              *, alias:str='champion', # which registered version answers
-             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
-             refresh:float=1.0, # seconds between registry look-ups of the alias (in the background; 0 = before every batch)
+             tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
+             refresh:float=1.0, # seconds between look-ups of the alias (in the background; 0 = before every batch)
              log:bool=True, # write each answered request to the prediction log
              deploy=None, # serving knobs, a `DeployParams` (default: the `deploy` section of the project's params.yaml)
             ):
@@ -715,18 +76,20 @@ def make_app(project, # the loop project folder
     from mlops_nb.prediction_log import LogWriter, PredictionLog
     d = deploy or _project_deploy(project)
     live = LiveModel(project, alias, tracking_uri=tracking_uri, refresh=refresh)
-    writer = LogWriter(PredictionLog(live.project), batch_rows=d.log_batch_rows, batch_seconds=d.log_batch_seconds) if log else None
+    writer = (LogWriter(PredictionLog(live.project), batch_rows=d.log_batch_rows, batch_seconds=d.log_batch_seconds)
+              if log else None)
     batcher = Batcher(live, writer, unknown=d.unknown_categories, wait_ms=d.batch_wait_ms, max_rows=d.max_batch_rows)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        try: await asyncio.to_thread(live.current)  # load the version (and check its fast scorer) before the first request
+        try: await asyncio.to_thread(live.current)  # load the version (and check its fast scorer) before any request
         except DeployError: pass  # nothing deployed yet: /health says so, /predict answers 503
         yield
-        batcher.close()  # answers what is waiting, then the writer commits it and closes the open batch with its profile
+        batcher.close()  # answers what is waiting; the writer commits it and closes the open batch with its profile
         if writer is not None: writer.close()
 
-    app = FastAPI(title=f"mlops_nb model {live.name}", description=f"The {alias} of the loop project {live.project.name}.", lifespan=lifespan)
+    app = FastAPI(title=f"mlops_nb model {live.name}", lifespan=lifespan,
+                  description=f"The {alias} of the loop project {live.project.name}.")
     app.state.live, app.state.batcher, app.state.writer = live, batcher, writer
     def who(dep): return dict(model_name=dep.name, model_version=dep.version, run_id=dep.run_id)
     def version(dep): return {'X-Model-Version': str(dep.version)}
@@ -741,7 +104,8 @@ def make_app(project, # the loop project folder
     async def predict(request):
         body = await _body(request, d.max_body_bytes)
         if body is None:
-            return _json({'error': f"the request body is larger than {d.max_body_bytes:,} bytes (deploy.max_body_bytes); "
+            return _json({'error': f"the request body is larger than {d.max_body_bytes:,} bytes "
+                                   "(deploy.max_body_bytes); "
                                    "send fewer records per request"}, 413, headers={'Connection': 'close'})
         try: data = _parse(body)
         except ValueError: return _json({'error': 'the request body is not valid JSON'}, 400)
@@ -749,7 +113,9 @@ def make_app(project, # the loop project folder
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             return _json({'error': 'expected {"records": [{"column": value, ...}, ...]} with at least one record'}, 400)
         a = await batcher.submit(records, asyncio.get_running_loop())
-        if a.status != 200: return _json({'error': a.error, **(who(a.dep) if a.dep else {})}, a.status, headers=version(a.dep) if a.dep else None)
+        if a.status != 200:
+            return _json({'error': a.error, **(who(a.dep) if a.dep else {})}, a.status,
+                         headers=version(a.dep) if a.dep else None)
         return _json({**who(a.dep), 'batch_id': a.batch_id, 'predictions': a.predictions}, headers=version(a.dep))
 
     app.add_route('/health', health, methods=['GET'])
@@ -770,7 +136,7 @@ def _check_port(host:str, port:int):
             hint = '; choose another with --port (or deploy.port in params.yaml)' if e.errno == errno.EADDRINUSE else ''
             raise DeployError(f"serve: cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
-
+# %% ../nbs/ops/55_serve.ipynb #0d33de99
 _ENV = 'MLOPS_NB_SERVE'  # how `serve --workers N` hands its arguments to the worker processes
 
 
@@ -784,9 +150,10 @@ def serve(project='.', # the loop project folder
           *, host:str|None=None, # default: deploy.host in params.yaml (127.0.0.1)
           port:int|None=None, # default: deploy.port in params.yaml (8765)
           alias:str='champion', # which registered version answers
-          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
+          tracking_uri:str|None=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)
           log:bool=True, # write each answered request to the prediction log
           workers:int|None=None, # processes, each with its own batcher and log writer (default: deploy.workers, 1)
+          progress=None, # called with the line that says where it listens, before uvicorn starts (the CLI prints it)
          ):
     "Serve the deployed model over HTTP with uvicorn until interrupted."
     import os, uvicorn
@@ -797,62 +164,8 @@ def serve(project='.', # the loop project folder
     args = dict(project=str(Path(project).resolve()), alias=alias, tracking_uri=tracking_uri, log=log)
     if workers == 1: app = make_app(**args); name = app.state.live.name
     else: app, name = 'mlops_nb.serve:_worker_app', model_name(project); os.environ[_ENV] = json.dumps(args)
-    print(f"serving the {alias} of {name} on http://{host}:{port} (POST /predict, GET /health)"
-          + (f" with {workers} processes" if workers > 1 else ''), flush=True)
+    if progress is not None:
+        progress(f"serving the {alias} of {name} on http://{host}:{port} (POST /predict, GET /health)"
+                 + (f" with {workers} processes" if workers > 1 else ''))
     uvicorn.run(app, host=host, port=port, log_level='warning', workers=workers if workers > 1 else None,
                 factory=workers > 1, timeout_graceful_shutdown=10)
-
-# %% ../nbs/ops/55_serve.ipynb #316b2284
-def _cmd_score(a):
-    dest = Path(a.out) if a.out else None
-    if dest is not None:  # checked before scoring: a batch whose scores cannot be written is not logged either
-        if dest.suffix not in ('.csv', '.parquet', '.pq'):
-            raise InputError(f"--out {a.out}: unknown file type {dest.suffix or '(none)'!r}; write .csv or .parquet")
-        if not dest.parent.is_dir(): raise InputError(f"--out {a.out}: folder {dest.parent} does not exist")
-    out = score(a.project, a.data, alias=a.alias, log=not a.no_log, tracking_uri=a.tracking_uri)
-    if dest is not None:
-        if dest.suffix == '.csv': out.to_csv(dest, index=False)
-        else: out.to_parquet(dest, index=False)
-    else: print(out.to_string(index=False, max_rows=20))
-    v = out.model_version.iloc[0]
-    bid = out.attrs.get('batch_id')
-    print(f"scored {len(out):,} rows with {model_name(a.project)} v{v}; mean score {out.score.mean():.4f}, "
-          f"{int(out.prediction.sum()):,} predicted positive" + (f"; prediction log batch {bid}" if bid else '; not logged')
-          + (f"; written to {a.out}" if a.out else '')
-          + (f"; never seen in training, scored as missing: {', '.join(f'{c} {n:,}' for c, n in out.attrs['unseen'].items())}"
-             if out.attrs.get('unseen') else ''))
-
-
-def _cmd_serve(a):
-    serve(a.project, host=a.host, port=a.port, alias=a.alias, tracking_uri=a.tracking_uri, log=not a.no_log, workers=a.workers)
-
-
-def add_commands(sub, proj, track):
-    "Add `score` and `serve` to the `mlops-nb` command line."
-    s = sub.add_parser('score', parents=[proj, track], help='score a batch with the deployed model',
-                       description='Score a CSV / Parquet file with the champion (checked against its features, types and '
-                                   'categories; columns the training table did not have are rejected) and write it as one batch '
-                                   'to the prediction log. Exit status 2 when the file does not fit the model (nothing is scored).')
-    s.add_argument('data', help='CSV or Parquet file of rows to score: the features, plus any column of the training table '
-                                '(id, time, label, ...); an unknown extra column is rejected, nothing is scored')
-    s.add_argument('--out', default=None, metavar='FILE', help='write the scores to FILE (.csv or .parquet) instead of printing them')
-    s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")
-    s.add_argument('--no-log', action='store_true', help='do not write the batch to the prediction log')
-    s.set_defaults(func=_cmd_score)
-    s = sub.add_parser('serve', parents=[proj, track], help='serve the deployed model over HTTP',
-                       description='Answer POST /predict with the champion (re-resolved every second, so a promote or '
-                                   'rollback takes effect without a restart) and GET /health. '
-                                   'Request: {"records": [{"column": value, ...}, ...]} or a bare list of records, every record '
-                                   'with the same keys (null for a missing value). Answer: {"model_name", "model_version", '
-                                   '"run_id", "batch_id", "predictions": [{id, time, "score", "prediction"}, ...]} with an '
-                                   'X-Model-Version header; a request that does not fit the model is a 422 {"error": ...} naming the '
-                                   'record and field, and is not logged; a body over deploy.max_body_bytes is a 413. '
-                                   'Concurrent requests are scored together and an answer comes only after its predictions '
-                                   'are committed to the prediction log. Exit status 2 when the port is in use.')
-    s.add_argument('--host', default=None, help='address to bind (default: deploy.host, 127.0.0.1)')
-    s.add_argument('--port', type=int, default=None, help='port (default: deploy.port, 8765)')
-    s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")
-    s.add_argument('--workers', type=int, default=None, metavar='N',
-                   help='processes (each scores and logs on its own; default: deploy.workers, 1)')
-    s.add_argument('--no-log', action='store_true', help='do not write requests to the prediction log')
-    s.set_defaults(func=_cmd_serve)

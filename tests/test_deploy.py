@@ -13,10 +13,11 @@ import urllib.request
 import pytest
 
 from mlops_nb.cli import main
-from mlops_nb.deploy import (DeployError, deployment_history, list_versions, model_dir, promote, register_run, rollback)
+from mlops_nb.deploy import promote, register_run, rollback
+from mlops_nb.model_registry import DeployError, deployment_history, list_versions, model_dir
 from mlops_nb.prediction_log import PredictionLog
 from mlops_nb.runner import find_run, init_project, run_loop
-from mlops_nb.serve import InputError, load_deployed, score
+from mlops_nb.scoring import InputError, load_deployed, score
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ import pytest
 
 from mlops_nb.core import LoopParams
 from mlops_nb.demo import simulate_ads
-from mlops_nb.deploy import _alias, deployment_history, list_versions, promote, registry_client
+from mlops_nb.deploy import promote
+from mlops_nb.model_registry import _alias, deployment_history, list_versions, registry_client
 from mlops_nb.runner import RunDir, init_project, log_to_mlflow
 from mlops_nb.scoping import evaluate
 from mlops_nb.train import LoopClassifier, save_model
@@ -168,7 +169,7 @@ def test_a_rollback_during_a_promotion_loses_nothing(tmp_path, project):
 
 
 RECORD = """
-from mlops_nb.deploy import _record
+from mlops_nb.model_registry import _record
 ---
 for i in range(25): _record({project!r}, 'ads-loop', action='promote', version={w}, previous=i, run_id='w{w}', forced=False, reason='')
 """

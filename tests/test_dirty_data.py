@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlops_nb.cli import main
-from mlops_nb.deploy import model_card
+from mlops_nb.gate import model_card
 from mlops_nb.demo import simulate_ads
 from mlops_nb.runner import find_run, init_project
 

@@ -24,7 +24,7 @@ from mlops_nb.features import infer_roles
 from mlops_nb.prediction_log import PredictionLog
 from mlops_nb.profile import Profile
 from mlops_nb.runner import RunDir, init_project, log_to_mlflow, new_run_id
-from mlops_nb.serve import InputError, load_deployed, score
+from mlops_nb.scoring import InputError, load_deployed, score
 from mlops_nb.train import LoopClassifier, save_model
 
 FEATURES = ['ad_id', 'placement', 'device', 'hour', 'user_age', 'ad_quality', 'bid', 'position', 'past_ctr']
