@@ -27,17 +27,9 @@ from .runs import compare_runs, list_runs, show_run
 __all__ = ['demo', 'main']
 
 # %% ../nbs/cli/90_cli.ipynb #a1c0e001
-# TEMPORARY (the lead removes these fallbacks at merge): until the ops helpers' command modules are merged, the
-# commands come from the add_commands that deploy, serve, monitor and business still have
-try: from mlops_nb.cli_deploy import add_commands as _deploy_commands
-except ImportError:
-    from mlops_nb import deploy as _deploy, serve as _serve
-    def _deploy_commands(sub, proj, track):
-        for m in (_deploy, _serve): m.add_commands(sub, proj, track)
-try: from mlops_nb.cli_monitor import add_commands as _monitor_commands
-except ImportError: from mlops_nb.monitor import add_commands as _monitor_commands
-try: from mlops_nb.cli_business import add_commands as _business_commands
-except ImportError: from mlops_nb.business import add_commands as _business_commands
+from .cli_business import add_commands as _business_commands
+from .cli_deploy import add_commands as _deploy_commands
+from .cli_monitor import add_commands as _monitor_commands
 
 # %% ../nbs/cli/90_cli.ipynb #a1c0e004
 def _cmd_init(args) -> int:
