@@ -16,13 +16,14 @@ from typing import ClassVar
 import yaml
 
 from .checks import atomic_write, utc_now
-from .encoding import JSON_TYPES, _decode, _encode
+from .encoding import _decode, _encode, json_type
 from .params import LoopParams, ParamError
 
 # %% auto #0
 __all__ = ['Decision', 'apply_decisions', 'DecisionLog']
 
 # %% ../nbs/core/05_decisions.ipynb #6950d7c4
+@json_type
 @dataclass(frozen=True)
 class Decision:
     "One change to LoopParams: `what`, `why`, the `evidence` (numbers) and the params `patch`."
@@ -40,9 +41,6 @@ class Decision:
         extra = set(d) - {f.name for f in fields(cls)}
         if extra: raise ValueError(f"decision has unknown keys {sorted(extra)}; expected what, why, patch, evidence, source")
         return cls(**{k: _decode(v) for k, v in d.items()})
-
-
-JSON_TYPES[Decision._json_tag] = Decision
 
 # %% ../nbs/core/05_decisions.ipynb #eea0c8ae
 def _merge(base:dict, patch:dict) -> dict:

@@ -16,10 +16,17 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['JSON_TYPES']
+__all__ = ['JSON_TYPES', 'json_type']
 
 # %% ../nbs/core/04_encoding.ipynb #49b06ea0
-JSON_TYPES: dict[str, type] = {}  # tag → class with to_dict / from_dict, filled by the modules that define them
+JSON_TYPES: dict[str, type] = {}  # tag → class with to_dict / from_dict, filled by `json_type`
+
+
+def json_type(cls:type) -> type:
+    "Class decorator: `cls`'s objects travel inside JSON under its `_json_tag` and come back through its `from_dict`."
+    old = JSON_TYPES.get(cls._json_tag)  # a notebook's own copy (__main__) fills a gap but never replaces the package's
+    if old is None or cls.__module__ != '__main__' or old.__module__ == '__main__': JSON_TYPES[cls._json_tag] = cls
+    return cls
 
 # %% ../nbs/core/04_encoding.ipynb #34b20740
 def _encode(v):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .checks import atomic_write, fmt
 from .decisions import Decision
-from .encoding import JSON_TYPES, _decode, _encode
+from .encoding import _decode, _encode, json_type
 from .registry import ANALYSES
 
 # %% auto #0
@@ -33,6 +33,7 @@ def register_report(cls):
     return cls
 
 # %% ../nbs/core/06_reports.ipynb #1ce29ae3
+@json_type
 class Report:
     "Mixin for analysis results: frozen dataclass fields, JSON round trip, static HTML, `decision`."
     title: ClassVar[str] = 'Report'
@@ -116,6 +117,3 @@ def decision_html(d:Decision) -> str:
     ev = ', '.join(f"{k}={fmt(v)}" for k, v in d.evidence.items())
     return (f"<div style='border-left:4px solid #2a7;padding:4px 8px'><b>Recommended: {escape(d.what)}</b><br>"
             f"{escape(d.why)}<br><small>evidence: {escape(ev)}<br>patch: <code>{escape(json.dumps(_encode(d.patch)))}</code></small></div>")
-
-
-JSON_TYPES[Report._json_tag] = Report
