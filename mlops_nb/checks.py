@@ -17,7 +17,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['plain', 'listing', 'fmt', 'atomic_write', 'utc_now', 'as_labels', 'label_classes', 'as_scores', 'as_frame', 'aligned',
-           'to_periods']
+           'as_times', 'to_periods']
 
 # %% ../nbs/core/01_checks.ipynb #6325f0cd
 def plain(v):
@@ -27,11 +27,14 @@ def plain(v):
 # %% ../nbs/core/01_checks.ipynb #8c500d5e
 def listing(values, # the values to name (any iterable)
             n:int=3, # how many distinct values to show
+            show=repr, # how one value is written (`repr` quotes text; `str` for names and row numbers)
+            counted:bool=False, # say how many more there are (`… and 12 more`) instead of `, …`
            ) -> str:
-    "The first `n` distinct values as Python reprs, with an ellipsis when there are more."
+    "The first `n` distinct values, with an ellipsis (or a count) when there are more."
     try: ex = list(dict.fromkeys(plain(v) for v in values))
     except TypeError: ex = list(dict.fromkeys(map(str, values)))  # unhashable values (lists, dicts): their text
-    return ', '.join(map(repr, ex[:n])) + (', …' if len(ex) > n else '')
+    rest = len(ex) - n
+    return ', '.join(map(show, ex[:n])) + ('' if rest <= 0 else f" … and {rest} more" if counted else ', …')
 
 # %% ../nbs/core/01_checks.ipynb #8eee78c1
 def fmt(v) -> str:
@@ -124,6 +127,7 @@ def as_frame(X, # a DataFrame, Series, or 1-D / 2-D array-like
              name:str='X', # name of the argument, for error messages
              like:pd.DataFrame|None=None, # column names to use for an array with as many columns
              empty_ok:bool=False, # whether 0 rows or 0 columns are allowed
+             names=lambda k: [f'x{i}' for i in range(k)], # column names of an array with `k` columns (unless `like`)
             ) -> pd.DataFrame:
     "`X` as a DataFrame, or a ValueError / TypeError naming `fn` and `name`."
     if isinstance(X, pd.Series):
@@ -134,7 +138,7 @@ def as_frame(X, # a DataFrame, Series, or 1-D / 2-D array-like
         a = np.asarray(X)
         if a.ndim == 1: a = a.reshape(-1, 1)
         if a.ndim != 2: raise ValueError(f"{fn}: {name} must be 2-dimensional (rows × features), got shape {a.shape}")
-        cols = like.columns if like is not None and like.shape[1] == a.shape[1] else [f'x{i}' for i in range(a.shape[1])]
+        cols = like.columns if like is not None and like.shape[1] == a.shape[1] else names(a.shape[1])
         X = pd.DataFrame(a, columns=cols)
     if not empty_ok and len(X) == 0: raise ValueError(f"{fn}: {name} is empty (0 rows)")
     if not empty_ok and X.shape[1] == 0: raise ValueError(f"{fn}: {name} has no columns")
@@ -170,6 +174,21 @@ def _column_or(v, X, fn, name):
 def _estimator_name(est) -> str:
     if hasattr(est, 'steps'): return ' → '.join(type(s).__name__ for _, s in est.steps)
     return type(est).__name__
+
+# %% ../nbs/core/01_checks.ipynb #a891369b
+def as_times(s:pd.Series, # the column of times
+             fn:str='analysis', # name of the calling function, for error messages
+             name:str='time', # what the column is, for error messages (e.g. "time_col 'ts'")
+            ) -> pd.Series:
+    "`s` as naive datetimes (UTC for time-zone-aware input), or a TypeError naming `fn` and `name`."
+    if pd.api.types.is_datetime64_any_dtype(s): t = s
+    elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        raise TypeError(f"{fn}: {name} must hold datetimes, got {s.dtype}; convert it with pd.to_datetime")
+    else:
+        try: t = pd.to_datetime(s, utc=True)
+        except (ValueError, TypeError) as e: raise TypeError(f"{fn}: {name} does not parse as datetimes ({e})") from None
+    if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
+    return t
 
 # %% ../nbs/core/01_checks.ipynb #d38d751c
 _FREQS = (('h', 'h'), ('D', 'D'), ('W', 'W-SUN'), ('M', 'M'), ('Q', 'Q'), ('Y', 'Y'))

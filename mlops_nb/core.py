@@ -15,5 +15,3 @@ from .params import (STAGES, AnalysisParams, BusinessParams, DataParams, DeployP
                              ImbalanceParams, LabelParams, LoopParams, ModelParams, MonitorParams, ParamError,
                              ScenarioParams, ScopeParams, SplitParams, TimeString, WindowParams, knob)
 from .reports import REPORTS, Report, decision_html, register_report, report_html
-
-_fmt = fmt  # the name older modules import

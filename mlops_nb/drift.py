@@ -14,6 +14,7 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 
+from .checks import as_frame
 from .core import Decision, Report, register_report
 from .stat_tests import (MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, StatTest, _category_counts, _family,
                                  _few_unique, _numbers, _same_zone, choose_stat_test, stat_test)
@@ -33,24 +34,6 @@ class MissingColumnError(KeyError, ValueError):
 # %% ../nbs/analyses/42_drift.ipynb #a6ccac52
 class DtypeMismatchError(TypeError, ValueError):
     "No longer raised (a type change is `type_changed` drift); kept so that code importing it still runs."
-
-# %% ../nbs/analyses/42_drift.ipynb #63018672
-def _as_frame(x, side:str, like:pd.DataFrame|None=None) -> pd.DataFrame:
-    "`x` as a DataFrame (Series → one column, array → columns 0..k-1 or `like`'s names)."
-    # not checks.as_frame: an array's columns are 0..k-1 here (`drifted_columns == [2]`), x0..x{k-1} there
-    if isinstance(x, pd.DataFrame): return x
-    if isinstance(x, pd.Series):
-        name = (like.columns[0] if like is not None and like.shape[1] == 1 else
-                x.name if x.name is not None else 0)
-        return x.to_frame(name)
-    if isinstance(x, (list, tuple)) or hasattr(x, '__array__'):
-        a = np.asarray(x)
-        if a.ndim == 1: a = a[:, None]
-        if a.ndim != 2:
-            raise ValueError(f"analyze_drift: {side} must be 1-D or 2-D, got an array of shape {a.shape}")
-        cols = like.columns if like is not None and like.shape[1] == a.shape[1] else range(a.shape[1])
-        return pd.DataFrame(a, columns=cols)
-    raise TypeError(f"analyze_drift: {side} must be a DataFrame, Series or array, got {type(x).__name__}")
 
 # %% ../nbs/analyses/42_drift.ipynb #e5b29c54
 @register_report
@@ -165,8 +148,8 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
                   drift_share:float=0.5, # share of drifted features that makes the dataset drifted
                  ) -> DriftReport:
     "Test every column for drift between `reference` and `current`; see which drifted and whether the dataset did."
-    ref = _as_frame(reference, 'reference')
-    cur = _as_frame(current, 'current', like=ref)
+    ref = as_frame(reference, 'analyze_drift', 'reference', names=range, empty_ok=True)
+    cur = as_frame(current, 'analyze_drift', 'current', like=ref, names=range, empty_ok=True)
     for side, df in (('reference', ref), ('current', cur)):
         if len(df) == 0: raise ValueError(f"analyze_drift: {side} is empty (0 rows)")
         if df.columns.duplicated().any():

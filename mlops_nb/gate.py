@@ -25,7 +25,7 @@ from .rundir import RunDir
 __all__ = ['model_card', 'GateResult', 'gate']
 
 # %% ../nbs/ops/50b_gate.ipynb #aa339a6b
-def _fmt(v) -> str:
+def _card_value(v) -> str:
     "A value as the card shows it: `checks.fmt` (floats to 4 significant digits), lists and dicts as JSON."
     return json.dumps(v) if isinstance(v, (list, dict)) else fmt(v)
 
@@ -42,8 +42,8 @@ def _report_headlines(rd:RunDir, limit:int=8) -> list[str]:
     for f in sorted((rd.path / 'reports').glob('*.json')):
         try: d = json.loads(f.read_text())
         except (OSError, ValueError): out.append(f"**{f.stem}**: unreadable report file"); continue
-        vals = [f"{k}={_fmt(v)}" for k, v in d.items() if k not in ('kind', 'decision')
-                and isinstance(v, (int, float, bool, str)) and len(_fmt(v)) <= 40][:limit]
+        vals = [f"{k}={_card_value(v)}" for k, v in d.items() if k not in ('kind', 'decision')
+                and isinstance(v, (int, float, bool, str)) and len(_card_value(v)) <= 40][:limit]
         out.append(f"**{f.stem}**: " + (', '.join(vals) or 'no scalar findings'))
     return out
 
@@ -51,14 +51,14 @@ def _report_headlines(rd:RunDir, limit:int=8) -> list[str]:
 def _card_metrics(m:dict) -> list[str]:
     "The metrics section of a card: one row per metric, a column per split (valid, test), the scoped one in bold."
     sc = m.get('scoped', {})
-    head = f"**{sc.get('name', '-')}** = {_fmt(sc.get('test', float('nan')))}"
+    head = f"**{sc.get('name', '-')}** = {_card_value(sc.get('test', float('nan')))}"
     L = ['', f"## Metrics (scoped: {head} on the test window)", '']
     parts = [k for k in ('valid', 'test') if isinstance(m.get(k), dict)]
     if not parts: return L + ['no metrics recorded']
     L += ['| metric | ' + ' | '.join(parts) + ' |', '|---|' + '---|' * len(parts)]
     for k in m[parts[-1]]:
         name = '**' + k + '**' if k == sc.get('name') else k
-        L.append(f"| {name} | " + ' | '.join(_fmt(m[pt].get(k)) for pt in parts) + ' |')
+        L.append(f"| {name} | " + ' | '.join(_card_value(m[pt].get(k)) for pt in parts) + ' |')
     return L
 
 # %% ../nbs/ops/50b_gate.ipynb #f1d7429a
@@ -80,10 +80,10 @@ def model_card(rd:RunDir, # the run folder
          '## Data', '', f"- data version: `{data.get('version', '-')}` (source: `{p.data.source}`)"]
     for k in ('rows', 'positives', 'prevalence', 'start', 'end', 'train_rows', 'valid_rows', 'test_rows', 'refit_rows',
               'n_patched', 'n_excluded'):
-        if k in data: L.append(f"- {k}: {_fmt(data[k])}")
+        if k in data: L.append(f"- {k}: {_card_value(data[k])}")
     L += [f"- note: {n}" for n in data.get('notes') or []]  # data read, but not as given (stray words in numbers, …)
     L += ['', '## Parameters (those that differ from the defaults, and the scope)', '', '| key | value |', '|---|---|']
-    L += [f"| `{k}` | {_fmt(v)} |" for k, v in _changed_params(p).items()]
+    L += [f"| `{k}` | {_card_value(v)} |" for k, v in _changed_params(p).items()]
     L += ['', '## Decisions applied', '']
     dec = info.get('decisions_applied') or []
     L += ([f"- {d.get('what')} — {d.get('why', '')} ({d.get('source') or 'human'})" for d in dec]

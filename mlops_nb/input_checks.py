@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .checks import plain
+from .checks import listing, plain
 from .model_registry import DeployError
 
 # %% auto #0
@@ -25,13 +25,12 @@ class InputError(DeployError):
 # %% ../nbs/ops/55a_input_checks.ipynb #9318a8bb
 def _cut(items, n:int=8) -> str:
     "The first `n` items, then how many more: `a, b, c … and 12 more`."
-    items = list(items)
-    return ', '.join(map(str, items[:n])) + (f" … and {len(items) - n} more" if len(items) > n else '')
+    return listing(items, n, show=str, counted=True)
 
 
 def _examples(values, n:int=3) -> str:
     "A few distinct values as they were given (repr: lists and dicts are not hashable, odd text is escaped)."
-    return _cut(dict.fromkeys(repr(plain(x)) for x in values), n)
+    return listing([repr(plain(x)) for x in values], n, show=str, counted=True)
 
 
 def _rows(idx, n:int=5) -> str:

@@ -25,8 +25,8 @@ __all__ = ['SliceReport', 'analyze_slices', 'slices_step']
 _MISSING, _OTHER = '(missing)', '(other)'
 
 
-def _aligned(v, X:pd.DataFrame, name:str) -> np.ndarray:
-    "`v` as an array in X's row order: by index when both share it, else by position."
+def _in_row_order(v, X:pd.DataFrame, name:str) -> np.ndarray:
+    "`v` as an array in X's row order: by index when both share it, else by position (unlike `checks.aligned`, which refuses other labels)."
     # not checks.aligned: labels that differ from X's index align by position here (an error there), and a one-column
     # frame or an (n, 1) array is accepted
     if len(v) != len(X): raise ValueError(f"analyze_slices: X has {len(X)} rows but {name} has {len(v)}")
@@ -96,7 +96,7 @@ def _inputs(X, y_true, y_score, pos_label, min_support:float) -> tuple:
     if isinstance(X, pd.Series) and X.name is None: X = X.rename('x0')  # like an array's first column
     X = as_frame(X, 'analyze_slices', empty_ok=True)
     if len(X) == 0: raise ValueError("analyze_slices: X is empty")
-    y, s = _aligned(y_true, X, 'y_true'), _aligned(y_score, X, 'y_score')
+    y, s = _in_row_order(y_true, X, 'y_true'), _in_row_order(y_score, X, 'y_score')
     try: s = s.astype(float)
     except (TypeError, ValueError): raise TypeError(f"analyze_slices: y_score must be numeric, got {s.dtype}") from None
     if np.isnan(s).any(): raise ValueError(f"analyze_slices: y_score has {int(np.isnan(s).sum())} NaN values")

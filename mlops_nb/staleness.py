@@ -15,12 +15,12 @@ from typing import Callable, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from .checks import fmt
+from .checks import as_times, fmt
 from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
 from .registry import LoopInputs, analysis, load_ref
 from .scoping import METRICS, Metric, staleness_metric
-from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _times, _windows
+from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _windows
 
 _all_ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
 
@@ -125,7 +125,7 @@ def _check_columns(data:pd.DataFrame, time_col, target, features, max_rows:int) 
 
 def _in_time_order(data:pd.DataFrame, time_col, target, features:list) -> tuple:
     "Times, features, 0/1 labels of the rows with a time and a label, oldest first; and the positive label's value."
-    t = _times(data[time_col], time_col)
+    t = as_times(data[time_col], 'analyze_staleness', f'time_col {time_col!r}')
     keep = (t.notna() & data[target].notna()).to_numpy()
     if not keep.any(): raise ValueError("analyze_staleness: no row has both a time and a label")
     order = np.flatnonzero(keep)[np.argsort(t.to_numpy()[keep], kind='stable')]

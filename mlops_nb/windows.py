@@ -19,20 +19,6 @@ from .scoping import METRICS, Metric
 __all__ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
 
 # %% ../nbs/analyses/43a_windows.ipynb #32f7376c
-def _times(s:pd.Series, col) -> pd.Series:
-    "`s` as naive datetimes (UTC for time-zone-aware input), or a TypeError naming `col`."
-    if pd.api.types.is_datetime64_any_dtype(s): t = s
-    elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        raise TypeError(f"analyze_staleness: time_col {col!r} must hold datetimes, got {s.dtype}; "
-                        "convert it with pd.to_datetime")
-    else:
-        try: t = pd.to_datetime(s, utc=True)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"analyze_staleness: time_col {col!r} does not parse as datetimes ({e})") from None
-    if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
-    return t
-
-
 def _binary_target(y:pd.Series, col) -> tuple[np.ndarray, object]:
     "0/1 labels with the minority class as 1 (on a tie, the larger value), and that class's original value."
     vc = y.value_counts()
