@@ -25,13 +25,14 @@ _LAZY = {
     'MODELS': 'registry', 'analysis': 'registry', 'LoopInputs': 'registry',
     'evaluate': 'scoping', 'simulate_ads': 'demo',
     # deploy and serve
-    'register_run': 'deploy', 'promote': 'deploy', 'rollback': 'deploy', 'gate': 'deploy', 'GateResult': 'deploy',
-    'model_card': 'deploy', 'list_versions': 'deploy', 'deployment_history': 'deploy', 'DeployError': 'deploy',
-    'load_deployed': 'serve', 'Deployed': 'serve', 'score': 'serve', 'make_app': 'serve', 'InputError': 'serve',
+    'register_run': 'deploy', 'promote': 'deploy', 'rollback': 'deploy', 'gate': 'gate', 'GateResult': 'gate',
+    'model_card': 'gate', 'list_versions': 'model_registry', 'deployment_history': 'model_registry',
+    'DeployError': 'model_registry', 'load_deployed': 'scoring', 'Deployed': 'scoring', 'score': 'scoring',
+    'make_app': 'serve', 'InputError': 'input_checks',
     # monitoring
     'Profile': 'profile', 'profile_drift': 'profile', 'PredictionLog': 'prediction_log', 'MonitorError': 'prediction_log',
-    'estimate_performance': 'estimate', 'reference_profile': 'monitor', 'analyze_batch': 'monitor',
-    'MonitorReport': 'monitor', 'monitoring_history': 'monitor', 'MonitoringHistory': 'monitor',
+    'estimate_performance': 'estimate', 'reference_profile': 'monitor_batch', 'analyze_batch': 'monitor_batch',
+    'MonitorReport': 'monitor_batch', 'monitoring_history': 'monitor_history', 'MonitoringHistory': 'monitor_history',
     # business and the whole story
     'analyze_business': 'business', 'BusinessReport': 'business', 'run_despair': 'despair',
 }

@@ -120,3 +120,14 @@ def test_export_cells_are_rooms_not_drawers():
             if c['cell_type'] == 'code' and s.startswith('#| export') and len(s.splitlines()) > MAX_EXPORT_LINES:
                 long.append(f"{nb.relative_to(ROOT)}: {len(s.splitlines())} lines ({s.splitlines()[1][:60]})")
     assert not long, f'export cells over {MAX_EXPORT_LINES} lines:\n' + '\n'.join(long)
+
+
+def test_public_names_resolve_where_they_are_defined():
+    import importlib
+    import mlops_nb
+    for name, mod in mlops_nb._LAZY.items():
+        obj = getattr(mlops_nb, name)
+        home = getattr(obj, '__module__', None)
+        assert home in (None, f'mlops_nb.{mod}') or not callable(obj), f"mlops_nb.{name} is defined in {home}, _LAZY says {mod}"
+    for name in ('analyze_imbalance', 'analyze_label_noise', 'analyze_drift', 'analyze_staleness', 'analyze_slices'):
+        assert name in mlops_nb.__all__ and callable(getattr(mlops_nb, name))
