@@ -175,7 +175,7 @@ def _estimator_name(est) -> str:
     if hasattr(est, 'steps'): return ' → '.join(type(s).__name__ for _, s in est.steps)
     return type(est).__name__
 
-# %% ../nbs/core/01_checks.ipynb #a891369b
+# %% ../nbs/core/01_checks.ipynb #5108e3c7
 def as_times(s:pd.Series, # the column of times
              fn:str='analysis', # name of the calling function, for error messages
              name:str='time', # what the column is, for error messages (e.g. "time_col 'ts'")
