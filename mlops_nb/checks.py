@@ -69,7 +69,8 @@ def as_labels(y, fn:str='analysis', # name of the calling function, for error me
              ) -> pd.Series:
     "Labels `y` as a new object-dtype Series (index kept from a Series), or a ValueError naming what is wrong."
     if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1: raise ValueError(f"{fn}: {name} must be one column of labels, got a DataFrame with {y.shape[1]} columns")
+        if y.shape[1] != 1: raise ValueError(f"{fn}: {name} must be one column of labels, got a DataFrame with "
+                                             f"{y.shape[1]} columns")
         y = y.iloc[:, 0]
     if isinstance(y, pd.Series): s = y.astype(object)
     else:
@@ -79,7 +80,8 @@ def as_labels(y, fn:str='analysis', # name of the calling function, for error me
     if len(s) == 0: raise ValueError(f"{fn}: {name} is empty")
     na = s.isna()
     if na.any():
-        raise ValueError(f"{fn}: {name} has {int(na.sum())} missing labels (first at index {s.index[na.to_numpy()][0]!r}); "
+        raise ValueError(f"{fn}: {name} has {int(na.sum())} missing labels (first at index "
+                         f"{s.index[na.to_numpy()][0]!r}); "
                          "drop or fill them first")
     return s.map(plain)
 
@@ -97,7 +99,8 @@ def as_scores(y_score, # scores of the positive class (array, Series or one-colu
              ) -> np.ndarray:
     "`y_score` as a float array aligned to `y`, or a clear error."
     if isinstance(y_score, pd.DataFrame):
-        if y_score.shape[1] != 1: raise ValueError(f"{fn}: y_score must be the score of pos_label (one column), got {y_score.shape[1]} columns")
+        if y_score.shape[1] != 1: raise ValueError(f"{fn}: y_score must be the score of pos_label (one column), got "
+                                                   f"{y_score.shape[1]} columns")
         y_score = y_score.iloc[:, 0]
     if isinstance(y_score, pd.Series):
         if len(y_score) != len(y): raise ValueError(f"{fn}: y_true has {len(y)} rows but y_score has {len(y_score)}")
@@ -109,11 +112,13 @@ def as_scores(y_score, # scores of the positive class (array, Series or one-colu
     else: a = np.asarray(y_score)
     if a.ndim == 2 and a.shape[1] == 1: a = a[:, 0]
     if a.ndim != 1:
-        raise ValueError(f"{fn}: y_score must be one-dimensional (the score of pos_label, e.g. predict_proba(X)[:, 1]), got shape {a.shape}")
+        raise ValueError(f"{fn}: y_score must be one-dimensional (the score of pos_label, e.g. predict_proba(X)[:, "
+                         f"1]), got shape {a.shape}")
     if len(a) != len(y): raise ValueError(f"{fn}: y_true has {len(y)} rows but y_score has {len(a)}")
     try: a = a.astype(float)
     except (TypeError, ValueError): raise TypeError(f"{fn}: y_score must be numeric, got dtype {a.dtype}") from None
-    if not np.isfinite(a).all(): raise ValueError(f"{fn}: y_score has {int((~np.isfinite(a)).sum())} NaN or infinite values")
+    if not np.isfinite(a).all(): raise ValueError(f"{fn}: y_score has {int((~np.isfinite(a)).sum())} NaN or infinite "
+                                                  "values")
     return a
 
 
@@ -131,7 +136,8 @@ def as_frame(X, # a DataFrame, Series, or 1-D / 2-D array-like
             ) -> pd.DataFrame:
     "`X` as a DataFrame, or a ValueError / TypeError naming `fn` and `name`."
     if isinstance(X, pd.Series):
-        X = X.to_frame(like.columns[0] if like is not None and like.shape[1] == 1 else (X.name if X.name is not None else 0))
+        one = like is not None and like.shape[1] == 1
+        X = X.to_frame(like.columns[0] if one else (X.name if X.name is not None else 0))
     if not isinstance(X, pd.DataFrame):
         if not isinstance(X, (list, tuple)) and not hasattr(X, '__array__'):
             raise TypeError(f"{fn}: {name} must be a DataFrame, Series or array, got {type(X).__name__}")
@@ -155,7 +161,8 @@ def aligned(v, # values: array-like or Series
         if len(v) != len(index): raise ValueError(f"{fn}: X has {len(index)} rows but {name} has {len(v)}")
         if not v.index.equals(index):
             if not (index.is_unique and v.index.is_unique) or len(index.difference(v.index)):
-                raise ValueError(f"{fn}: the index of {name} does not match X's index (same length {len(index)}, different labels)")
+                raise ValueError(f"{fn}: the index of {name} does not match X's index (same length {len(index)}, "
+                                 "different labels)")
             v = v.reindex(index)
         return v
     a = np.asarray(v, dtype=object)
@@ -186,7 +193,8 @@ def as_times(s:pd.Series, # the column of times
         raise TypeError(f"{fn}: {name} must hold datetimes, got {s.dtype}; convert it with pd.to_datetime")
     else:
         try: t = pd.to_datetime(s, utc=True)
-        except (ValueError, TypeError) as e: raise TypeError(f"{fn}: {name} does not parse as datetimes ({e})") from None
+        except (ValueError, TypeError) as e: raise TypeError(f"{fn}: {name} does not parse as datetimes "
+                                                             f"({e})") from None
     if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
     return t
 
@@ -198,14 +206,17 @@ def to_periods(time, index:pd.Index, # the rows' index (length and labels to ali
                freq:str|None=None, # pandas offset alias; None = chosen from the time span
                max_periods:int=30) -> pd.Series:
     "The period of each row: datetimes floored to a period start, other values as they are."
-    t = time if isinstance(time, pd.Series) else pd.Series(np.asarray(time).ravel() if not isinstance(time, pd.Index) else time.to_numpy())
+    if isinstance(time, pd.Series): t = time
+    else: t = pd.Series(time.to_numpy() if isinstance(time, pd.Index) else np.asarray(time).ravel())
     if len(t) != len(index): raise ValueError(f"{fn}: time has {len(t)} values but there are {len(index)} rows")
     if isinstance(time, pd.Series) and not t.index.equals(index):
-        if len(index.difference(t.index)) or not index.is_unique: raise ValueError(f"{fn}: time's index does not match the rows' index")
+        if len(index.difference(t.index)) or not index.is_unique: raise ValueError(f"{fn}: time's index does not "
+                                                                                   "match the rows' index")
         t = t.reindex(index)
     t = t.set_axis(index)
     if isinstance(t.dtype, pd.PeriodDtype): return t.dt.start_time.rename('period')
-    if not pd.api.types.is_datetime64_any_dtype(t) and pd.api.types.infer_dtype(t, skipna=True) in ('string', 'datetime', 'date'):
+    texts = pd.api.types.infer_dtype(t, skipna=True) in ('string', 'datetime', 'date')
+    if not pd.api.types.is_datetime64_any_dtype(t) and texts:
         try: t = pd.to_datetime(t, format='mixed')
         except (ValueError, TypeError): return t.astype(object).rename('period')
     if not pd.api.types.is_datetime64_any_dtype(t): return t.rename('period')
@@ -213,7 +224,8 @@ def to_periods(time, index:pd.Index, # the rows' index (length and labels to ali
     if t.notna().sum() == 0: raise ValueError(f"{fn}: time has no valid timestamps")
     span = t.max() - t.min()
     if freq is None:
-        limits = dict(h=pd.Timedelta(hours=1), D=pd.Timedelta(days=1), W=pd.Timedelta(days=7), M=pd.Timedelta(days=30.5),
+        limits = dict(h=pd.Timedelta(hours=1), D=pd.Timedelta(days=1), W=pd.Timedelta(days=7),
+                      M=pd.Timedelta(days=30.5),
                       Q=pd.Timedelta(days=91.5), Y=pd.Timedelta(days=366))
         freq = next((f for f, _ in _FREQS if span / limits[f] < max_periods), 'Y')
     alias = dict(_FREQS).get(freq, freq)

@@ -39,14 +39,16 @@ class Decision:
     @classmethod
     def from_dict(cls, d:dict) -> 'Decision':
         extra = set(d) - {f.name for f in fields(cls)}
-        if extra: raise ValueError(f"decision has unknown keys {sorted(extra)}; expected what, why, patch, evidence, source")
+        if extra: raise ValueError(f"decision has unknown keys {sorted(extra)}; expected what, why, patch, evidence, "
+                                   "source")
         return cls(**{k: _decode(v) for k, v in d.items()})
 
 # %% ../nbs/core/05_decisions.ipynb #eea0c8ae
 def _merge(base:dict, patch:dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in patch.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != 'params' else copy.deepcopy(v)
+        deeper = isinstance(v, dict) and isinstance(out.get(k), dict) and k != 'params'  # model.params: whole
+        out[k] = _merge(out[k], v) if deeper else copy.deepcopy(v)
     return out
 
 
@@ -55,7 +57,8 @@ def apply_decisions(params:LoopParams, decisions) -> LoopParams:
     d = params.to_dict()
     for dec in decisions:
         try: d = _merge(d, dec.patch)
-        except Exception as e: raise ParamError(f"decision {dec.what!r}: patch {dec.patch!r} does not apply ({e})") from None
+        except Exception as e: raise ParamError(f"decision {dec.what!r}: patch {dec.patch!r} does not apply "
+                                                f"({e})") from None
     try: return LoopParams.from_dict(d)
     except ParamError as e: raise ParamError(f"applying decisions: {e}") from None
 
@@ -68,7 +71,8 @@ class DecisionLog:
         "Every entry: the decision's fields plus `by` and `at`."
         if not self.path.exists(): return []
         data = yaml.safe_load(self.path.read_text()) or []
-        if not isinstance(data, list): raise ValueError(f"{self.path}: a decision log is a YAML list, got {type(data).__name__}")
+        if not isinstance(data, list): raise ValueError(f"{self.path}: a decision log is a YAML list, got "
+                                                        f"{type(data).__name__}")
         return data
 
     @property

@@ -37,7 +37,8 @@ class ParamError(ValueError):
 def knob(default, doc:str='', *, ge=None, gt=None, le=None, lt=None):
     "A parameter field: its `default` (a function makes it a default factory), a one-line `doc`, an optional range."
     kw = (dict(default_factory=default) if callable(default) else
-          dict(default_factory=lambda: copy.deepcopy(default)) if isinstance(default, (list, dict)) else dict(default=default))
+          dict(default_factory=lambda: copy.deepcopy(default)) if isinstance(default, (list, dict)) else
+          dict(default=default))
     return field(**kw, metadata=dict(doc=doc, ge=ge, gt=gt, le=le, lt=lt))
 
 # %% ../nbs/core/03_params.ipynb #c743f766
@@ -70,14 +71,19 @@ SCENARIO_BATCHES = 8  # labeling batches of the built-in scenario: contiguous ti
 @dataclass
 class DataParams:
     "Where the data comes from and what its columns mean."
-    source: str = knob('scenario', "'scenario' (the built-in ads simulation, see `scenario`) or a path to a .csv / .parquet file")
+    source: str = knob('scenario', "'scenario' (the built-in ads simulation, see `scenario`) or a path to a .csv / "
+                                   ".parquet file")
     time_col: str = knob('timestamp', "timestamp column; splits and windows are time-ordered")
     target: str = knob('clicked', "binary label column")
     id_col: Optional[str] = knob('impression_id', "unique row id; label patches refer to it")
-    features: Optional[list[str]] = knob(None, "feature columns; null = every column that is not time, target, id, group or drop")
-    drop: list[str] = knob(['true_label', 'cost', 'revenue_per_click'], "columns never used as features (leaks, outcomes, ground truth)")
-    group_col: Optional[str] = knob('label_batch', "labeling batch / source / annotator column, for label noise by group; never a feature")
-    as_of: Optional[TimeString] = knob(None, "use only rows before this time (the data available when the run starts); null = all rows")
+    features: Optional[list[str]] = knob(None, "feature columns; null = every column that is not time, target, id, "
+                                               "group or drop")
+    drop: list[str] = knob(['true_label', 'cost', 'revenue_per_click'], "columns never used as features (leaks, "
+                                                                        "outcomes, ground truth)")
+    group_col: Optional[str] = knob('label_batch', "labeling batch / source / annotator column, for label noise by "
+                                                   "group; never a feature")
+    as_of: Optional[TimeString] = knob(None, "use only rows before this time (the data available when the run "
+                                             "starts); null = all rows")
 
 # %% ../nbs/core/03_params.ipynb #ab5c5769
 @dataclass
@@ -106,14 +112,16 @@ class LabelParams:
     "Label fixes, applied as overlays: the original labels are never overwritten."
     patch: Optional[str] = knob(None, "CSV of corrected labels (id column + label column), applied as an overlay")
     exclude: Optional[str] = knob(None, "CSV whose id column lists rows left out of training")
-    folder: Optional[str] = knob(None, "a folder outside the project that label files may also be read from (relative to the project); null = the project only")
+    folder: Optional[str] = knob(None, "a folder outside the project that label files may also be read from (relative "
+                                       "to the project); null = the project only")
 
 # %% ../nbs/core/03_params.ipynb #e53dd880
 @dataclass
 class ImbalanceParams:
     "Remedies for a rare positive class."
     class_weight: Literal['none', 'balanced'] = knob('none', "weight classes inversely to their frequency")
-    neg_sample_rate: float = knob(1.0, "keep this share of negatives when training (probabilities are recalibrated)", gt=0, le=1)
+    neg_sample_rate: float = knob(1.0, "keep this share of negatives when training (probabilities are "
+                                       "recalibrated)", gt=0, le=1)
     threshold: float = knob(0.5, "decision threshold on the positive-class score", gt=0, lt=1)
 
 # %% ../nbs/core/03_params.ipynb #0250c286
@@ -129,7 +137,8 @@ class SplitParams:
     "Time-ordered holdout: the last `test_days` are test, the `valid_days` before them validation, the rest training."
     test_days: int = knob(7, "days at the end held out for test", ge=1)
     valid_days: int = knob(7, "days before test held out for validation: the analyses judge the model there", ge=0)
-    refit: bool = knob(True, "refit the final model on train + validation (the window ending at the test start) before scoring test")
+    refit: bool = knob(True, "refit the final model on train + validation (the window ending at the test start) "
+                             "before scoring test")
 
 # %% ../nbs/core/03_params.ipynb #51d959bb
 @dataclass
@@ -152,17 +161,25 @@ class AnalysisParams:
 class DeployParams:
     "Model registry, promotion gate and serving."
     model_name: Optional[str] = knob(None, "registered model name in MLflow; null = the project folder's name")
-    margin: float = knob(0.0, "the challenger must beat the champion's scoped metric by more than this on the gate window", ge=0)
+    margin: float = knob(0.0, "the challenger must beat the champion's scoped metric by more than this on the gate "
+                              "window", ge=0)
     gate_days: int = knob(7, "days of the newest labelled data the promotion gate compares on", ge=1)
     host: str = knob('127.0.0.1', "address `mlops-nb serve` binds to")
     port: int = knob(8765, "port `mlops-nb serve` listens on", ge=1, le=65535)
-    workers: int = knob(1, "processes `mlops-nb serve` runs (each scores and logs on its own; all write one prediction log)", ge=1)
-    unknown_categories: Literal['reject', 'as_missing'] = knob('reject', "a category never seen in training: 'reject' refuses the request / batch, 'as_missing' scores it as a missing value (counted per logged batch)")
+    workers: int = knob(1, "processes `mlops-nb serve` runs (each scores and logs on its own; all write one "
+                           "prediction log)", ge=1)
+    unknown_categories: Literal['reject', 'as_missing'] = knob('reject', "a category never seen in training: 'reject' "
+                                                                         "refuses the request / batch, 'as_missing' "
+                                                                         "scores it as a missing value (counted per "
+                                                                         "logged batch)")
     max_body_bytes: int = knob(1_000_000, "largest `POST /predict` body `serve` reads; a larger one is a 413", ge=1)
-    batch_wait_ms: float = knob(2.0, "`serve` waits at most this long for concurrent requests to score them together", ge=0)
-    max_batch_rows: int = knob(512, "`serve` scores at most this many rows (of waiting requests) in one model call", ge=1)
+    batch_wait_ms: float = knob(2.0, "`serve` waits at most this long for concurrent requests to score them "
+                                     "together", ge=0)
+    max_batch_rows: int = knob(512, "`serve` scores at most this many rows (of waiting requests) in one model "
+                                    "call", ge=1)
     log_batch_rows: int = knob(10_000, "`serve` closes a logged batch (and profiles it) after this many rows", ge=1)
-    log_batch_seconds: float = knob(300.0, "`serve` also closes a logged batch this many seconds after its first row", gt=0)
+    log_batch_seconds: float = knob(300.0, "`serve` also closes a logged batch this many seconds after its first "
+                                           "row", gt=0)
 
 # %% ../nbs/core/03_params.ipynb #33a2268d
 @dataclass
@@ -170,7 +187,8 @@ class MonitorParams:
     "Alert thresholds for scored batches."
     drift_share: float = knob(0.3, "alert when at least this share of the input columns drift", gt=0, le=1)
     prediction_drift: bool = knob(True, "alert when the distribution of the predictions drifts")
-    max_drop: float = knob(0.05, "alert when the scoped metric (measured, or estimated before labels) falls by more than this share of its reference value (0.05 = 5 %)", ge=0)
+    max_drop: float = knob(0.05, "alert when the scoped metric (measured, or estimated before labels) falls by more "
+                                 "than this share of its reference value (0.05 = 5 %)", ge=0)
     min_rows: int = knob(500, "batches with fewer rows raise no alert (too few to judge drift or performance)", ge=1)
 
 # %% ../nbs/core/03_params.ipynb #cb74e383
@@ -260,7 +278,8 @@ def _allowed(tp) -> str:
     if tp is type(None): return 'null'
     if _formatted(tp): return tp.allowed
     if origin is list: return f"a list of {_allowed(args[0]) if args else 'values'}"
-    return {int: 'an integer', float: 'a number', str: 'a string', bool: 'true/false', dict: 'a mapping'}.get(tp, str(tp))
+    names = {int: 'an integer', float: 'a number', str: 'a string', bool: 'true/false', dict: 'a mapping'}
+    return names.get(tp, str(tp))
 
 
 def _formatted(tp) -> bool:
@@ -319,7 +338,7 @@ def _check_range(v, meta, key):
     for op, ok, word in (('ge', v.__ge__, '≥'), ('gt', v.__gt__, '>'), ('le', v.__le__, '≤'), ('lt', v.__lt__, '<')):
         lim = meta.get(op)
         if lim is not None and not ok(lim): raise ParamError(f"{key}: {v!r} is out of range; allowed: {word} {lim}")
-    if isinstance(v, int) and not -2**63 <= v < 2**63:  # numpy and pandas take no more: it would overflow inside a stage
+    if isinstance(v, int) and not -2**63 <= v < 2**63:  # numpy and pandas take no more: it would overflow later
         raise ParamError(f"{key}: {v!r} is out of range; allowed: a 64-bit integer")
 
 
@@ -349,7 +368,8 @@ def _build(cls, d, prefix):
 def _choose(key, v, allowed):
     "Raise ParamError unless `v` (or each item of a list `v`) is in `allowed`."
     for x in (v if isinstance(v, list) else [v]):
-        if x not in allowed: raise ParamError(f"{key}: {x!r} is not one of the valid choices: {', '.join(map(str, allowed))}")
+        if x not in allowed: raise ParamError(f"{key}: {x!r} is not one of the valid choices: "
+                                              f"{', '.join(map(str, allowed))}")
 
 
 def _unique(key, items:list):
@@ -359,16 +379,18 @@ def _unique(key, items:list):
 
 
 def _check_stages(stages:list):
-    "Raise ParamError unless `stages` is a non-empty list of known stages, each once, the loop's own in the loop's order."
+    "Raise ParamError unless `stages` is a non-empty list of known stages, each once, in the loop's order."
     if not stages: raise ParamError(f"stages: the list is empty; run at least one of: {', '.join(STAGES)}")
     _choose('stages', stages, STAGES)
     _unique('stages', stages)
     loop = [s for s in stages if s in STAGES]
     if loop != sorted(loop, key=STAGES.index):
-        raise ParamError(f"stages: {', '.join(loop)} is out of order; the loop's stages run in the order {', '.join(STAGES)}")
+        raise ParamError(f"stages: {', '.join(loop)} is out of order; the loop's stages run in the order "
+                         f"{', '.join(STAGES)}")
     for s in loop:  # a run starts empty: each stage after data reads what the stages from data up to it write
         missing = [n for n in STAGES[STAGES.index('data'):STAGES.index(s)] if n not in loop]
-        if missing: raise ParamError(f"stages: {s} needs {', '.join(missing)} before it in the same run (it reads what they write)")
+        if missing: raise ParamError(f"stages: {s} needs {', '.join(missing)} before it in the same run (it reads "
+                                     "what they write)")
 
 # %% ../nbs/core/03_params.ipynb #d9676b4b
 def _check_columns(p):
@@ -381,9 +403,11 @@ def _check_columns(p):
         for k2, v2 in roles[i + 1:]:
             if v == v2: raise ParamError(f"{k} and {k2} are both {v!r}; each role needs its own column")
     for k, why in (('target', 'the label itself: a leak'), ('group_col', 'the labeling batch is never a feature')):
-        if getattr(d, k) in (d.features or []): raise ParamError(f"data.features: {getattr(d, k)!r} is data.{k} ({why})")
+        if getattr(d, k) in (d.features or []): raise ParamError(f"data.features: {getattr(d, k)!r} is data.{k} "
+                                                                 f"({why})")
     both = sorted(set(d.features or []) & set(d.drop))
-    if both: raise ParamError(f"data.features: {both} are also in data.drop (columns never used as features); keep each in one list")
+    if both: raise ParamError(f"data.features: {both} are also in data.drop (columns never used as features); keep "
+                              "each in one list")
 
 
 def _check_scenario(p):
@@ -393,9 +417,11 @@ def _check_scenario(p):
     if s.drift_days is not None and s.drift_days >= s.days:
         raise ParamError(f"scenario.drift_days: {s.drift_days} is out of range; allowed: < scenario.days = {s.days}")
     if s.noise_batch is not None and s.noise_batch >= n_batches:
-        raise ParamError(f"scenario.noise_batch: {s.noise_batch} is out of range; allowed: 0 to {n_batches - 1} (the scenario has {n_batches} labeling batches)")
+        raise ParamError(f"scenario.noise_batch: {s.noise_batch} is out of range; allowed: 0 to {n_batches - 1} (the "
+                         f"scenario has {n_batches} labeling batches)")
     if s.noise_rate > 0 and s.noise_batch is None:
-        raise ParamError(f"scenario.noise_rate: {s.noise_rate} needs scenario.noise_batch, the labeling batch whose labels are flipped (0 to {n_batches - 1})")
+        raise ParamError(f"scenario.noise_rate: {s.noise_rate} needs scenario.noise_batch, the labeling batch whose "
+                         f"labels are flipped (0 to {n_batches - 1})")
 
 # %% ../nbs/core/03_params.ipynb #71e70105
 def _parse_set(s:str) -> tuple[str, object]:
@@ -405,7 +431,8 @@ def _parse_set(s:str) -> tuple[str, object]:
     try: return key.strip(), (yaml.safe_load(raw) if raw.strip() else None)
     except yaml.YAMLError as e:
         why = getattr(e, 'problem', None) or str(e).splitlines()[0]
-        raise ParamError(f"--set {s!r}: the value is not valid YAML ({why}); quote text, e.g. {key.strip()}='...'") from None
+        raise ParamError(f"--set {s!r}: the value is not valid YAML ({why}); quote text, e.g. "
+                         f"{key.strip()}='...'") from None
 
 
 def _read_params_file(path:Path) -> dict:
@@ -428,7 +455,8 @@ def _set_path(d, key, value):
             where = '.'.join(parts[:i]) or 'params'
             near = difflib.get_close_matches(p, [str(k) for k in node], n=1)
             hint = f" (did you mean {'.'.join(parts[:i] + near)}?)" if near else ''
-            raise ParamError(f"unknown key {'.'.join(parts[:i + 1])!r}{hint}; allowed keys in {where}: {', '.join(map(str, node))}")
+            raise ParamError(f"unknown key {'.'.join(parts[:i + 1])!r}{hint}; allowed keys in {where}: "
+                             f"{', '.join(map(str, node))}")
         if i == len(parts) - 1: node[p] = value
         else:
             if not isinstance(node.get(p), dict): node[p] = {}
@@ -452,7 +480,8 @@ def _commented_yaml(p) -> str:
         if dataclasses.is_dataclass(v):
             lines.append(f"{f.name}:  # {hints[f.name].__doc__}")
             for g in fields(v):
-                dumped = yaml.safe_dump({g.name: getattr(v, g.name)}, default_flow_style=True, width=10**6).strip()[1:-1]
+                dumped = yaml.safe_dump({g.name: getattr(v, g.name)}, default_flow_style=True,
+                                        width=10**6).strip()[1:-1]
                 lines.append(f"  {dumped}  # {g.metadata.get('doc', '')}")
         else:
             dumped = yaml.safe_dump({f.name: v}, default_flow_style=True, width=10**6).strip()[1:-1]

@@ -41,7 +41,8 @@ class Registry(MutableMapping):
         old = self._modules.get(name)
         if old is not None and old != module and module != '__main__':
             if old == '__main__': return entry  # a notebook's own definition wins over the installed copy
-            raise RegistryError(f"{self.what} {name!r} is already registered by {old}; {module} cannot register it again")
+            raise RegistryError(f"{self.what} {name!r} is already registered by {old}; {module} cannot register it "
+                                "again")
         self._items[name], self._modules[name] = entry, module
         return entry
 
@@ -56,7 +57,7 @@ class Registry(MutableMapping):
                     warnings.warn(f"mlops_nb: plug-in {ep.name} = {ep.value!r} ({self.group}) not loaded: "
                                   f"{type(e).__name__}: {e}", stacklevel=2)
                     continue
-                if ep.name not in self._items and not isinstance(obj, type(importlib)):  # an entry point naming an object
+                if ep.name not in self._items and not isinstance(obj, type(importlib)):  # it names an object
                     self.register(ep.name, obj, ep.value.partition(':')[0])
         return self
 
@@ -81,7 +82,8 @@ def load_ref(ref) -> Any:
     "The object a `'package.module:attr'` reference names (anything else is returned as it is)."
     if not isinstance(ref, str): return ref
     mod, sep, attr = ref.partition(':')
-    if not sep or not mod or not attr: raise RegistryError(f"{ref!r} is not a reference of the form 'package.module:attr'")
+    if not sep or not mod or not attr: raise RegistryError(f"{ref!r} is not a reference of the form "
+                                                           "'package.module:attr'")
     try: obj = importlib.import_module(mod)
     except ImportError as e: raise RegistryError(f"{ref!r}: module {mod!r} does not import ({e})") from None
     for part in attr.split('.'):

@@ -99,15 +99,17 @@ def _report_packages() -> set[str]:
 def report_html(r:Report, max_rows:int=15) -> str:
     "Static HTML view of a report: headline numbers, recommended decision, tables."
     from html import escape
-    rows = ''.join(f"<tr><th style='text-align:left'>{escape(str(k))}</th><td>{escape(fmt(v))}</td></tr>" for k, v in r.summary().items())
+    rows = ''.join(f"<tr><th style='text-align:left'>{escape(str(k))}</th><td>{escape(fmt(v))}</td></tr>"
+                   for k, v in r.summary().items())
     parts = [f"<div class='mlops-nb-report'><h3>{escape(r.title)}</h3><table>{rows}</table>"]
     dec = getattr(r, 'decision', None)
     parts.append(decision_html(dec) if dec else "<p><b>No change recommended.</b></p>")
     for f in fields(r):
         v = getattr(r, f.name)
         if isinstance(v, (pd.DataFrame, pd.Series)) and len(v):
-            parts.append(f"<h4>{escape(f.name)}</h4>" + v.head(max_rows).to_frame().to_html() if isinstance(v, pd.Series)
-                         else f"<h4>{escape(f.name)}</h4>" + v.head(max_rows).to_html(float_format=lambda x: f'{x:.4g}'))
+            table = (v.head(max_rows).to_frame().to_html() if isinstance(v, pd.Series)
+                     else v.head(max_rows).to_html(float_format=lambda x: f'{x:.4g}'))
+            parts.append(f"<h4>{escape(f.name)}</h4>" + table)
     return ''.join(parts) + '</div>'
 
 # %% ../nbs/core/06_reports.ipynb #1593a410
@@ -116,4 +118,5 @@ def decision_html(d:Decision) -> str:
     from html import escape
     ev = ', '.join(f"{k}={fmt(v)}" for k, v in d.evidence.items())
     return (f"<div style='border-left:4px solid #2a7;padding:4px 8px'><b>Recommended: {escape(d.what)}</b><br>"
-            f"{escape(d.why)}<br><small>evidence: {escape(ev)}<br>patch: <code>{escape(json.dumps(_encode(d.patch)))}</code></small></div>")
+            f"{escape(d.why)}<br><small>evidence: {escape(ev)}<br>patch: "
+            f"<code>{escape(json.dumps(_encode(d.patch)))}</code></small></div>")

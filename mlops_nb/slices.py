@@ -26,7 +26,8 @@ _MISSING, _OTHER = '(missing)', '(other)'
 
 
 def _in_row_order(v, X:pd.DataFrame, name:str) -> np.ndarray:
-    "`v` as an array in X's row order: by index when both share it, else by position (unlike `checks.aligned`, which refuses other labels)."
+    "`v` as an array in X's row order: by index when both share it, else by position."
+    # not checks.aligned, which refuses labels that differ: here y and scores may come without X's index
     # not checks.aligned: labels that differ from X's index align by position here (an error there), and a one-column
     # frame or an (n, 1) array is accepted
     if len(v) != len(X): raise ValueError(f"analyze_slices: X has {len(X)} rows but {name} has {len(v)}")
