@@ -15,7 +15,8 @@ import pandas as pd
 
 from .checks import fmt
 from .reports import Report
-from .drift import DriftReport, MissingColumnError, _as_frame, _severity
+from .checks import as_frame
+from .drift import DriftReport, MissingColumnError, _severity
 from .stat_tests import _family, _few_unique, _numbers, _same_zone
 from .panels import Panel, _axes, _table_html
 
@@ -48,7 +49,8 @@ def plot_distribution(reference, current, # the two samples (DataFrames, Series 
                      ):
     "Overlaid histograms (numeric) or side-by-side category shares (categorical) of one column in both samples."
     import matplotlib.pyplot as plt
-    ref = _as_frame(reference, 'reference'); cur = _as_frame(current, 'current', like=ref)
+    ref = as_frame(reference, 'plot_distribution', 'reference', names=range, empty_ok=True)
+    cur = as_frame(current, 'plot_distribution', 'current', like=ref, names=range, empty_ok=True)
     for side, df in (('reference', ref), ('current', cur)):
         if column not in df.columns:
             raise MissingColumnError(f"plot_distribution: column {column!r} is missing from {side}")
