@@ -18,7 +18,7 @@ from .checks import as_frame
 from .core import Decision, Report, register_report
 from .stat_tests import (MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, StatTest, _category_counts, _family,
                                  _few_unique, _numbers, _same_zone, choose_stat_test, stat_test)
-from .registry import LoopInputs, analysis, load_ref
+from .registry import LoopInputs, analysis
 
 _all_ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test']
 
@@ -197,11 +197,3 @@ def drift_step(inputs:LoopInputs) -> DriftReport:
     "The loop's drift analysis: the training rows against the newest holdout, on the model's features."
     train, test, features = inputs.train, inputs.test, inputs.features
     return analyze_drift(train[features], test[features])
-
-# %% ../nbs/analyses/42_drift.ipynb #1620bd13
-_MOVED = dict(plot_drift='mlops_nb.drift_view', plot_distribution='mlops_nb.drift_view')
-
-def __getattr__(name):
-    "Names that moved to the views layer, loaded on first use from their new module."
-    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from .imbalance_curve import (CI_HALFWIDTH, CURVE_POINTS, at_threshold, downsamp
 from .imbalance_remedy import (IMBALANCED_BELOW, MIN_F1_GAIN, MIN_RANKING_AUC, NEG_SAMPLE_BELOW,  # noqa: F401
                                        POOR_RECALL, TARGET_POS_SHARE, chosen_remedy, recommend_remedy)
 from .reports import Report, register_report, report_html
-from .registry import LoopInputs, analysis, load_ref
+from .registry import LoopInputs, analysis
 
 # %% auto #0
 __all__ = ['DEGENERATE_RATE', 'DEGENERATE_RECALL', 'MIN_MINORITY_FOR_F1', 'imbalance_degree', 'ImbalanceReport',
@@ -218,13 +218,3 @@ def run_imbalance(inputs:LoopInputs) -> ImbalanceReport:
     ev = valid if valid is not None and valid[d.target].nunique() == 2 else test
     return analyze_imbalance(ev[d.target], ev['score'], pos_label=1, threshold=params.imbalance.threshold,
                              time=ev[d.time_col])
-
-# %% ../nbs/analyses/40_imbalance.ipynb #54de3d55
-_MOVED = {'plot_pr_curve': 'mlops_nb.imbalance_view:plot_pr_curve',
-          'plot_prevalence': 'mlops_nb.imbalance_view:plot_prevalence'}
-
-
-def __getattr__(name):
-    "The views that moved to `mlops_nb.imbalance_view`, still importable from here."
-    if name in _MOVED: return load_ref(_MOVED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

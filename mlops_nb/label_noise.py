@@ -20,7 +20,7 @@ from .decisions import Decision
 from .noise_concentration import (NOISY_ALPHA, NOISY_EXCESS, NOISY_MIN_FLAGGED, NOISY_RATIO,  # noqa: F401
                                           concentration, expected_flag_rate)
 from .reports import Report, register_report
-from .registry import LoopInputs, analysis, load_ref
+from .registry import LoopInputs, analysis
 
 # %% auto #0
 __all__ = ['NOISE_FLOOR', 'LABEL_ISSUES_FILE', 'LabelNoiseReport', 'relabel_queue', 'analyze_label_noise', 'write_relabel_queues',
@@ -252,13 +252,3 @@ def run_label_noise(inputs:LoopInputs) -> LabelNoiseReport:
     if d.id_col: s = s.set_index(d.id_col)  # the relabel queue then carries the ids the labelers and patches use
     return analyze_label_noise(s[features], s[d.target], cv=a.cv, random_state=seed,
                                groups=s[d.group_col] if d.group_col else None, time=s[d.time_col])
-
-# %% ../nbs/analyses/41_label_noise.ipynb #70076910
-_MOVED = {'plot_label_quality': 'mlops_nb.label_noise_view:plot_label_quality',
-          'plot_noise_by_group': 'mlops_nb.label_noise_view:plot_noise_by_group'}
-
-
-def __getattr__(name):
-    "The views that moved to `mlops_nb.label_noise_view`, still importable from here."
-    if name in _MOVED: return load_ref(_MOVED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ import pandas as pd
 from .checks import as_frame, listing
 from .core import Decision, Report, register_report, report_html
 from .error_explain import _shap_tables, _tree_rules
-from .registry import LoopInputs, analysis, load_ref
+from .registry import LoopInputs, analysis
 
 # %% auto #0
 __all__ = ['SliceReport', 'analyze_slices', 'slices_step']
@@ -190,11 +190,3 @@ def slices_step(inputs:LoopInputs) -> SliceReport:
     h = test.sample(a.max_rows, random_state=seed) if len(test) > a.max_rows else test
     return analyze_slices(h[features], h[d.target], h['score'], threshold=params.imbalance.threshold,
                           model=model, random_state=seed)
-
-# %% ../nbs/analyses/44_slices.ipynb #3e18a840
-_MOVED = dict(plot_slices='mlops_nb.slices_view', plot_shap='mlops_nb.slices_view')
-
-def __getattr__(name):
-    "Names that moved to the views layer, loaded on first use from their new module."
-    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

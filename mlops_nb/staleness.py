@@ -18,7 +18,7 @@ import pandas as pd
 from .checks import as_times, fmt
 from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
-from .registry import LoopInputs, analysis, load_ref
+from .registry import LoopInputs, analysis
 from .scoping import METRICS, Metric, staleness_metric
 from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _windows
 
@@ -266,11 +266,3 @@ def staleness_step(inputs:LoopInputs) -> StalenessReport:
     if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
     return analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
                              freq=a.freq, metric=staleness_metric(params.scope.metric))
-
-# %% ../nbs/analyses/43_staleness.ipynb #c4595c5a
-_MOVED = dict(plot_decay='mlops_nb.staleness_view', plot_windows='mlops_nb.staleness_view')
-
-def __getattr__(name):
-    "Names that moved to the views layer, loaded on first use from their new module."
-    if name in _MOVED: return load_ref(f"{_MOVED[name]}:{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
