@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .decisions import Decision
-from .drift import plot_drift
+from .drift_view import plot_drift
 from .monitor import MonitoringHistory, MonitorReport, PredictionLog, monitoring_history, reference_run
 from .panels import Panel, _table_html
 from .plots import _axes, _draw, register_view, view_of

@@ -131,3 +131,10 @@ def test_public_names_resolve_where_they_are_defined():
         assert home in (None, f'mlops_nb.{mod}') or not callable(obj), f"mlops_nb.{name} is defined in {home}, _LAZY says {mod}"
     for name in ('analyze_imbalance', 'analyze_label_noise', 'analyze_drift', 'analyze_staleness', 'analyze_slices'):
         assert name in mlops_nb.__all__ and callable(getattr(mlops_nb, name))
+
+
+@pytest.mark.parametrize('mod', sorted(p.stem for p in PKG.glob('*.py') if p.stem != '__init__'))
+def test_every_module_imports(mod):
+    "A name that moved is imported from where it lives now (a stale import breaks a module, not just a test)."
+    import importlib
+    importlib.import_module(f'mlops_nb.{mod}')
