@@ -119,6 +119,21 @@ def _checked_args(rows, days, end, prevalence, noise_rate, noise_batch, n_batche
     _check(_is_int(seed) and seed >= 0, f"seed={seed!r} must be an integer >= 0")
     return int(rows), end_ts
 
+# %% ../nbs/stages/10_demo.ipynb #c5a1d001
+def _checked_shifts(prevalence, prior_shift, seasonality, season_days, covariate_shift, covariate_days, leak, days):
+    "Check the arguments of the planted causes: a prior shift, a calendar cycle, a covariate shift, a leak."
+    _check(_is_num(prior_shift) and prior_shift > 0 and prior_shift * prevalence < 1,
+           f"prior_shift={prior_shift!r} must be a number > 0 with prior_shift * prevalence < 1")
+    _check(_is_num(seasonality) and 0 <= seasonality < np.inf, f"seasonality={seasonality!r} must be a number >= 0")
+    _check(_is_num(season_days) and 0 < season_days < np.inf, f"season_days={season_days!r} must be a number > 0")
+    _check(_is_num(covariate_shift) and 0 <= covariate_shift <= 1,
+           f"covariate_shift={covariate_shift!r} must be in [0, 1]")
+    _check(covariate_days is None or (_is_int(covariate_days) and 1 <= covariate_days < days),
+           f"covariate_days={covariate_days!r} must be None or an integer in [1, days={days})")
+    _check(covariate_shift == 0 or covariate_days is not None,
+           f"covariate_shift={covariate_shift!r} needs covariate_days, when the shift starts")
+    _check(isinstance(leak, (bool, np.bool_)), f"leak={leak!r} must be True or False")
+
 # %% ../nbs/stages/10_demo.ipynb #ebecbb20
 def _impressions(rng, w:SimpleNamespace, n:int, start:pd.Timestamp, days:int, n_batches:int) -> SimpleNamespace:
     "The impressions of the log: uniform in time (whole seconds, already sorted) and their features."
@@ -143,11 +158,12 @@ def _impressions(rng, w:SimpleNamespace, n:int, start:pd.Timestamp, days:int, n_
     return x
 
 # %% ../nbs/stages/10_demo.ipynb #ce8c0c01
-def _true_clicks(rng, w:SimpleNamespace, x:SimpleNamespace, prevalence:float, cut:int):
-    "The ground truth, a logistic model: the drifted effects and a recalibrated intercept from row `cut` on."
+def _true_clicks(rng, w:SimpleNamespace, x:SimpleNamespace, prevalence:float, cut:int, season=None):
+    "The ground truth, a logistic model (plus a `season` term): drifted effects and a new intercept from row `cut` on."
     z_common = (w.seg_eff[x.seg] + w.place_eff[x.place] + 0.35 - 0.5 * ((x.age - 30) / 15) ** 2
                 + 0.45 * x.engagement - 0.16 * (x.position - 1) + 0.25 * np.sin(2 * np.pi * (x.hour - 14) / 24)
                 + 0.8 * (x.quality - 0.5))
+    if season is not None: z_common = z_common + season  # a calendar cycle moves the odds the same way all along
     z = z_common + w.ad_eff[x.ad] + w.seg_place[x.seg, x.place] + w.dev_eff[x.dev]
     b0 = _calibrate(z, prevalence)
     logit = b0 + z
@@ -156,6 +172,38 @@ def _true_clicks(rng, w:SimpleNamespace, x:SimpleNamespace, prevalence:float, cu
         z2 = z_common[cut:] + w.ad_eff2[a] + w.seg_place2[s, p] + w.dev_eff2[d]
         logit[cut:] = _calibrate(z2, prevalence) + z2
     return (rng.random(len(z)) < _expit(logit)).astype(np.int64), b0, z_common.mean()
+
+# %% ../nbs/stages/10_demo.ipynb #c5a1d002
+def _shift_covariates(rng, x:SimpleNamespace, cut:int, strength:float):
+    "From row `cut` on, a `strength` share of the rows draw placement and device from another mix; ages rise."
+    n = len(x.sec) - cut
+    if n <= 0 or strength == 0: return
+    moved = rng.random(n) < strength
+    x.place[cut:] = np.where(moved, rng.choice(len(PLACEMENTS), n, p=[0.15, 0.15, 0.45, 0.25]), x.place[cut:])
+    x.dev[cut:] = np.where(moved, rng.choice(len(DEVICES), n, p=[0.3, 0.55, 0.15]), x.dev[cut:])
+    x.age[cut:] = np.clip(x.age[cut:] + np.where(moved, 12.0, 0.0), 16, 90)
+
+
+def _season(rng, x:SimpleNamespace, strength:float, season_days:float) -> np.ndarray:
+    "The calendar cycle's term of the click log-odds: the odds and which segments click move with the season."
+    phase = np.sin(2 * np.pi * x.sec / 86_400 / season_days)
+    seg_eff = rng.normal(0.5, 1.0, len(SEGMENTS))
+    return strength * phase * seg_eff[x.seg]
+
+
+def _prior_keep(rng, y:np.ndarray, frac:np.ndarray, prevalence:float, ratio:float) -> np.ndarray:
+    "Rows kept so the share of positives moves linearly to `ratio` times `prevalence` (P(x | y) untouched)."
+    r = 1 + (ratio - 1) * frac
+    up = r >= 1   # more positives: keep fewer negatives; fewer positives: keep fewer positives
+    k_neg = np.where(up, (1 - r * prevalence) / (r * (1 - prevalence)), 1.0)
+    k_pos = np.where(up, 1.0, r * (1 - prevalence) / (1 - r * prevalence))
+    return rng.random(len(y)) < np.where(y == 1, k_pos, k_neg)
+
+
+def _subset(ns:SimpleNamespace, keep:np.ndarray, n:int):
+    "Keep only the rows `keep` of every per-row array of `ns` (arrays of length `n`)."
+    for k, v in vars(ns).items():
+        if isinstance(v, np.ndarray) and len(v) == n: setattr(ns, k, v[keep])
 
 # %% ../nbs/stages/10_demo.ipynb #3907bcbf
 def _observe(rng, w:SimpleNamespace, x:SimpleNamespace, true_label, b0:float, z_mean:float, prevalence:float,
@@ -217,25 +265,46 @@ def simulate_ads(
     n_batches:int=SCENARIO_BATCHES, # labeling batches: contiguous time blocks of equal length
     drift_days:int|None=None, # a concept drift starts this many days before `end`, in [1, days); None = no drift
     drift_strength:float=1.0, # how far preferences move at the drift: 0 = not at all, 1 = fully re-drawn
+    prior_shift:float=1.0, # share of clicks at the end as a multiple of the start's, linear in time (P(x | y) steady)
+    seasonality:float=0.0, # strength of a calendar cycle in the click odds and in which segments click
+    season_days:float=7.0, # length of that cycle in days (7 = weekly, 365.25 = yearly)
+    covariate_shift:float=0.0, # share of rows whose device, placement and age mix moves (P(y | x) steady), in [0, 1]
+    covariate_days:int|None=None, # the covariate shift starts this many days before `end`
+    leak:bool=False, # add `dwell_seconds`: time on the landing page, known only after a click
     rows_per_day:int|None=None, # if given, `rows = rows_per_day * days`
     seed:int=0, # random seed: the same arguments and seed give the same frame
 ) -> pd.DataFrame:
-    "A simulated ad impression log: rare clicks, one noisy labeling batch and an optional concept drift."
+    "A simulated ad impression log: rare clicks, a noisy labeling batch, and the causes of decay one may plant."
     n, end_ts = _checked_args(rows, days, end, prevalence, noise_rate, noise_batch, n_batches, drift_days,
                               drift_strength, rows_per_day, seed)
+    _checked_shifts(prevalence, prior_shift, seasonality, season_days, covariate_shift, covariate_days, leak, days)
     scenario = dict(rows=n, days=days, end=str(end), prevalence=prevalence, noise_rate=noise_rate,
                     noise_batch=noise_batch, n_batches=n_batches, drift_days=drift_days,
-                    drift_strength=drift_strength, rows_per_day=rows_per_day, seed=seed)
+                    drift_strength=drift_strength, prior_shift=prior_shift, seasonality=seasonality,
+                    season_days=season_days, covariate_shift=covariate_shift, covariate_days=covariate_days,
+                    leak=bool(leak), rows_per_day=rows_per_day, seed=seed)
     rng = np.random.default_rng(seed)
     w = _world(rng, drift_strength)
     start = end_ts - pd.Timedelta(days=days)
     x = _impressions(rng, w, n, start, days, n_batches)
+    causes = np.random.default_rng([seed, 1])  # the planted causes draw apart: without them the log is unchanged
+    cov_start = None if covariate_days is None else end_ts - pd.Timedelta(days=covariate_days)
+    if cov_start is not None:
+        _shift_covariates(causes, x, int(np.searchsorted(x.sec, (cov_start - start).total_seconds())), covariate_shift)
+    season = _season(causes, x, seasonality, season_days) if seasonality else None
     drift_start = None if drift_days is None else end_ts - pd.Timedelta(days=drift_days)
     cut = n if drift_start is None else int(np.searchsorted(x.sec, (drift_start - start).total_seconds()))
-    true_label, b0, z_mean = _true_clicks(rng, w, x, prevalence, cut)
+    true_label, b0, z_mean = _true_clicks(rng, w, x, prevalence, cut, season)
+    if prior_shift != 1:
+        keep = _prior_keep(causes, true_label, x.sec / (days * 86_400), prevalence, prior_shift)
+        _subset(x, keep, len(true_label)); true_label = true_label[keep]
     o = _observe(rng, w, x, true_label, b0, z_mean, prevalence, noise_batch, noise_rate)
     df = _log_frame(w, x, o, true_label, n_batches)
+    if leak:  # seconds on the landing page: only a click lands there (a few stray visits otherwise)
+        visit = (df['clicked'].to_numpy() == 1) | (causes.random(len(df)) < 0.01)
+        df['dwell_seconds'] = np.where(visit, causes.lognormal(3.0, 0.8, len(df)), 0.0).round(1)
     df.attrs.update(scenario=scenario, drift_start=drift_start,
                     noise_batch=None if noise_batch is None or noise_rate == 0 else f"batch_{noise_batch}",
-                    n_flipped=len(o.flip))
+                    n_flipped=len(o.flip), prior_shift=prior_shift, season_days=season_days if seasonality else None,
+                    covariate_start=cov_start if covariate_shift else None, leak='dwell_seconds' if leak else None)
     return df

@@ -26,8 +26,8 @@ from .registry import ANALYSES, METRICS, MODELS, default_analyses
 
 # %% auto #0
 __all__ = ['SCENARIO_BATCHES', 'STAGES', 'ParamError', 'knob', 'Frequency', 'TimeString', 'DataParams', 'ScenarioParams',
-           'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'SplitParams', 'ModelParams',
-           'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams', 'LoopParams']
+           'ScopeParams', 'LabelParams', 'ImbalanceParams', 'WindowParams', 'CalibrationParams', 'SplitParams',
+           'ModelParams', 'AnalysisParams', 'DeployParams', 'MonitorParams', 'BusinessParams', 'LoopParams']
 
 # %% ../nbs/core/03_params.ipynb #e910465e
 class ParamError(ValueError):
@@ -84,6 +84,8 @@ class DataParams:
                                                    "group; never a feature")
     as_of: Optional[TimeString] = knob(None, "use only rows before this time (the data available when the run "
                                              "starts); null = all rows")
+    calendar_features: bool = knob(False, "add the hour, weekday and day of month of `time_col` as features (for "
+                                          "data whose outcome repeats with the calendar)")
 
 # %% ../nbs/core/03_params.ipynb #ab5c5769
 @dataclass
@@ -97,6 +99,17 @@ class ScenarioParams:
     noise_batch: Optional[int] = knob(None, "index of the labeling batch with noisy labels; null = none", ge=0)
     drift_days: Optional[int] = knob(None, "a concept drift starts this many days before the end; null = none", ge=1)
     drift_strength: float = knob(1.0, "how much user preferences change at the drift", ge=0)
+    prior_shift: float = knob(1.0, "share of clicks at the end as a multiple of the start's, moving linearly in time "
+                                   "with P(features | click) steady (1 = none)", gt=0)
+    seasonality: float = knob(0.0, "strength of a calendar cycle in the click odds and in which segments click "
+                                   "(0 = none)", ge=0)
+    season_days: float = knob(7.0, "length of the calendar cycle in days (7 = weekly, 365.25 = yearly)", gt=0)
+    covariate_shift: float = knob(0.0, "how far the mix of devices, placements and ages moves from "
+                                       "`covariate_days` before the end, P(click | features) steady (0 = none)", ge=0,
+                                  le=1)
+    covariate_days: Optional[int] = knob(None, "the covariate shift starts this many days before the end; null = "
+                                               "none", ge=1)
+    leak: bool = knob(False, "add `dwell_seconds`, time on the landing page: known only after a click (a leak)")
 
 # %% ../nbs/core/03_params.ipynb #5f6d1acb
 @dataclass
@@ -105,6 +118,10 @@ class ScopeParams:
     metric: str = knob('pr_auc', "scoped ML metric (a name registered in `mlops_nb.registry.METRICS`)")
     kpi: Literal['ctr', 'clicks', 'revenue', 'profit', 'impressions'] = knob('ctr', "business KPI the metric serves")
     min_delta: float = knob(0.0, "smallest metric gain that counts as an improvement", ge=0)
+    outcome: Optional[str] = knob(None, "the positive outcome in words, for reports (e.g. 'click', 'delay'); null "
+                                        "= the target column's name ('click' in the built-in scenario)")
+    unit: Optional[str] = knob(None, "what one row is, in words (e.g. 'impression', 'flight'); null = 'row' "
+                                     "('impression' in the built-in scenario)")
 
 # %% ../nbs/core/03_params.ipynb #a1ab2939
 @dataclass
@@ -131,6 +148,13 @@ class WindowParams:
     train_days: Optional[int] = knob(None, "train on the last N days before validation; null = all history", ge=1)
     half_life_days: Optional[float] = knob(None, "recency weights halve every N days; null = equal weights", gt=0)
 
+
+@dataclass
+class CalibrationParams:
+    "Recalibrating the scores to recent data (a remedy for a prior shift: the share of positives moved)."
+    recent_days: Optional[int] = knob(None, "shift the scores so their mean on the last N days of the training rows "
+                                            "equals those days' positive rate; null = off", ge=1)
+
 # %% ../nbs/core/03_params.ipynb #13afaf3b
 @dataclass
 class SplitParams:
@@ -155,6 +179,9 @@ class AnalysisParams:
     cv: int = knob(5, "folds for out-of-fold probabilities (label noise)", ge=2)
     max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
     freq: Frequency = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
+    drift_min_effect: float = knob(0.1, "smallest drift that counts, however sure the test is: the distance between "
+                                        "the distributions (in reference standard deviations for numbers, "
+                                        "Jensen-Shannon for categories)", ge=0)
 
 # %% ../nbs/core/03_params.ipynb #0ea8bc67
 @dataclass
@@ -201,8 +228,9 @@ class BusinessParams:
 
 # %% ../nbs/core/03_params.ipynb #91a31d44
 _SECTIONS = dict(data=DataParams, scenario=ScenarioParams, scope=ScopeParams, labels=LabelParams,
-                 imbalance=ImbalanceParams, window=WindowParams, split=SplitParams, model=ModelParams,
-                 analysis=AnalysisParams, deploy=DeployParams, monitor=MonitorParams, business=BusinessParams)
+                 imbalance=ImbalanceParams, window=WindowParams, calibration=CalibrationParams,
+                 split=SplitParams, model=ModelParams, analysis=AnalysisParams, deploy=DeployParams,
+                 monitor=MonitorParams, business=BusinessParams)
 STAGES = ('scoping', 'data', 'features', 'train', 'error_analysis')
 
 # %% ../nbs/core/03_params.ipynb #33e2ce19
@@ -215,6 +243,7 @@ class LoopParams:
     labels: LabelParams = field(default_factory=LabelParams)
     imbalance: ImbalanceParams = field(default_factory=ImbalanceParams)
     window: WindowParams = field(default_factory=WindowParams)
+    calibration: CalibrationParams = field(default_factory=CalibrationParams)
     split: SplitParams = field(default_factory=SplitParams)
     model: ModelParams = field(default_factory=ModelParams)
     analysis: AnalysisParams = field(default_factory=AnalysisParams)
@@ -416,6 +445,9 @@ def _check_scenario(p):
     s, n_batches = p.scenario, SCENARIO_BATCHES
     if s.drift_days is not None and s.drift_days >= s.days:
         raise ParamError(f"scenario.drift_days: {s.drift_days} is out of range; allowed: < scenario.days = {s.days}")
+    if s.covariate_days is not None and s.covariate_days >= s.days:
+        raise ParamError(f"scenario.covariate_days: {s.covariate_days} is out of range; allowed: < scenario.days = "
+                         f"{s.days}")
     if s.noise_batch is not None and s.noise_batch >= n_batches:
         raise ParamError(f"scenario.noise_batch: {s.noise_batch} is out of range; allowed: 0 to {n_batches - 1} (the "
                          f"scenario has {n_batches} labeling batches)")

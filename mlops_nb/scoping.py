@@ -26,6 +26,7 @@ class Metric:
     greater_is_better: bool = True
     doc: str = ''
     threshold_free: bool = False  # judges the scores themselves (ranking, calibration), not decisions at a threshold
+    calibration_sensitive: bool = False  # judges the scores as probabilities: a remedy that moves them hurts it
 
     def __call__(self, y_true, y_score, threshold:float=0.5) -> float:
         y_true, y_score = np.asarray(y_true, dtype=float), np.asarray(y_score, dtype=float)
@@ -47,10 +48,12 @@ _all_ = ['METRICS']  # the registry, re-exported
 def metric(name:str, # the name `scope.metric` selects it by
            greater_is_better:bool=True, # which way is up
            threshold_free:bool=False, # judges the scores themselves, not the decisions at a threshold
+           calibration_sensitive:bool=False, # judges the scores as probabilities (log loss, Brier, calibration error)
           ):
     "Decorator: register `fn(y_true, y_score, threshold)` as metric `name` in `METRICS`."
     def deco(fn):
-        METRICS.register(name, Metric(name, fn, greater_is_better, (fn.__doc__ or '').strip(), threshold_free),
+        METRICS.register(name, Metric(name, fn, greater_is_better, (fn.__doc__ or '').strip(), threshold_free,
+                                        calibration_sensitive),
                          module=fn.__module__)
         return fn
     return deco
@@ -70,25 +73,25 @@ def _pr_auc(y, s, t):
     from sklearn.metrics import average_precision_score
     return average_precision_score(y, s) if y.sum() > 0 else np.nan
 
-@metric('log_loss', greater_is_better=False, threshold_free=True)
+@metric('log_loss', greater_is_better=False, threshold_free=True, calibration_sensitive=True)
 def _log_loss(y, s, t):
     "Mean negative log-likelihood of the scores."
     p = np.clip(s, 1e-15, 1 - 1e-15)
     return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
-@metric('normalized_entropy', greater_is_better=False, threshold_free=True)
+@metric('normalized_entropy', greater_is_better=False, threshold_free=True, calibration_sensitive=True)
 def _ne(y, s, t):
     "Log loss divided by the entropy of the prevalence (below 1 = better than predicting the base rate)."
     q = y.mean()
     if q in (0, 1): return np.nan
     return _log_loss(y, s, t) / -(q * np.log(q) + (1 - q) * np.log(1 - q))
 
-@metric('brier', greater_is_better=False, threshold_free=True)
+@metric('brier', greater_is_better=False, threshold_free=True, calibration_sensitive=True)
 def _brier(y, s, t):
     "Mean squared error of the scores."
     return np.mean((s - y) ** 2)
 
-@metric('calibration_error', greater_is_better=False, threshold_free=True)
+@metric('calibration_error', greater_is_better=False, threshold_free=True, calibration_sensitive=True)
 def _ece(y, s, t):
     "Expected calibration error over 10 quantile bins of the score."
     bins = np.unique(np.quantile(s, np.linspace(0, 1, 11)))

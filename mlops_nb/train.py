@@ -21,8 +21,8 @@ from .params import ParamError
 from .registry import MODELS
 
 # %% auto #0
-__all__ = ['LOOP_TYPES', 'ModelKind', 'model_kind', 'tabular_pipeline', 'LoopClassifier', 'model_from_params', 'evaluate_model',
-           'save_model', 'UntrustedModelError', 'trusted_types', 'load_model', 'MODELS']
+__all__ = ['LOOP_TYPES', 'ModelKind', 'model_kind', 'tabular_pipeline', 'logit_shift', 'LoopClassifier', 'model_from_params',
+           'evaluate_model', 'save_model', 'UntrustedModelError', 'trusted_types', 'load_model', 'MODELS']
 
 # %% ../nbs/stages/30_train.ipynb #a26b18f3
 @dataclass(frozen=True)
@@ -101,6 +101,22 @@ def tabular_pipeline(X:pd.DataFrame, # features the pipeline will be fitted on (
     return Pipeline([('features', pre), ('model', est)])
 
 # %% ../nbs/stages/30_train.ipynb #d840ed63
+def _shifted(p:np.ndarray, shift:float) -> np.ndarray:
+    "Probabilities `p` with `shift` added to their log-odds."
+    p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
+    return 1.0 / (1.0 + (1 - p) / p * np.exp(-shift))
+
+
+def logit_shift(p, # probabilities of the positive class
+                rate:float, # the positive rate they should average to
+               ) -> float:
+    "The shift of the log-odds that makes the mean of the probabilities `p` equal `rate` (recalibration to a prior)."
+    from scipy.optimize import brentq
+    p = np.asarray(p, dtype=float)
+    if not len(p) or not 0 < rate < 1: return 0.0
+    return float(brentq(lambda b: _shifted(p, b).mean() - rate, -30.0, 30.0, xtol=1e-10))
+
+
 def _recency_weights(time, half_life_days:float) -> np.ndarray:
     "Weights halving every `half_life_days` back from the newest of the rows' times."
     t = pd.to_datetime(pd.Series(np.asarray(time)))
@@ -111,9 +127,10 @@ def _recency_weights(time, half_life_days:float) -> np.ndarray:
 class LoopClassifier(ClassifierMixin, BaseEstimator):
     "Pipeline from a model kind plus the loop's imbalance and recency remedies."
     def __init__(self, kind='hgb', params=None, class_weight=None, neg_sample_rate=1.0, half_life_days=None,
-                 threshold=0.5, random_state=0):
+                 threshold=0.5, random_state=0, recalibrate_days=None):
         self.kind, self.params, self.class_weight, self.neg_sample_rate = kind, params, class_weight, neg_sample_rate
         self.half_life_days, self.threshold, self.random_state = half_life_days, threshold, random_state
+        self.recalibrate_days = recalibrate_days
 
     def fit(self, X:pd.DataFrame, y, time=None):
         "Fit on features `X`, binary labels `y` (0/1) and, for recency weights, row times `time`."
@@ -135,6 +152,13 @@ class LoopClassifier(ClassifierMixin, BaseEstimator):
         self.pipeline_.fit(Xk, y[keep], model__sample_weight=w[keep])
         self.classes_ = np.array([0, 1])
         self.n_train_ = int(keep.sum())
+        self.shift_ = 0.0
+        if self.recalibrate_days:
+            if time is None: raise ValueError("LoopClassifier.fit: recalibrate_days needs the rows' `time`")
+            t = pd.to_datetime(pd.Series(np.asarray(time)))
+            recent = (t >= t.max() - pd.Timedelta(days=self.recalibrate_days)).to_numpy()
+            Xr = X.iloc[np.flatnonzero(recent)] if isinstance(X, pd.DataFrame) else X[recent]
+            self.shift_ = logit_shift(self.predict_proba(Xr)[:, 1], float(y[recent].mean()))
         return self
 
     def predict_proba(self, X):
@@ -142,6 +166,8 @@ class LoopClassifier(ClassifierMixin, BaseEstimator):
         p = self.pipeline_.predict_proba(X)[:, 1]
         w = self.neg_sample_rate
         if w < 1: p = p / (p + (1 - p) / w)
+        shift = getattr(self, 'shift_', 0.0)  # a model saved before recalibration existed has none
+        if shift: p = _shifted(p, shift)
         return np.column_stack([1 - p, p])
 
     def predict(self, X):
@@ -153,7 +179,8 @@ def model_from_params(params) -> LoopClassifier:
     "The unfitted LoopClassifier that `params` (LoopParams) describe."
     cw = None if params.imbalance.class_weight == 'none' else params.imbalance.class_weight
     return LoopClassifier(params.model.kind, dict(params.model.params), cw, params.imbalance.neg_sample_rate,
-                          params.window.half_life_days, params.imbalance.threshold, params.seed)
+                          params.window.half_life_days, params.imbalance.threshold, params.seed,
+                          params.calibration.recent_days)
 
 # %% ../nbs/stages/30_train.ipynb #76ab4811
 def evaluate_model(model, X:pd.DataFrame, y, threshold:float|None=None) -> dict:

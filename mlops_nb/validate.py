@@ -81,9 +81,10 @@ def binary_target(y:pd.Series, name:str='target') -> tuple[pd.Series, object]:
 # %% ../nbs/stages/15a_validate.ipynb #a56857e2
 def feature_columns(df:pd.DataFrame, data:DataParams) -> list[str]:
     "The model's feature columns: `data.features`, or every column that is not time, target, id, group or dropped."
-    if data.features: return list(data.features)
+    calendar = [data.time_col] if getattr(data, 'calendar_features', False) else []  # its hour, weekday and day
+    if data.features: return list(data.features) + [c for c in calendar if c not in data.features]
     skip = {data.time_col, data.target, data.id_col, data.group_col, *data.drop}
-    return [c for c in df.columns if c not in skip and not str(c).endswith('_original')]
+    return [c for c in df.columns if c not in skip and not str(c).endswith('_original')] + calendar
 
 # %% ../nbs/stages/15a_validate.ipynb #dd19cf14
 def _read_times(out:pd.DataFrame, col:str, notes:list):
