@@ -102,3 +102,42 @@ def test_bad_input_is_one_clear_error():
         analyze_causes(df, time_col='timestamp', target='label')
     with pytest.raises(ValueError, match='analyze_causes: the data spans 1'):
         analyze_causes(df, time_col='timestamp', target='clicked', freq='365D')
+
+
+# --- through the loop: real papermill runs (each about 30 s on an idle machine)
+
+def _sets(patch:dict, pre='') -> list:
+    "`--set` overrides of a Decision's patch."
+    out = []
+    for k, v in patch.items():
+        if isinstance(v, dict): out += _sets(v, f"{pre}{k}.")
+        else: out.append(f"{pre}{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}")
+    return out
+
+
+LOOP = {  # cause → (scenario and scope overrides); the scope is the metric the remedy should improve
+    'prior_shift': ['scenario.prior_shift=0.5', 'scope.metric=log_loss'],
+    'concept_drift': ['scenario.drift_days=14', 'scope.metric=roc_auc'],
+    'covariate_shift': ['scenario.covariate_shift=0.5', 'scenario.covariate_days=14', 'scope.metric=log_loss'],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cause', list(LOOP))
+def test_the_loop_names_the_cause_and_its_decision_improves_the_holdout(tmp_path, cause):
+    from mlops_nb.runner import init_project, run_loop
+    proj = init_project(tmp_path / 'loop')
+    base = ['scenario.rows=60000', 'scenario.prevalence=0.3'] + LOOP[cause]
+    first = run_loop(proj, sets=base, progress=False)
+    rep = first.reports()['causes']
+    assert rep.causes == [cause], rep.findings[['found', 'p_value', 'effect']]
+    mine = [d for d in first.recommendations() if d.source == 'causes']
+    if cause == 'covariate_shift':
+        assert mine == [] and rep.decision is None
+        return
+    assert len(mine) == 1 and mine[0].patch == rep.decision.patch
+    second = run_loop(proj, sets=base + _sets(mine[0].patch), progress=False)
+    before, after = (r.read_json('metrics.json')['scoped'] for r in (first, second))
+    better = after['test'] < before['test'] if cause == 'prior_shift' else after['test'] > before['test']
+    assert better, (before, after)
+    assert [d for d in second.recommendations() if d.source == 'causes' and d.patch == mine[0].patch] == []
