@@ -236,8 +236,9 @@ def _analyze(data, time_col, target, features, groups, freq, metric, estimator, 
         g = np.asarray(groups)
         if len(g) != len(d): raise ValueError(f"analyze_causes: groups has {len(g)} values but data has {len(d)} rows")
         d['__group__'], gcol = g, '__group__'
-    t, X, y, pos = _in_time_order(d, time_col, target, features + ([gcol] if gcol else []))
-    gv = X.pop(gcol).astype(str).to_numpy() if gcol else None
+    t, X, y, pos = _in_time_order(d, time_col, target, features + ([gcol] if gcol and gcol not in features else []))
+    gv = X[gcol].astype(str).to_numpy() if gcol else None
+    if gcol and gcol not in features: X = X.drop(columns=gcol)
     X.index = _index_in_time_order(data, time_col, target)
     codes, edges = _windows(t, freq)
     if len(np.unique(codes)) < 4:

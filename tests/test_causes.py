@@ -141,3 +141,12 @@ def test_the_loop_names_the_cause_and_its_decision_improves_the_holdout(tmp_path
     better = after['test'] < before['test'] if cause == 'prior_shift' else after['test'] > before['test']
     assert better, (before, after)
     assert [d for d in second.recommendations() if d.source == 'causes' and d.patch == mine[0].patch] == []
+
+
+def test_groups_that_are_also_a_feature():
+    "A labeling group may be a feature too: it stays one and still groups the label-noise check."
+    df = simulate_ads(ROWS, prevalence=0.3, seed=1, noise_rate=0.2, noise_batch=3).set_index('impression_id')
+    feats = [c for c in df.columns if c not in DROP + ['timestamp', 'clicked']] + ['label_batch']
+    r = analyze_causes(df, time_col='timestamp', target='clicked', features=feats, groups='label_batch')
+    assert 'label_batch' in r.drift.columns.index  # (the model then learns the batch's rate: noise is harder to see)
+    assert set(r.label_noise.by_group.index) == set(df['label_batch'])
