@@ -24,8 +24,8 @@ from .staleness import _cap, _check_columns, _fit, _in_time_order, _score
 from .windows import Z, _boot, _metric, _se, _windows
 
 # %% auto #0
-__all__ = ['CAUSES', 'ALPHA', 'MIN_RATIO', 'MIN_SEASON', 'MIN_COVARIATE', 'NOISE_ROWS', 'CAUSES_ISSUES_FILE', 'CYCLES',
-           'CausesReport', 'analyze_causes', 'write_causes_issues', 'causes_step']
+__all__ = ['CAUSES', 'ALPHA', 'MIN_RATIO', 'MIN_SEASON', 'MIN_COVARIATE', 'NOISE_ROWS', 'CALENDAR', 'CAUSES_ISSUES_FILE',
+           'CYCLES', 'CausesReport', 'analyze_causes', 'write_causes_issues', 'causes_step']
 
 # %% ../nbs/analyses/43b_causes.ipynb #471d68c0
 CAUSES = ('label_noise', 'concept_drift', 'seasonality', 'prior_shift', 'covariate_shift')  # also the priority order
@@ -34,6 +34,7 @@ MIN_RATIO = 0.10       # a prevalence (observed / expected positives) off by les
 MIN_SEASON = 0.10      # a calendar cycle moving the rate by less than this (relative, in the worst bucket) is not one
 MIN_COVARIATE = 0.10   # share of features that must drift for a covariate shift
 NOISE_ROWS = 20_000    # rows the label-noise check samples (cleanlab on out-of-fold probabilities)
+CALENDAR = (('hour', 'hour'), ('weekday', 'day_of_week'), ('day', 'day'))  # what data.calendar_features adds
 CAUSES_ISSUES_FILE = 'causes_label_issues.csv'  # the exclusion list the label-noise finding's decision names
 CYCLES = (('day', 'hour', pd.Timedelta(days=1)), ('week', 'weekday', pd.Timedelta(days=7)),
           ('year', 'month', pd.Timedelta(days=365.25)))  # calendar cycles tested: name, bucket, period
@@ -385,6 +386,10 @@ def causes_step(inputs:LoopInputs) -> CausesReport:
     if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
     if d.id_col and d.id_col in h and h[d.id_col].is_unique: h = h.set_index(d.id_col)
     feats = [c for c in features if c != d.time_col]
+    if d.time_col in features:  # calendar features on: the models of the analysis see the calendar too
+        tt = pd.to_datetime(h[d.time_col])
+        h = h.assign(**{f'{d.time_col}_{k}': getattr(tt.dt, a) for k, a in CALENDAR})
+        feats += [f'{d.time_col}_{k}' for k, _ in CALENDAR]
     cols = feats + [d.time_col, d.target] + ([d.group_col] if d.group_col and d.group_col not in feats else [])
     return analyze_causes(h[cols], time_col=d.time_col, target=d.target, features=feats,
                           groups=d.group_col or None, freq=a.freq, metric='roc_auc',

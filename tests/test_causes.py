@@ -150,3 +150,16 @@ def test_groups_that_are_also_a_feature():
     r = analyze_causes(df, time_col='timestamp', target='clicked', features=feats, groups='label_batch')
     assert 'label_batch' in r.drift.columns.index  # (the model then learns the batch's rate: noise is harder to see)
     assert set(r.label_noise.by_group.index) == set(df['label_batch'])
+
+
+def test_with_calendar_features_the_season_is_explained():
+    "The loop step with `data.calendar_features` on: its models see the calendar, so the season is no cause any more."
+    from mlops_nb.causes import causes_step
+    from mlops_nb.params import LoopParams
+    from mlops_nb.registry import LoopInputs
+    df = simulate_ads(20_000, prevalence=0.3, seasonality=1.0, seed=2)
+    feats = [c for c in df.columns if c not in DROP + ['clicked']]  # the time column is a feature
+    steps = {on: causes_step(LoopInputs(LoopParams.from_dict({'data': {'calendar_features': on}}), df,
+                                        df.assign(score=0.5), feats if on else feats[1:], history=df))
+             for on in (False, True)}
+    assert steps[False].causes == ['seasonality'] and steps[True].causes == []
