@@ -1,0 +1,101 @@
+"""Issue 11, item 3: the leakage check flags a column computed from the label and nothing in a clean table — not the
+legitimately strong features, not ids, counters or time-like columns — on the ads scenario and on tables that are not
+ads; and through a real papermill loop run, where the decision applied by a person drops the leak in the next run."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from mlops_nb.decisions import DecisionLog
+from mlops_nb.demo import simulate_ads
+from mlops_nb.leakage import analyze_leakage
+from mlops_nb.train import LoopClassifier
+
+NOT_FEATURES = ('impression_id', 'timestamp', 'label_batch', 'clicked', 'true_label', 'cost', 'revenue_per_click')
+
+
+def ads_holdout(rows=40_000, days=28, **kw):
+    "The last week of a simulated log, its features and the loop's model trained on the weeks before."
+    df = simulate_ads(rows, days=days, **kw)
+    feats = [c for c in df.columns if c not in NOT_FEATURES]
+    cut = df.timestamp.max() - pd.Timedelta(days=7)
+    tr, te = df[df.timestamp < cut], df[df.timestamp >= cut]
+    return te, feats, LoopClassifier(params=dict(max_iter=60)).fit(tr[feats], tr.clicked)
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_the_scenario_leak_is_flagged_and_only_it(seed):
+    te, feats, m = ads_holdout(leak=True, seed=seed)
+    r = analyze_leakage(te[feats], te.clicked, time=te.timestamp, model=m, drop=['true_label'])
+    assert r.leaks == ['dwell_seconds'], r.features.head(3)
+    assert r.decision.patch == {'data': {'drop': ['true_label', 'dwell_seconds']}}
+    ev = r.decision.evidence
+    assert ev['dwell_seconds.auc'] > 0.95 and ev['dwell_seconds.shap_share'] > 0.5
+    assert ev['dwell_seconds.auc_without'] < ev['model_auc'] - 0.1
+
+
+@pytest.mark.parametrize('kw', [dict(seed=0), dict(seed=2, prevalence=0.3), dict(seed=3, drift_days=10),
+                                dict(seed=4, prior_shift=3.0, seasonality=1.0),
+                                dict(seed=5, covariate_shift=0.5, covariate_days=10)],
+                         ids=['default', 'balanced', 'drift', 'prior+season', 'covariate'])
+def test_a_clean_scenario_flags_nothing(kw):
+    "Strong features (ad_quality, past_ctr, position), high-cardinality ids, the hour; with the causes of decay too."
+    te, feats, m = ads_holdout(**kw)
+    X = te[feats].assign(impression_id=te.impression_id,           # a row id, in time order
+                         day=(te.timestamp - te.timestamp.min()).dt.days)  # a day counter
+    r = analyze_leakage(X, te.clicked, time=te.timestamp, model=m)
+    assert r.leaks == [] and r.decision is None, r.features.head(3)
+    f = r.features.set_index('feature')
+    assert f.time_corr[['impression_id', 'day']].min() > 0.9  # time-like indeed, and not flagged
+
+
+def test_redundant_strong_features_are_not_leaks():
+    "Breast cancer: the tumour's size alone ranks malignancy almost as well as the whole model; its twins stand in."
+    bc = load_breast_cancer(as_frame=True)
+    r = analyze_leakage(bc.data, bc.target)
+    assert r.leaks == [] and r.decision is None
+    assert (r.features.signs != '').any()  # it did look: the signs were there, the refits cleared them
+
+
+def flights(n=8000, seed=0):
+    "A table that is not ads: flights and whether they arrived late; `delay_minutes` is recorded on arrival."
+    rng = np.random.default_rng(seed)
+    t = pd.Series(pd.Timestamp('2025-01-01') + pd.to_timedelta(np.sort(rng.integers(0, 365 * 86400, n)), unit='s'))
+    X = pd.DataFrame({'flight_id': [f"F{i:05d}" for i in rng.permutation(n)], 'carrier': rng.choice(list('ABCDE'), n),
+                      'origin': rng.choice([f"AP{i}" for i in range(60)], n), 'dep_hour': t.dt.hour,
+                      'distance': rng.gamma(3, 400, n), 'load_factor': rng.beta(5, 2, n),
+                      'scheduled': t})
+    z = -1.6 + 0.08 * (X.dep_hour - 12) + 1.5 * (X.load_factor - 0.7) + (X.carrier == 'D') * 0.8
+    late = rng.random(n) < 1 / (1 + np.exp(-z))
+    y = pd.Series(np.where(late, 'delayed', 'on time'))
+    return X, y, t, late
+
+
+def test_a_table_that_is_not_ads():
+    X, y, t, late = flights()
+    clean = analyze_leakage(X, y, time=t)
+    assert clean.leaks == [] and clean.pos_label == 'delayed'
+    rng = np.random.default_rng(1)
+    Xl = X.assign(delay_minutes=np.where(late, rng.gamma(2, 20, len(X)) + 15, rng.uniform(0, 14, len(X))).round())
+    r = analyze_leakage(Xl, y, time=t, features=list(Xl.columns))
+    assert r.leaks == ['delay_minutes']
+    assert r.decision.patch == {'data': {'features': list(X.columns)}}  # explicit features: removed from them
+    assert 'delay_minutes' in r.decision.what and 'delay_minutes' in r.decision.why
+
+
+@pytest.mark.slow
+def test_through_the_loop(tmp_path):
+    "One papermill run on the scenario with the leak: the report flags it; the person's decision drops it next run."
+    from mlops_nb.runner import init_project, run_loop
+    proj = init_project(tmp_path / 'loop')
+    first = run_loop(proj, sets=['scenario.rows=40000', 'scenario.days=35', 'scenario.leak=true',
+                                 'analysis.max_rows=10000', 'analysis.cv=3'], progress=False)
+    rep = first.reports()['leakage']
+    assert rep.leaks == ['dwell_seconds'], rep.features.head(3)
+    rec = [d for d in first.recommendations() if d.source == 'leakage']
+    assert len(rec) == 1 and rec[0].patch == {'data': {'drop': first.params.data.drop + ['dwell_seconds']}}
+    assert 'dwell_seconds' in first.read_json('features.json')['features']  # flagged, not dropped by itself
+    DecisionLog(first.path / 'decisions.yaml').append(rec[0])  # what the panel's Apply does
+    second = run_loop(proj, from_run=first.id, progress=False)
+    assert 'dwell_seconds' not in second.read_json('features.json')['features']
+    assert second.reports()['leakage'].leaks == []
