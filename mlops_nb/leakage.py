@@ -21,13 +21,14 @@ from .registry import LoopInputs, analysis
 
 # %% auto #0
 __all__ = ['MIN_AUC', 'MIN_POWER', 'MIN_ONE_CLASS', 'MIN_SHAP_SHARE', 'MIN_TIME_CORR', 'MIN_ERROR_RATIO', 'MIN_GAIN', 'LEAK_ROWS',
-           'LeakageReport', 'analyze_leakage', 'leakage_step']
+           'REFIT_ROWS', 'LeakageReport', 'analyze_leakage', 'leakage_step']
 
 # %% ../nbs/analyses/44b_leakage.ipynb #66e820d8
 _FREQUENT = 0.01  # a value held by at least this share of the rows is a bin of its own
 MIN_AUC, MIN_POWER, MIN_ONE_CLASS, MIN_SHAP_SHARE, MIN_TIME_CORR = 0.9, 0.8, 0.5, 0.5, 0.95  # the signs
 MIN_ERROR_RATIO, MIN_GAIN = 2.0, 0.03  # the confirmation, by a refit without the suspect
 LEAK_ROWS = 20_000  # rows the loop step looks at (knob to add: analysis.leakage_rows)
+REFIT_ROWS = 6_000  # rows of the refits that check a suspect
 
 
 def _codes(s:pd.Series, bins:int) -> tuple[np.ndarray, str]:
@@ -129,6 +130,14 @@ def _matrix(X:pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         if pd.api.types.is_datetime64_any_dtype(s): v[s.isna().to_numpy()] = np.nan
         cols.append(v); cat.append(k)
     return np.column_stack(cols), np.array(cat, dtype=bool)
+
+
+def _refit_rows(y:np.ndarray, rows:int, rng) -> np.ndarray:
+    "Positions of at most `rows` rows: the smaller class whole up to half of them, the larger one sampled (sorted)."
+    small = int(y.mean() > 0.5) if len(y) else 1
+    i_s, i_l = np.flatnonzero(y == small), np.flatnonzero(y != small)
+    k_s = min(len(i_s), rows // 2); k_l = min(len(i_l), rows - k_s)
+    return np.sort(np.r_[rng.choice(i_s, k_s, replace=False), rng.choice(i_l, k_l, replace=False)])
 
 
 def _refit_auc(Z:np.ndarray, cat:np.ndarray, y:np.ndarray, fold:np.ndarray, random_state:int) -> float:
@@ -237,7 +246,8 @@ def _confirm(t:pd.DataFrame, X:pd.DataFrame, y:np.ndarray, fold:np.ndarray, max_
     "Refit with and without each suspect (strongest first): fills auc_with, auc_without, is_leak, reason in `t`."
     sus = t.index[t.signs != ''][:max_suspects]
     if not len(sus): return with_all
-    Z, cat = _matrix(X)
+    sub = _refit_rows(y, REFIT_ROWS, np.random.default_rng(random_state))
+    Z, cat = _matrix(X.iloc[sub]); y, fold = y[sub], fold[sub]
     if with_all is None: with_all = _refit_auc(Z, cat, y, fold, random_state)
     names = [str(k) for k in X.columns]
     for i in sus:
@@ -261,7 +271,8 @@ def analyze_leakage(X, # features of a labelled table (DataFrame or 2-D array); 
                     model=None, # the fitted model (LoopClassifier or tree Pipeline: SHAP shares; any: its ROC AUC)
                     pos_label=None, # the positive class; None = the minority class
                     drop:list|None=None, # the params' `data.drop`: the decision adds the flagged features to it
-                    features:list|None=None, # the params' explicit `data.features`, if any: the decision removes from it
+                    features:list|None=None, # the params' explicit `data.features`: the decision removes from it
+                    exclude=(), # columns of X the model needs that are not checked (e.g. the time as a feature)
                     min_auc:float=MIN_AUC, min_power:float=MIN_POWER, # sign: a near-copy of the target
                     min_one_class:float=MIN_ONE_CLASS, # sign: share of rows with values only one class has
                     min_shap_share:float=MIN_SHAP_SHARE, # sign: the model leans on it alone
@@ -287,13 +298,14 @@ def analyze_leakage(X, # features of a labelled table (DataFrame or 2-D array); 
     fold = np.zeros(len(ys), dtype=np.int64)  # two folds, stratified
     for cls in (0, 1):
         i = np.flatnonzero(ys == cls); fold[i[rng.permutation(len(i))[: len(i) // 2]]] = 1
-    rows = []
-    for c in Xs.columns:
+    rows, unknown = [], [c for c in exclude if c not in X.columns]
+    if unknown: raise ValueError(f"analyze_leakage: exclude names {listing(unknown)}, not columns of X")
+    for c in [c for c in Xs.columns if c not in exclude]:
         codes, kind = _codes(Xs[c], bins)
         rows.append(dict(feature=str(c), kind=kind, auc=_one_feature_auc(codes, ys, fold),
                          one_class_share=_one_class_share(codes, ys), time_corr=_time_corr(Xs[c], tt)))
     t = pd.DataFrame(rows, columns=['feature', 'kind', 'auc', 'one_class_share', 'time_corr'])
-    return _finish(t, Xs, ys, fold, pos, model, notes, drop, features, dict(
+    return _finish(t, Xs, ys, fold, pos, model, notes, drop, features, list(exclude), dict(
         min_auc=min_auc, min_power=min_power, min_one_class=min_one_class, min_shap_share=min_shap_share,
         min_time_corr=min_time_corr), min_error_ratio, min_gain, max_suspects, shap_rows, rng, random_state)
 
@@ -305,8 +317,8 @@ def _as_numbers(t:np.ndarray) -> np.ndarray:
     return as_times(s, 'analyze_leakage', 'time').astype('int64').to_numpy(dtype=float)
 
 
-def _finish(t, Xs, ys, fold, pos, model, notes, drop, features, signs, min_error_ratio, min_gain, max_suspects,
-            shap_rows, rng, random_state) -> LeakageReport:
+def _finish(t, Xs, ys, fold, pos, model, notes, drop, features, exclude, signs, min_error_ratio, min_gain,
+            max_suspects, shap_rows, rng, random_state) -> LeakageReport:
     "SHAP shares and the model's AUC, the signs, the refits of the suspects, and the report."
     n_min = int(min(ys.sum(), len(ys) - ys.sum()))
     model_auc, shares = None, None
@@ -317,14 +329,17 @@ def _finish(t, Xs, ys, fold, pos, model, notes, drop, features, signs, min_error
         except Exception as e: notes.append(f"SHAP skipped: {type(e).__name__}: {e}")
     else: notes.append("no model given: no SHAP shares; the model's ROC AUC is a quick refit's")
     t['shap_share'] = np.nan if shares is None else shares.reindex(t.feature).to_numpy()
-    if model_auc is None and n_min >= 10: model_auc = _refit_auc(*_matrix(Xs), ys, fold, random_state)
+    Xc = Xs.drop(columns=exclude)  # what is checked (and refitted)
+    if model_auc is None and n_min >= 10:
+        sub = _refit_rows(ys, REFIT_ROWS, np.random.default_rng(random_state))
+        model_auc = _refit_auc(*_matrix(Xc.iloc[sub]), ys[sub], fold[sub], random_state)
     t['power'] = ((t.auc - 0.5) / (model_auc - 0.5)) if model_auc is not None and model_auc > 0.5 else np.nan
     t['signs'] = _signs(t, **signs)
     t['auc_with'], t['auc_without'], t['is_leak'], t['reason'] = np.nan, np.nan, False, ''
     t = t.sort_values('auc', ascending=False, kind='stable').reset_index(drop=True)
     t = t.iloc[np.argsort(t.signs == '', kind='stable')].reset_index(drop=True)  # suspects first, strongest first
     if n_min < 10: notes.append(f"only {n_min} rows of the smaller class: no feature checked by a refit")
-    else: _confirm(t, Xs, ys, fold, max_suspects, min_error_ratio, min_gain, random_state,
+    else: _confirm(t, Xc, ys, fold, max_suspects, min_error_ratio, min_gain, random_state,
                    model_auc if model is None else None)
     t = t.iloc[np.argsort(~t.is_leak.astype(bool), kind='stable')].reset_index(drop=True)
     t = t[['feature', 'kind', 'auc', 'power', 'one_class_share', 'shap_share', 'time_corr', 'signs', 'auc_with',
@@ -342,8 +357,8 @@ def leakage_step(inputs:LoopInputs) -> LeakageReport:
     "The loop's leakage check of the features on the newest holdout, with the loop's model."
     params, test, model = inputs.params, inputs.test, inputs.model
     d, seed = params.data, params.seed
-    feats = [c for c in inputs.features if c != d.time_col]
     rows = min(params.analysis.max_rows, LEAK_ROWS)
     h = test.sample(rows, random_state=seed) if len(test) > rows else test
-    return analyze_leakage(h[feats], h[d.target], time=h[d.time_col], model=model, pos_label=1, drop=d.drop,
-                           features=d.features, random_state=seed)
+    return analyze_leakage(h[inputs.features], h[d.target], time=h[d.time_col], model=model, pos_label=1, drop=d.drop,
+                           features=d.features, exclude=[c for c in inputs.features if c == d.time_col],
+                           random_state=seed)
