@@ -98,3 +98,19 @@ def test_through_the_loop(tmp_path):
     assert 'dwell_seconds' in first.read_json('features.json')['features']  # flagged, not dropped by itself
     nxt = apply_decisions(first.params, rec)  # what the next run (`run --from` with the decision taken) trains on
     assert 'dwell_seconds' not in feature_columns(first.load_split('test_scored'), nxt.data)
+
+
+def test_the_loop_step_with_the_time_as_a_feature():
+    "`data.calendar_features` gives the model the time column: the step scores with it and does not check it."
+    from mlops_nb.data import prepare
+    from mlops_nb.params import LoopParams
+    from mlops_nb.registry import ANALYSES, LoopInputs
+    from mlops_nb.train import model_from_params
+    p = LoopParams().override(['scenario.rows=20000', 'scenario.days=28', 'scenario.seasonality=1.0',
+                               'data.calendar_features=true', 'model.params={max_iter: 60}'])
+    prep = prepare(p)
+    assert p.data.time_col in prep.features
+    m = model_from_params(p).fit(prep.train[prep.features], prep.train[p.data.target])
+    r = ANALYSES['leakage'].run(LoopInputs(p, prep.train, prep.test, prep.features, model=m))
+    assert r.notes == '' and r.model_auc > 0.6 and r.leaks == []  # the model scored, SHAP explained it
+    assert p.data.time_col not in r.features.feature.tolist()
