@@ -202,7 +202,7 @@ def _with_prior(est, X:pd.DataFrame, codes:np.ndarray, pp:np.ndarray, keys:pd.Se
     "(probabilities, flags) with the noisy groups' prior: their rows scored apart, cleanlab within each part."
     from sklearn.base import clone
     inside = keys.isin(noisy).to_numpy()
-    if len(np.unique(codes[~inside])) == pp.shape[1]:  # the other groups hold every class: a model of their labels
+    if len(np.unique(codes[~inside])) == pp.shape[1] and (~inside).sum() >= inside.sum():  # a model of the others
         fit = clone(est).fit(X.iloc[np.flatnonzero(~inside)], codes[~inside])
         pp = pp.copy()
         pp[inside] = fit.predict_proba(X.iloc[np.flatnonzero(inside)])
