@@ -18,7 +18,7 @@ import pandas as pd
 from .checks import _column_or, _estimator_name, aligned, as_frame, as_labels, label_classes, to_periods
 from .decisions import Decision
 from .noise_concentration import (NOISY_ALPHA, NOISY_EXCESS, NOISY_MIN_FLAGGED, NOISY_RATIO,  # noqa: F401
-                                          concentration, expected_flag_rate)
+                                          concentration, expected_flag_rate, flag_by_part)
 from .reports import Report, register_report
 from .registry import LoopInputs, analysis
 
@@ -46,10 +46,11 @@ class LabelNoiseReport(Report):
     noise_rate: float                    # share of rows flagged
     n_issues: int                        # rows flagged
     issues: pd.DataFrame                 # on X's index: is_label_issue, label_quality, given/suggested_label (, group)
-    by_group: Optional[pd.DataFrame]     # per group: rows, flagged, noise/expected_rate, ratio, p_value, is_noisy_group
+    by_group: Optional[pd.DataFrame]     # per group: rows, flagged, noise/expected_rate, ratio, p_value, is_noisy_group, suspects
     by_time: Optional[pd.DataFrame]      # per period: the same, with is_noisy_period
     noisy_groups: list                   # groups flagged as noisy
     decision: Optional[Decision] = None
+    blind_n_issues: Optional[int] = None  # rows flagged by the one pass blind to groups, when the group prior applied
 
     def relabel_queue(self, only_groups:bool=True) -> pd.DataFrame:
         "The flagged rows to exclude or relabel, worst first (see `relabel_queue`)."
@@ -142,6 +143,7 @@ def analyze_label_noise(X, # features (DataFrame or 2-D array); rows are the ite
                         groups=None, # labeling group of each row (e.g. the batch), or the name of a column of X
                         time=None, # time (or period) of each row, or the name of a column of X
                         random_state:int=0,
+                        group_prior:bool=True, # once a group is found noisy, flag within it with its own noise rate
                        ) -> LabelNoiseReport:
     "Flag suspect labels with confident learning on out-of-fold probabilities; find the groups where they concentrate."
     from sklearn.model_selection import cross_val_predict
@@ -161,23 +163,31 @@ def analyze_label_noise(X, # features (DataFrame or 2-D array); rows are the ite
     if pp.shape != (len(X), len(classes)):
         raise ValueError(f"{fn}: out-of-fold probabilities have shape {pp.shape}, expected {(len(X), len(classes))}")
     flag = np.asarray(find_label_issues(codes, pp, n_jobs=1), dtype=bool)
+    accuracy = float((pp.argmax(1) == codes).mean())
+    by_group, by_time, noisy, gk = _where(flag, expected_flag_rate(codes, pp), g, per)
+    blind = None
+    if noisy and group_prior:
+        blind = int(flag.sum())
+        pp, flag = _with_prior(est, X, codes, pp, gk, noisy, flag)
     quality = np.clip(get_label_quality_scores(codes, pp), 0, 1)
     cls = pd.Series(classes)  # dtype inferred from the labels: bool, int, float, str, or object when mixed
     issues = pd.DataFrame({'is_label_issue': flag, 'label_quality': quality, 'given_label': cls.take(codes).to_numpy(),
                            'suggested_label': cls.take(pp.argmax(1)).to_numpy()}, index=X.index)
-    by_group, by_time, noisy = _where(issues, flag, expected_flag_rate(codes, pp), g, per)
+    if gk is not None:  # suspects: the rows flagged in the end, per group (by_group's test is of the one pass)
+        issues['group'] = gk.to_numpy()
+        by_group['suspects'] = issues.groupby('group', sort=False)['is_label_issue'].sum().reindex(
+            by_group.index, fill_value=0).astype(int).to_numpy()
     n_issues = int(flag.sum())
-    decision = _decide(issues, by_group, noisy, n_issues / len(X))
-    return LabelNoiseReport(len(X), classes, n_folds, _estimator_name(est), float((pp.argmax(1) == codes).mean()),
-                            n_issues / len(X), n_issues, issues, by_group, by_time, noisy, decision)
+    decision = _decide(issues, by_group, noisy, n_issues / len(X), blind)
+    return LabelNoiseReport(len(X), classes, n_folds, _estimator_name(est), accuracy, n_issues / len(X), n_issues,
+                            issues, by_group, by_time, noisy, decision, blind)
 
 # %% ../nbs/analyses/41_label_noise.ipynb #b41n0005
-def _where(issues:pd.DataFrame, flag:np.ndarray, expected:np.ndarray, g:pd.Series|None, per:pd.Series|None) -> tuple:
-    "(by_group, by_time, noisy groups): the concentration of flags per group and period; adds `group` to `issues`."
-    by_group, by_time, noisy = None, None, []
+def _where(flag:np.ndarray, expected:np.ndarray, g:pd.Series|None, per:pd.Series|None) -> tuple:
+    "(by_group, by_time, noisy groups, group keys): the concentration of flags per group and period."
+    by_group, by_time, noisy, gk = None, None, [], None
     if g is not None:
         gk = g.astype(object).where(g.notna(), '(missing)').map(lambda v: v.item() if isinstance(v, np.generic) else v)
-        issues['group'] = gk.to_numpy()
         by_group = concentration(flag, expected, gk, g.name if isinstance(g.name, str) else 'group')
         by_group = by_group.rename(columns={'is_noisy': 'is_noisy_group'})
         noisy = [k.item() if isinstance(k, np.generic) else k for k in by_group.index[by_group['is_noisy_group']]]
@@ -185,16 +195,28 @@ def _where(issues:pd.DataFrame, flag:np.ndarray, expected:np.ndarray, g:pd.Serie
         ok = per.notna().to_numpy()
         by_time = concentration(flag[ok], expected[ok], per[ok], 'period')
         by_time = by_time.rename(columns={'is_noisy': 'is_noisy_period'})
-    return by_group, by_time, noisy
+    return by_group, by_time, noisy, gk
+
+
+def _with_prior(est, X:pd.DataFrame, codes:np.ndarray, pp:np.ndarray, keys:pd.Series, noisy:list, flag) -> tuple:
+    "(probabilities, flags) with the noisy groups' prior: their rows scored apart, cleanlab within each part."
+    from sklearn.base import clone
+    inside = keys.isin(noisy).to_numpy()
+    if len(np.unique(codes[~inside])) == pp.shape[1] and (~inside).sum() >= inside.sum():  # a model of the others
+        fit = clone(est).fit(X.iloc[np.flatnonzero(~inside)], codes[~inside])
+        pp = pp.copy()
+        pp[inside] = fit.predict_proba(X.iloc[np.flatnonzero(inside)])
+    parts = [(keys == k).to_numpy() for k in noisy] + [~inside]
+    return pp, flag_by_part(codes, pp, parts, flag)
 
 # %% ../nbs/analyses/41_label_noise.ipynb #423b7271
-def _decide(issues, by_group, noisy, noise_rate) -> Decision|None:
+def _decide(issues, by_group, noisy, noise_rate, blind=None) -> Decision|None:
     "Exclude the flagged rows of the noisy groups; or all flagged rows above NOISE_FLOOR; else None."
     patch = {'labels': {'exclude': LABEL_ISSUES_FILE}}
     if noisy:
         bad = by_group.loc[by_group['is_noisy_group']]
         rest = by_group.loc[~by_group['is_noisy_group']]
-        k = int(bad['flagged'].sum())
+        k = int((issues['is_label_issue'] & issues['group'].isin(noisy)).sum())
         rate_bad = bad['flagged'].sum() / bad['rows'].sum()
         rate_rest = rest['flagged'].sum() / rest['rows'].sum() if len(rest) else float('nan')
         names = ', '.join(map(str, noisy))
@@ -204,10 +226,13 @@ def _decide(issues, by_group, noisy, noise_rate) -> Decision|None:
         return Decision(f"exclude the {k} suspect labels of {names} from training (and send them to relabeling)",
                         f"{len(bad)} of {len(by_group)} groups hold far more label issues than the model's "
                         f"uncertainty explains — "
-                        f"{detail}; the other groups: {rate_rest:.1%}. A bad labeling batch is the likely cause.",
+                        f"{detail}; the other groups: {rate_rest:.1%}. A bad labeling batch is the likely cause."
+                        + (f" Flagged within each noisy group with its own noise rate: {k} suspects there "
+                           f"(one pass over all rows: {int(bad['flagged'].sum())})." if blind is not None else ''),
                         patch, dict(noise_rate=noise_rate, noisy_groups=names, n_groups=len(by_group), n_excluded=k,
                                     noisy_group_rate=float(rate_bad), other_groups_rate=float(rate_rest),
-                                    min_p_value=float(bad['p_value'].min())), 'label_noise')
+                                    min_p_value=float(bad['p_value'].min()),
+                                    n_flagged_one_pass=int(bad['flagged'].sum())), 'label_noise')
     if noise_rate >= NOISE_FLOOR:
         k = int(issues['is_label_issue'].sum())
         return Decision(f"exclude the {k} suspect labels from training (and send them to relabeling)",

@@ -46,6 +46,8 @@ def plot_noise_by_group(report:LabelNoiseReport, ax=None):
     x = np.arange(len(bg))
     ax.bar(x, bg['noise_rate'], color=np.where(bg['is_noisy_group'], 'C3', 'C0'), label='flagged share')
     ax.scatter(x, bg['expected_rate'], marker='_', s=300, c='k', zorder=3, label='expected')
+    if 'suspects' in bg and (bg['suspects'] != bg['flagged']).any():  # flagged again with the noisy groups' prior
+        ax.scatter(x, bg['suspects'] / bg['rows'], marker='x', c='k', zorder=4, label="suspects (groups' prior)")
     ax.axhline(report.noise_rate, ls=':', c='grey', label=f'overall {report.noise_rate:.1%}')
     ax.set_xticks(x, [str(i) for i in bg.index], rotation=45 if len(bg) > 8 else 0)
     ax.set(ylabel='share of rows flagged', title=f'Label issues by {bg.index.name}')

@@ -1,4 +1,4 @@
-"""Each row's chance of being flagged if its label were as random as the model believes, and a binomial test per group of the flags observed against those expected.
+"""Each row's chance of being flagged if its label were as random as the model believes, a binomial test per group of the flags observed against those expected, and cleanlab within each noisy group with its own noise rate.
 
 Docs: https://mlops-nb.github.io/mlops_nb/analyses/noise_concentration.html.md"""
 
@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NOISY_ALPHA', 'NOISY_RATIO', 'NOISY_EXCESS', 'NOISY_MIN_FLAGGED', 'expected_flag_rate', 'concentration']
+__all__ = ['NOISY_ALPHA', 'NOISY_RATIO', 'NOISY_EXCESS', 'NOISY_MIN_FLAGGED', 'expected_flag_rate', 'concentration',
+           'flag_by_part']
 
 # %% ../nbs/analyses/41a_noise_concentration.ipynb #73515ac7
 NOISY_ALPHA = 0.001       # Bonferroni-adjusted p-value below which a group's excess of flagged rows is significant
@@ -64,3 +65,25 @@ def concentration(flag:np.ndarray, # bool: row flagged
     out = out.drop(columns='exp')
     out.index.name = name
     return out[['rows', 'flagged', 'noise_rate', 'expected_rate', 'ratio', 'p_value', 'is_noisy']]
+
+# %% ../nbs/analyses/41a_noise_concentration.ipynb #06b5cb75
+def flag_by_part(labels:np.ndarray, # given labels, encoded 0..K-1
+                 pred_probs:np.ndarray, # out-of-fold probabilities, n × K
+                 parts:list, # boolean masks, one per part (e.g. each noisy group, then the rest)
+                 flags:np.ndarray, # the flags of one pass over all rows (kept where a part cannot be judged)
+                ) -> np.ndarray:
+    "Cleanlab's `find_label_issues` within each part, its confident joint counted there, thresholds from all rows."
+    import warnings
+    from cleanlab.count import compute_confident_joint, get_confident_thresholds
+    from cleanlab.filter import find_label_issues
+    thr = get_confident_thresholds(labels, pred_probs)
+    out = np.asarray(flags, dtype=bool).copy()
+    for m in parts:
+        m = np.asarray(m, dtype=bool)
+        lab, pp = labels[m], pred_probs[m]
+        if len(np.unique(lab)) < 2: continue
+        with warnings.catch_warnings():  # a part may lack a class: cleanlab warns it "may not flag all" of it
+            warnings.filterwarnings('ignore', message='May not flag all label issues')
+            cj = compute_confident_joint(lab, pp, thresholds=thr)
+            out[m] = np.asarray(find_label_issues(lab, pp, confident_joint=cj, n_jobs=1), dtype=bool)
+    return out
