@@ -1,4 +1,4 @@
-"""Confidence-based performance estimation (CBPE) on calibrated probabilities: the expected confusion matrix for threshold metrics, Monte-Carlo label draws for ranking metrics.
+"""Confidence-based performance estimation (CBPE) on calibrated probabilities: every built-in metric's expected value and sampling spread in closed form; label draws only for a confidence band, when asked.
 
 Docs: https://mlops-nb.github.io/mlops_nb/ops/estimate.html.md"""
 
@@ -57,21 +57,109 @@ def _roc_pr(y:np.ndarray, ends:np.ndarray) -> tuple[float, float]:
     tpr, fpr = np.r_[0, tps] / P, np.r_[0, fps] / N
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)), ap
 
-# %% ../nbs/ops/62_estimate.ipynb #48cfc977
-def _closed_form(s:np.ndarray, p:np.ndarray, threshold:float) -> dict:
-    "The metrics whose expected value has a closed form: the expected confusion matrix, log loss, Brier score."
-    shown = s >= threshold
-    tp, fp, fn = p[shown].sum(), (1 - p[shown]).sum(), p[~shown].sum()
-    tn = (1 - p[~shown]).sum()
-    prec = tp / (tp + fp) if shown.any() else np.nan
-    rec = tp / (tp + fn) if tp + fn > 0 else np.nan
-    sc = np.clip(s, 1e-15, 1 - 1e-15); q = p.mean()
-    ll = float(-np.mean(p * np.log(sc) + (1 - p) * np.log(1 - sc)))
-    return dict(precision=prec, shown_ctr=prec, recall=rec,
-                f1=2 * prec * rec / (prec + rec) if np.isfinite(prec) and np.isfinite(rec) and prec + rec > 0 else 0.0,
-                accuracy=(tp + tn) / len(s), impressions=shown.mean(), log_loss=ll,
-                brier=float(np.mean(p * (1 - s) ** 2 + (1 - p) * s ** 2)),
-                normalized_entropy=ll / -(q * np.log(q) + (1 - q) * np.log(1 - q)) if 0 < q < 1 else np.nan)
+# %% ../nbs/ops/62_estimate.ipynb #bc175198
+def _ratio(mx:float, my:float, vx:float, vy:float, cxy:float) -> tuple[float, float]:
+    "Mean and sd of X / Y from the moments of X and Y (second-order delta method: the mean carries the ratio's bias)."
+    if not my > 0: return float('nan'), float('nan')
+    r = mx / my
+    mean = r - cxy / my ** 2 + mx * vy / my ** 3
+    return float(mean), float(np.sqrt(max(vx - 2 * r * cxy + r * r * vy, 0.0)) / my)
+
+
+def _linear(c:np.ndarray, q:np.ndarray, n:int) -> float:
+    "sd of mean(c·y) + const over independent y ~ Bernoulli(p), q = p(1 − p)."
+    return float(np.sqrt(np.sum(c * c * q)) / n)
+
+# %% ../nbs/ops/62_estimate.ipynb #e3b6bf64
+def _at_threshold(s:np.ndarray, p:np.ndarray, threshold:float) -> dict:
+    "Expected value and sd of the metrics of the decisions at `threshold`, from the expected confusion matrix."
+    n, q, shown = len(s), p * (1 - p), s >= threshold
+    k = int(shown.sum())
+    tp, v_tp, mu_p, v_p = p[shown].sum(), q[shown].sum(), p.sum(), q.sum()
+    prec = (tp / k, np.sqrt(v_tp) / k) if k else (np.nan, 0.0)  # the rows shown are known: a mean of k labels
+    rec = _ratio(tp, mu_p, v_tp, v_p, v_tp)  # TP / positives; cov(TP, positives) = var(TP)
+    f1 = _ratio(2 * tp, k + mu_p, 4 * v_tp, v_p, 2 * v_tp) if k else (0.0, 0.0)  # 2·TP / (shown + positives)
+    acc = ((2 * tp + n - k - mu_p) / n, np.sqrt(v_p) / n)  # every row adds ±1 to the right answers
+    return dict(precision=prec, shown_ctr=prec, recall=rec, f1=f1, accuracy=acc, impressions=(k / n, 0.0))
+
+# %% ../nbs/ops/62_estimate.ipynb #c7ef5e4b
+def _entropy(x:float) -> float: return -(x * np.log(x) + (1 - x) * np.log(1 - x)) if 0 < x < 1 else np.nan
+
+
+def _of_scores(s:np.ndarray, p:np.ndarray, threshold:float) -> dict:
+    "Expected value and sd of the metrics of the scores as probabilities: log loss, Brier, normalized entropy, ECE."
+    n, q = len(s), p * (1 - p)
+    sc = np.clip(s, 1e-15, 1 - 1e-15); lp, lq = np.log(sc), np.log(1 - sc)
+    c = lq - lp                                   # log loss = mean(−log(1−s) + y·(log(1−s) − log s))
+    ll = (float(np.mean(-lq + p * c)), _linear(c, q, n))
+    b = 1 - 2 * s                                 # Brier = mean(s² + y·(1 − 2s))
+    brier = (float(np.mean(s * s + p * b)), _linear(b, q, n))
+    x, v_p = p.mean(), q.sum()                    # normalized entropy = log loss / H(prevalence), H by delta
+    if 0 < x < 1:
+        h1, h2 = np.log((1 - x) / x), -1 / (x * (1 - x))
+        ne = _ratio(ll[0], _entropy(x) + h2 * v_p / (2 * n * n), ll[1] ** 2, h1 * h1 * v_p / n ** 2,
+                    h1 / n * np.sum(c * q) / n)
+    else: ne = (np.nan, 0.0)
+    return dict(log_loss=ll, brier=brier, normalized_entropy=ne)
+
+
+def _ece(s:np.ndarray, p:np.ndarray, threshold:float) -> dict:
+    "ECE over the metric's 10 quantile bins: each bin's Σ(s − y) is about normal, its |·| a folded normal."
+    from scipy.special import ndtr
+    bins = np.unique(np.quantile(s, np.linspace(0, 1, 11)))
+    idx = np.clip(np.searchsorted(bins, s, side='right') - 1, 0, max(len(bins) - 2, 0))
+    m, v = np.bincount(idx, s - p), np.bincount(idx, p * (1 - p))
+    sd = np.sqrt(v); z = np.divide(m, sd, out=np.zeros_like(m), where=sd > 0)
+    fold = np.where(sd > 0, sd * np.sqrt(2 / np.pi) * np.exp(-z * z / 2) + m * (1 - 2 * ndtr(-z)), np.abs(m))
+    return dict(calibration_error=(float(fold.sum() / len(s)),
+                                   float(np.sqrt(max(np.sum(m * m + v - fold * fold), 0.0)) / len(s))))
+
+# %% ../nbs/ops/62_estimate.ipynb #b0f1b981
+def _groups(so:np.ndarray, po:np.ndarray, qo:np.ndarray):
+    "Per tie group (scores in descending order): last row, Σp, Σp², Σp(1−p); each row's group (a slice if no ties)."
+    ends = _ranking_curves(so)
+    if len(ends) == len(so): return ends, po, po * po, qo, slice(None)
+    starts = np.r_[0, ends[:-1] + 1]
+    return (ends, *(np.add.reduceat(a, starts) for a in (po, po * po, qo)),
+            np.repeat(np.arange(len(ends)), ends - starts + 1))
+
+
+def _ranking(s:np.ndarray, p:np.ndarray, threshold:float) -> dict:
+    "Expected ROC AUC and average precision (ties as scikit-learn) and their sd, without label draws."
+    order = np.argsort(s)[::-1]                          # descending; the order within ties does not matter
+    so, po = s[order], p[order]; qo = po * (1 - po)
+    ends, G, G2, Q, g = _groups(so, po, qo)
+    M = (ends + 1).astype(float)                         # rows down to the end of each group
+    n, mu_p, v_p = len(s), po.sum(), qo.sum()
+    Gn = np.diff(np.r_[0, M]) - G                        # expected negatives per group
+    above = np.cumsum(G) - G                             # expected positives in the groups above
+    # ROC: U = Σ over negatives j of (positives above j + ½ positives tied with j); AUC = U / (P·N)
+    mu_u = np.sum(Gn * above + (G * Gn - Q) / 2)
+    grad = ((Gn.sum() - np.cumsum(Gn) + (Gn - G) / 2 - above)[g] + (2 * po - 1) / 2)  # ∂U/∂y at y = p
+    v_u = np.sum(grad * grad * qo) + (v_p * v_p - np.sum(qo * qo)) / 2
+    dd = n - 2 * mu_p                                    # P·N = P·(n − P): its slope in P
+    roc = _ratio(mu_u, n * mu_p - mu_p ** 2 - v_p, v_u, dd * dd * v_p + 2 * v_p * v_p, dd * np.sum(grad * qo))
+    # AP: X = Σ_groups ΔTP·TP / rows so far; AP = X / P
+    mu_x = np.sum((G * above + G - G2 + G * G) / M)
+    later = np.cumsum((G / M)[::-1])[::-1] - G / M      # Σ over the groups below of Σp / rows so far
+    grad = ((above + 1 + 2 * G) / M + later)[g] - 2 * po / M[g]
+    q2 = qo * qo if isinstance(g, slice) else np.add.reduceat(qo * qo, np.r_[0, ends[:-1] + 1])
+    v_x = np.sum(grad * grad * qo) + np.sum((Q * (np.cumsum(Q) - Q) + 2 * (Q * Q - q2)) / M ** 2)
+    ap = _ratio(mu_x, mu_p, v_x, v_p, np.sum(grad * qo))
+    return dict(roc_auc=roc, pr_auc=ap)
+
+# %% ../nbs/ops/62_estimate.ipynb #20d04d46
+_CLOSED = ((_at_threshold, ('precision', 'shown_ctr', 'recall', 'f1', 'accuracy', 'impressions')),
+           (_of_scores, ('log_loss', 'brier', 'normalized_entropy')), (_ece, ('calibration_error',)),
+           (_ranking, ('roc_auc', 'pr_auc')))
+
+
+def _closed_form(s:np.ndarray, p:np.ndarray, threshold:float, names:list) -> dict:
+    "name → (expected value, sd) of the asked metrics that have a closed form (each family computed once)."
+    out = {}
+    for fn, family in _CLOSED:
+        if any(n in family for n in names): out.update(fn(s, p, threshold))
+    return {n: v for n, v in out.items() if n in names}
 
 # %% ../nbs/ops/62_estimate.ipynb #42da6bc5
 def _drawn(so:np.ndarray, k:int, ends:np.ndarray, y:np.ndarray, lp, lq) -> dict:
@@ -106,8 +194,11 @@ def estimate_performance(scores, # calibrated positive-class probabilities of th
                          *,
                          probs=None,          # calibrated probabilities of a positive, if the scores are not
                                               # (see `fit_calibration`)
-                         n_draws:int=50,      # Monte-Carlo label draws for the metrics without a closed form
+                         n_draws:int=50,      # Monte-Carlo label draws: for a band, and for metrics without a
+                                              # closed form (none of the built-in ones)
                          random_state:int=0,  # seed of the label draws
+                         band:float|None=None, # e.g. 0.9: add `lower`, `upper`, the band of the realized metric
+                                              # from `n_draws` label draws (None: no draws)
                         ) -> pd.DataFrame:
     "Expected value (`estimate`) and sampling spread (`sd`) of each metric on these rows, from the scores alone (CBPE)."
     s = _per_row_scores(scores, 'estimate_performance')
@@ -122,12 +213,20 @@ def estimate_performance(scores, # calibrated positive-class probabilities of th
     names = [names] if isinstance(names, str) else list(names or METRICS)
     unknown = [n for n in names if n not in METRICS]
     if unknown: raise MonitorError(f"estimate_performance: unknown metrics {unknown}; known: {', '.join(METRICS)}")
-    closed, draws = _closed_form(s, p, threshold), _draws(s, p, threshold, names, n_draws, random_state)
+    if band is not None and not (0 < band < 1 and n_draws >= 2):
+        raise MonitorError(f"estimate_performance: band must be a level in (0, 1) with n_draws >= 2 "
+                           f"(got band={band!r}, n_draws={n_draws!r})")
+    closed = _closed_form(s, p, threshold, names)
+    drawn = names if band is not None else [n for n in names if n not in closed]
+    draws = _draws(s, p, threshold, drawn, n_draws, random_state) if drawn and n_draws > 0 else {}
     rows = {}
     for n in names:
-        d = np.array(draws[n], dtype=float); d = d[np.isfinite(d)]
-        est = closed[n] if n in closed else (d.mean() if len(d) else np.nan)
-        rows[n] = dict(estimate=float(est), sd=float(d.std(ddof=1)) if len(d) > 1 else 0.0)
+        d = np.array(draws.get(n, []), dtype=float); d = d[np.isfinite(d)]
+        est, sd = closed[n] if n in closed else (d.mean() if len(d) else np.nan, d.std(ddof=1) if len(d) > 1 else 0.)
+        rows[n] = dict(estimate=float(est), sd=float(sd))
+        if band is not None:
+            rows[n].update(zip(('lower', 'upper'), np.quantile(d, [(1 - band) / 2, (1 + band) / 2]).tolist()
+                               if len(d) else (np.nan, np.nan)))
     return pd.DataFrame(rows).T
 
 # %% ../nbs/ops/62_estimate.ipynb #5870e4c9

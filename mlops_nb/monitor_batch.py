@@ -61,7 +61,7 @@ def reference_profile(features:pd.DataFrame, # the final model's training rows, 
                       metric:str,     # the scoped metric (`params.scope.metric`)
                       threshold:float, # the model's decision threshold
                       info:dict|None=None, # more facts to keep (run id, model name, …)
-                      n_draws:int=50,  # Monte-Carlo draws of the reference's performance estimate
+                      n_draws:int=50,  # label draws, only for a metric without a closed form (see `estimate`)
                      ) -> Profile:
     "The monitoring reference of a model: its training features' profile, its scores and metrics on the test window."
     if metric not in METRICS:
@@ -307,7 +307,7 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
                   times=None,        # the rows' times (the retrain patch moves `data.as_of` past the newest labelled)
                   params=None,       # LoopParams / MonitorParams / dict: alert thresholds (default: MonitorParams())
                   batch:dict|None=None, # facts of the batch to record (batch_id, model_version, run_id, time_min/max)
-                  n_draws:int=50,    # Monte-Carlo draws of the performance estimate
+                  n_draws:int=50,    # label draws, only for a metric without a closed form (see `estimate`)
                  ) -> MonitorReport:
     "Check one scored batch against the model's reference: input and prediction drift, performance, alerts."
     if not isinstance(reference, Profile):
