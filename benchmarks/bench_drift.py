@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument('--sens-repeat', type=int, default=10, help='part c: seeds per size and condition (default: 10)')
     ap.add_argument('--trivia-rows', type=int, default=1_000_000, help='part c: rows a side of the trivia case (0 = none; default: 1,000,000)')
     ap.add_argument('--evidently-trivia', action='store_true', help='part c: run Evidently on the trivia case too (slow)')
+    ap.add_argument('--evidently-seeds', type=int, default=3, help='part c: Evidently runs on the first this many seeds only (default: 3)')
     ap.add_argument('--before-ref', default='55c3e7b', help="part c: git commit of the 'before' analyze_drift (default: 55c3e7b)")
     ap.add_argument('--_sens', default=None, help=argparse.SUPPRESS)  # internal: part c's cases in a subprocess
     ap.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses of part a')
@@ -405,8 +406,8 @@ def _run_sens(pythonpath:str, spec:dict) -> dict:
 
 def _run_evidently_cases(a, spec:dict) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix='bench_drift_cases_'))
-    for case, ref, cur in sens_cases(spec['sizes'], spec['repeat'], spec['trivia_rows'] if a.evidently_trivia else 0,
-                                     spec['seed']):
+    for case, ref, cur in sens_cases(spec['sizes'], min(spec['repeat'], a.evidently_seeds),
+                                     spec['trivia_rows'] if a.evidently_trivia else 0, spec['seed']):
         ref.to_parquet(tmp / f'{case}.ref.parquet', index=False); cur.to_parquet(tmp / f'{case}.cur.parquet', index=False)
     env = {**os.environ}; env.pop('PYTHONPATH', None)
     p = subprocess.run([str(a.evidently_python), str(HERE / '_evidently_cases.py'), str(tmp)], capture_output=True,
@@ -444,7 +445,8 @@ def part_c(a) -> tuple[list[str], dict]:
         try:
             ev = _run_evidently_cases(a, spec); ways['Evidently'] = ev['cases']
             ev_note = (f"Evidently {ev['version']} (pandas {ev['pandas']}) `DataDriftPreset()` with its defaults, column "
-                       "types inferred, on the same frames written to Parquet, in `_evidently_cases.py`"
+                       f"types inferred, on the same frames written to Parquet, in `_evidently_cases.py`, on the first "
+                       f"{min(a.sens_repeat, a.evidently_seeds)} seeds"
                        + (' (not on the trivia case)' if not a.evidently_trivia else '') + '.')
         except RuntimeError as e: ev_note = f'Evidently failed: `{str(e).splitlines()[-1]}`'
     lines = [f'## c) Sensitivity by sample size: recall on moderate shifts, false alarms on random halves', '',
