@@ -190,9 +190,11 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
         if t not in STAT_TESTS:
             raise ValueError(f"analyze_drift: unknown stat test {t!r}; known: {', '.join(STAT_TESTS)}")
     if not 0 < drift_share <= 1: raise ValueError(f"analyze_drift: drift_share must be in (0, 1], got {drift_share}")
-    if min_effect is not None and not (np.isfinite(min_effect) and min_effect >= 0):
-        raise ValueError(f"analyze_drift: min_effect must be a number ≥ 0, got {min_effect}")
-    if alpha is not None and not 0 < alpha < 1: raise ValueError(f"analyze_drift: alpha must be in (0, 1), got {alpha}")
+    number = lambda x: isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and np.isfinite(x)
+    if min_effect is not None and not (number(min_effect) and min_effect >= 0):
+        raise ValueError(f"analyze_drift: min_effect must be a number ≥ 0, got {min_effect!r}")
+    if alpha is not None and not (number(alpha) and 0 < alpha < 1):
+        raise ValueError(f"analyze_drift: alpha must be in (0, 1), got {alpha!r}")
     rows = [_compare(ref[c], cur[c], c, 'feature', tests.get(c)) for c in cols]
     for role, pair in (('prediction', prediction), ('target', target)):
         if pair is not None: rows.append(_compare(*_pair(pair, role), f'__{role}__', role))
