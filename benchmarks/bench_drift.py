@@ -47,7 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument('--evidently-python', type=Path, default=None,
                     help='python of a virtual environment with evidently==0.7.* and pandas<3 (and pyarrow); '
                          'without it part b is skipped (e.g. /tmp/evidently-venv/bin/python)')
-    ap.add_argument('--parts', default='ab', help="which parts to run: 'a', 'b' or 'ab' (default: ab)")
+    ap.add_argument('--parts', default='abc', help="which parts to run, any of 'a', 'b', 'c' (default: abc)")
+    ap.add_argument('--sizes', default='500,2000,5000,50000', help='part c: rows a side, comma-separated (default: 500,2000,5000,50000)')
+    ap.add_argument('--sens-repeat', type=int, default=10, help='part c: seeds per size and condition (default: 10)')
+    ap.add_argument('--trivia-rows', type=int, default=1_000_000, help='part c: rows a side of the trivia case (0 = none; default: 1,000,000)')
+    ap.add_argument('--evidently-trivia', action='store_true', help='part c: run Evidently on the trivia case too (slow)')
+    ap.add_argument('--evidently-seeds', type=int, default=3, help='part c: Evidently runs on the first this many seeds only (default: 3)')
+    ap.add_argument('--before-ref', default='55c3e7b', help="part c: git commit of the 'before' analyze_drift (default: 55c3e7b)")
+    ap.add_argument('--_sens', default=None, help=argparse.SUPPRESS)  # internal: part c's cases in a subprocess
     ap.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses of part a')
     ap.add_argument('--_child', default=None, help=argparse.SUPPRESS)  # internal: measure one way's peak memory
     return ap
@@ -326,14 +333,173 @@ def part_b(a) -> tuple[list[str], dict]:
                        ours_found=ours_found, ev_found=ev_found)
 
 
+# ---------------------------------------------------------------------------------------------------------------- part c
+LOGNORMAL_SD = float(np.sqrt((np.exp(0.75 ** 2) - 1) * np.exp(0.75 ** 2)))
+SENS_NUMERIC = {  # name: (draw(rng, n), true standard deviation)
+    'normal': (lambda g, n: g.normal(0, 1, n), 1.0),
+    'lognormal': (lambda g, n: g.lognormal(0, 0.75, n), LOGNORMAL_SD),
+    'student_t3': (lambda g, n: g.standard_t(3, n), float(np.sqrt(3))),
+    'poisson4': (lambda g, n: g.poisson(4, n).astype(float), 2.0),
+    'uniform': (lambda g, n: g.random(n), float(1 / np.sqrt(12))),
+}
+_zipf = lambda k, s=1.0: (lambda p: p / p.sum())(1 / np.arange(1, k + 1) ** s)
+SENS_CATEGORICAL = {  # name: (shares, labels)
+    'zipf20': (_zipf(20), np.array([f'c{i:02d}' for i in range(20)])),
+    'flat10': (np.full(10, 0.1), np.array([f'v{i}' for i in range(10)])),
+    'flag': (np.array([0.8, 0.2]), np.array([False, True])),
+    'int5': (np.array([0.4, 0.15, 0.15, 0.15, 0.15]), np.arange(5)),
+    'ids1000': (_zipf(1000, 0.8), np.array([f'u{i:04d}' for i in range(1000)])),
+}
+MOVES = {'moderate': (0.5, 0.5), 'trivia': (0.03, 0.98)}  # (numeric mean shift in sd, factor on the top share)
+
+
+def _top_scaled(p:np.ndarray, factor:float) -> np.ndarray:
+    "Shares with the most frequent one multiplied by `factor`, the others rescaled to keep the sum 1."
+    i = int(np.argmax(p)); top = p[i] * factor
+    rest = np.delete(p, i); return np.insert(rest * (1 - top) / rest.sum(), i, top)
+
+
+def sens_frame(g, n:int, move:tuple|None=None) -> pd.DataFrame:
+    "`n` rows of the part-c columns; `move` = (mean shift in sd, factor on the top share) shifts every column."
+    d = {k: f(g, n) + (move[0] * sd if move else 0.0) for k, (f, sd) in SENS_NUMERIC.items()}
+    for k, (p, labels) in SENS_CATEGORICAL.items(): d[k] = labels[g.choice(len(p), n, p=_top_scaled(p, move[1]) if move else p)]
+    return pd.DataFrame(d)
+
+
+def sens_cases(sizes:list, repeat:int, trivia_rows:int, seed:int):
+    "(case name, reference, current): moderate shifts and random halves at each size, `repeat` seeds; trivia once."
+    for n in sizes:
+        for r in range(repeat):
+            g = np.random.default_rng([seed, n, r])
+            yield f'moderate-{n}-{r}', sens_frame(g, n), sens_frame(g, n, MOVES['moderate'])
+            both = sens_frame(g, 2 * n); half = g.permutation(2 * n) < n
+            yield f'halves-{n}-{r}', both[half].reset_index(drop=True), both[~half].reset_index(drop=True)
+    if trivia_rows:
+        g = np.random.default_rng([seed, trivia_rows])
+        yield f'trivia-{trivia_rows}-0', sens_frame(g, trivia_rows), sens_frame(g, trivia_rows, MOVES['trivia'])
+
+
+def sens_child(spec:dict) -> dict:
+    "In a subprocess (PYTHONPATH = the code measured): each case's drifted columns and dataset drift."
+    from mlops_nb.drift import analyze_drift
+    out = {}
+    for case, ref, cur in sens_cases(spec['sizes'], spec['repeat'], spec['trivia_rows'], spec['seed']):
+        r = analyze_drift(ref, cur)
+        out[case] = dict(drifted={c: bool(v) for c, v in r.columns['drifted'].items()}, dataset=bool(r.dataset_drift))
+    return out
+
+
+def _before_tree(ref:str) -> Path:
+    "The package as it was at commit `ref`, extracted into a temporary folder (for the 'before' column)."
+    tmp = Path(tempfile.mkdtemp(prefix='bench_drift_before_'))
+    arch = subprocess.run(['git', '-C', str(HERE.parent), 'archive', ref, 'mlops_nb'], capture_output=True, check=True)
+    subprocess.run(['tar', '-x', '-C', str(tmp)], input=arch.stdout, check=True)
+    return tmp
+
+
+def _run_sens(pythonpath:str, spec:dict) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), '--_sens', json.dumps(spec), '--threads', os.environ['OMP_NUM_THREADS']]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': pythonpath})
+    if p.returncode: raise RuntimeError(p.stderr.strip()[-3000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _run_evidently_cases(a, spec:dict) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix='bench_drift_cases_'))
+    for case, ref, cur in sens_cases(spec['sizes'], min(spec['repeat'], a.evidently_seeds),
+                                     spec['trivia_rows'] if a.evidently_trivia else 0, spec['seed']):
+        ref.to_parquet(tmp / f'{case}.ref.parquet', index=False); cur.to_parquet(tmp / f'{case}.cur.parquet', index=False)
+    env = {**os.environ}; env.pop('PYTHONPATH', None)
+    p = subprocess.run([str(a.evidently_python), str(HERE / '_evidently_cases.py'), str(tmp)], capture_output=True,
+                       text=True, env=env)
+    for f in tmp.iterdir(): f.unlink()
+    tmp.rmdir()
+    if p.returncode: raise RuntimeError((p.stderr.strip() or f'exit {p.returncode}')[-3000:])
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    cases = {k: dict(drifted={c: v[3] for c, v in _evidently_drifted(dict(columns=c_['columns'])).items()},
+                     dataset=c_['dataset_drift']) for k, c_ in res['cases'].items()}
+    return dict(cases=cases, version=res['evidently_version'], pandas=res['pandas_version'])
+
+
+def _rates(cases:dict, cond:str, n:int, cols:list) -> tuple:
+    "Share of (repeat, column) pairs that drifted, the number of cases, of dataset alarms, and columns not tested."
+    cs = [v for k, v in cases.items() if k.startswith(f'{cond}-{n}-')]
+    if not cs: return np.nan, 0, 0, cols
+    hits = [v['drifted'][c] for v in cs for c in cols if c in v['drifted']]
+    untested = [c for c in cols if c not in cs[0]['drifted']]
+    return (float(np.mean(hits)) if hits else np.nan), len(cs), sum(v['dataset'] for v in cs), untested
+
+
+def part_c(a) -> tuple[list[str], dict]:
+    sizes = [int(x) for x in a.sizes.split(',')]
+    spec = dict(sizes=sizes, repeat=a.sens_repeat, trivia_rows=a.trivia_rows, seed=a.seed)
+    cols = list(SENS_NUMERIC) + list(SENS_CATEGORICAL)
+    before = _before_tree(a.before_ref)
+    t0 = time.perf_counter()
+    ways = {'before': _run_sens(str(before), spec)}
+    subprocess.run(['rm', '-rf', str(before)], check=True)
+    ways['after'] = _run_sens(_pythonpath(), spec)
+    seconds = time.perf_counter() - t0
+    ev_note = 'Evidently: not run (no `--evidently-python`).'
+    if a.evidently_python is not None:
+        try:
+            ev = _run_evidently_cases(a, spec); ways['Evidently'] = ev['cases']
+            ev_note = (f"Evidently {ev['version']} (pandas {ev['pandas']}) `DataDriftPreset()` with its defaults, column "
+                       f"types inferred, on the same frames written to Parquet, in `_evidently_cases.py`, on the first "
+                       f"{min(a.sens_repeat, a.evidently_seeds)} seeds"
+                       + (' (not on the trivia case)' if not a.evidently_trivia else '') + '.')
+        except RuntimeError as e: ev_note = f'Evidently failed: `{str(e).splitlines()[-1]}`'
+    lines = [f'## c) Sensitivity by sample size: recall on moderate shifts, false alarms on random halves', '',
+             'Data: `sens_frame` in this script, ten columns of different shapes — numbers: ' +
+             ', '.join(f'`{c}`' for c in SENS_NUMERIC) + '; categories: ' + ', '.join(f'`{c}`' for c in SENS_CATEGORICAL) +
+             ' (20 Zipf strings, 10 equally common strings, a bool with 20 % True, 5 integers with shares '
+             '.4/.15/.15/.15/.15, 1000 power-law strings). **Moderate shift** (recall): every numeric column moved by '
+             '+0.5 of its standard deviation, every categorical column with the share of its most frequent value halved '
+             '(the others rescaled). **Random halves** (false alarms): 2n rows of the unshifted columns split at random. '
+             f'**Trivia** ({a.trivia_rows:,} rows a side): +0.03 sd, the top share × 0.98. {a.sens_repeat} seeds per size '
+             f'and condition; rates are over seeds × columns.', '',
+             f'Ways: **before** = `analyze_drift` at commit `{a.before_ref}` (Evidently-style: KS / chi² p < 0.05 up to '
+             '1000 rows a side, else normalized Wasserstein / Jensen–Shannon > 0.1 with p < 0.05), **after** = this '
+             'checkout (Wasserstein / sd and Cohen\'s h above `min_effect` = 0.1, with p below 0.05 / number of columns), '
+             f'both with their defaults, each in a subprocess ({seconds:.0f} s for both). {ev_note}', '',
+             '| rows a side | way | recall, numbers | recall, categories | recall, all | false-alarm rate (halves) '
+             '| dataset alarms (halves) |', '|---:|---|---:|---:|---:|---:|---:|']
+    summary = {}
+    for n in sizes:
+        for w, cases in ways.items():
+            rn, _, _, _ = _rates(cases, 'moderate', n, list(SENS_NUMERIC))
+            rc, _, _, un = _rates(cases, 'moderate', n, list(SENS_CATEGORICAL))
+            ra, k, _, unt = _rates(cases, 'moderate', n, cols)
+            fa, kh, dh, _ = _rates(cases, 'halves', n, cols)
+            summary[w, n] = dict(recall=ra, false_alarm=fa, dataset_alarms=dh)
+            note = f" ({', '.join(f'`{c}`' for c in unt)} not tested)" if unt else ''
+            lines.append(f'| {n:,} | {w}{note} | {rn:.0%} | {rc:.0%} | {ra:.0%} | {fa:.1%} | {dh} of {kh} |')
+    lines += ['', 'Recall per column (share of seeds where the moderate shift was found):', '',
+              '| rows a side | way | ' + ' | '.join(f'`{c}`' for c in cols) + ' |', '|---:|---|' + '---:|' * len(cols)]
+    for n in sizes:
+        for w, cases in ways.items():
+            cells = [_rates(cases, 'moderate', n, [c])[0] for c in cols]
+            lines.append(f'| {n:,} | {w} | ' + ' | '.join('—' if np.isnan(x) else f'{x:.0%}' for x in cells) + ' |')
+    if a.trivia_rows:
+        lines += ['', f'Trivia at {a.trivia_rows:,} rows a side (columns alarmed; dataset drift):', '']
+        for w, cases in ways.items():
+            v = cases.get(f'trivia-{a.trivia_rows}-0')
+            if v: lines.append(f"- {w}: {sum(v['drifted'].values())} of {len(v['drifted'])} columns"
+                               + (f" ({', '.join(f'`{c}`' for c, d in v['drifted'].items() if d)})" if any(v['drifted'].values()) else '')
+                               + f"; dataset drift {v['dataset']}")
+    return lines + [''], summary
+
+
 def main(argv=None):
     ap = _parser()
     a = ap.parse_args(argv)
     if a._child:
         print(json.dumps(child(a._child, a.rows, a.seed))); return
+    if a._sens:
+        print(json.dumps(sens_child(json.loads(a._sens)))); return
     if a.rows < 10_000 or a.evidently_rows < 10_000: ap.error('--rows and --evidently-rows must be >= 10,000')
     if a.repeat < 1 or a.evidently_repeat < 1: ap.error('--repeat and --evidently-repeat must be >= 1')
-    if not set(a.parts) <= {'a', 'b'} or not a.parts: ap.error("--parts must be 'a', 'b' or 'ab'")
+    if not set(a.parts) <= {'a', 'b', 'c'} or not a.parts: ap.error("--parts must be letters among 'a', 'b', 'c'")
     if a.evidently_python is not None and not a.evidently_python.exists(): ap.error(f'{a.evidently_python} does not exist')
     import scipy, sklearn
     load0 = os.getloadavg()
@@ -343,6 +509,8 @@ def main(argv=None):
         lines, summary['a'] = part_a(a); body += lines
     if 'b' in a.parts:
         lines, summary['b'] = part_b(a); body += lines
+    if 'c' in a.parts:
+        lines, summary['c'] = part_c(a); body += lines
     load1 = os.getloadavg()
     cmd = 'python benchmarks/bench_drift.py ' + ' '.join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     ratios = []
@@ -350,6 +518,13 @@ def main(argv=None):
     if summary.get('b', {}).get('ratio'):
         ratios.append(f"Evidently / analyze_drift at {a.evidently_rows:,} rows = **{summary['b']['ratio']:.1f}×** (goal ≥ 30×; "
                       f"{summary['b']['ratio_x']:.1f}× without the high-cardinality string column)")
+    if summary.get('c'):
+        c = summary['c']
+        for n in (x for x in (2000, 5000, 50000) if ('after', x) in c):
+            ratios.append(f"recall on moderate shifts at {n:,} rows a side **{c['before', n]['recall']:.0%} → "
+                          f"{c['after', n]['recall']:.0%}**, false alarms on random halves {c['before', n]['false_alarm']:.1%} → "
+                          f"{c['after', n]['false_alarm']:.1%}" + (f" (Evidently {c['Evidently', n]['recall']:.0%}, "
+                          f"{c['Evidently', n]['false_alarm']:.1%})" if ('Evidently', n) in c else ''))
     text = '\n'.join([
         '# Benchmark: `analyze_drift`', '',
         f"Measured {started.strftime('%Y-%m-%d %H:%M UTC')} by `{cmd.strip()}` (run from the repository root).", '',

@@ -1,4 +1,4 @@
-"""One statistical test per column, chosen by type and sample size like Evidently's defaults, fast enough for millions of rows.
+"""One effect size per column with its statistical test: drift when the move is beyond noise and above a floor, at any sample size, fast enough for millions of rows.
 
 Docs: https://mlops-nb.github.io/mlops_nb/analyses/drift.html.md"""
 
@@ -16,15 +16,17 @@ import pandas as pd
 
 from .checks import as_frame
 from .core import Decision, Report, register_report
-from .stat_tests import (MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, StatTest, _category_counts, _family,
-                                 _few_unique, _numbers, _same_zone, choose_stat_test, stat_test)
+from .stat_tests import (DEFAULT_TESTS, MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, StatTest,
+                                 _category_counts, _family, _few_unique, _numbers, _same_zone, choose_stat_test,
+                                 stat_test)
 from .registry import LoopInputs, analysis
 
-_all_ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test']
+_all_ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'DEFAULT_TESTS', 'StatTest', 'stat_test',
+         'choose_stat_test']
 
 # %% auto #0
 __all__ = ['MissingColumnError', 'DtypeMismatchError', 'DriftReport', 'analyze_drift', 'drift_step', 'STAT_TESTS', 'SMALL_SAMPLE',
-           'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test']
+           'MAX_UNIQUE_CATEGORICAL', 'DEFAULT_TESTS', 'StatTest', 'stat_test', 'choose_stat_test']
 
 # %% ../nbs/analyses/42_drift.ipynb #9fd82c62
 class MissingColumnError(KeyError, ValueError):
@@ -50,6 +52,8 @@ class DriftReport(Report):
     n_reference: int = 0       # rows in the reference
     n_current: int = 0         # rows in the current sample
     decision: Optional[Decision] = None
+    min_effect: Optional[float] = None  # the effect floor of the effect tests (None: each test's threshold)
+    alpha: Optional[float] = None       # family-wise level over the features, Bonferroni (None: each test's own)
 
     @property
     def drifted_columns(self) -> list:
@@ -70,9 +74,10 @@ class DriftReport(Report):
 
 
 def _severity(t:pd.DataFrame) -> pd.Series:
-    "Each row's score relative to its threshold (above 1 = drift), comparable across tests."
-    return pd.Series([STAT_TESTS[n].severity(s) if n in STAT_TESTS else (1.0 if d else 0.0)
-                      for n, s, d in zip(t['stat_test'], t['score'], t['drifted'])], index=t.index, dtype=float)
+    "Each row's score relative to its threshold (above 1 = beyond it), comparable across tests."
+    return pd.Series([STAT_TESTS[n].severity(s, h) if n in STAT_TESTS else (1.0 if d else 0.0)
+                      for n, s, h, d in zip(t['stat_test'], t['score'], t['threshold'], t['drifted'])],
+                     index=t.index, dtype=float)
 
 # %% ../nbs/analyses/42_drift.ipynb #9b9524e9
 _COLS = ['role', 'kind', 'stat_test', 'score', 'threshold', 'drifted', 'p_value', 'n_reference', 'n_current',
@@ -116,12 +121,30 @@ def _compare(r:pd.Series, c:pd.Series, name, role:str, test:str|None=None) -> di
     if n_r == 0 or n_c == 0:  # only infinities left on one side
         return {**row, 'kind': kind, 'stat_test': 'all_nan', 'score': float(n_r != n_c), 'threshold': 0.5,
                 'drifted': n_r != n_c, 'n_reference': n_r, 'n_current': n_c}
-    t = STAT_TESTS[test or choose_stat_test(kind, n_r, n_c)]
+    t = STAT_TESTS[test or DEFAULT_TESTS[kind]]
     if t.kind != kind:
         raise ValueError(f"analyze_drift: column {name!r} is {kind} but stat test {t.name!r} is for {t.kind} columns")
     score, p = t.fn(a, b)
     return {**row, 'kind': kind, 'stat_test': t.name, 'score': float(score), 'threshold': float(t.threshold),
             'drifted': t.drifted(score, p), 'p_value': float(p), 'n_reference': n_r, 'n_current': n_c}
+
+# %% ../nbs/analyses/42_drift.ipynb #c3f4a5b6
+def _decide(table:pd.DataFrame, min_effect:float|None=None, alpha:float|None=None) -> pd.DataFrame:
+    "The table with each tested row's `threshold` and `drifted`: effect above the floor and p below the corrected level."
+    t = table.copy()
+    tested = t['stat_test'].isin(list(STAT_TESTS)).to_numpy()
+    m = max(int((tested & (t['role'] == 'feature').to_numpy()).sum()), 1)
+    thresholds, verdicts = t['threshold'].to_numpy(dtype=float).copy(), t['drifted'].to_numpy(dtype=bool).copy()
+    for i in np.flatnonzero(tested):
+        s = STAT_TESTS[t['stat_test'].iat[i]]
+        k = m if t['role'].iat[i] == 'feature' else 1
+        if s.alpha is not None:  # an effect test: floor and corrected level
+            thr, lvl = (s.threshold if min_effect is None else min_effect), (s.alpha if alpha is None else alpha) / k
+        elif s.drift_if == 'below': thr, lvl = (s.threshold if alpha is None else alpha) / k, None  # a p-value test
+        else: thr, lvl = s.threshold, None  # a distance without a p-value: its own threshold
+        thresholds[i] = thr
+        verdicts[i] = s.drifted(t['score'].iat[i], t['p_value'].iat[i], threshold=thr, alpha=lvl)
+    return t.assign(threshold=thresholds, drifted=verdicts)
 
 # %% ../nbs/analyses/42_drift.ipynb #874df4fc
 def _pair(x, what:str):
@@ -146,6 +169,8 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
                   target=None,      # optional (reference_labels, current_labels): label drift
                   stat_tests=None,  # a test name for all columns, or a dict column → test name (see STAT_TESTS)
                   drift_share:float=0.5, # share of drifted features that makes the dataset drifted
+                  min_effect:float|None=None, # smallest effect that counts (sd units; None: each test's threshold)
+                  alpha:float|None=None, # family-wise level over the features (None: each test's own, 0.05)
                  ) -> DriftReport:
     "Test every column for drift between `reference` and `current`; see which drifted and whether the dataset did."
     ref = as_frame(reference, 'analyze_drift', 'reference', names=range, empty_ok=True)
@@ -165,14 +190,19 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
         if t not in STAT_TESTS:
             raise ValueError(f"analyze_drift: unknown stat test {t!r}; known: {', '.join(STAT_TESTS)}")
     if not 0 < drift_share <= 1: raise ValueError(f"analyze_drift: drift_share must be in (0, 1], got {drift_share}")
+    number = lambda x: isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and np.isfinite(x)
+    if min_effect is not None and not (number(min_effect) and min_effect >= 0):
+        raise ValueError(f"analyze_drift: min_effect must be a number ≥ 0, got {min_effect!r}")
+    if alpha is not None and not (number(alpha) and 0 < alpha < 1):
+        raise ValueError(f"analyze_drift: alpha must be in (0, 1), got {alpha!r}")
     rows = [_compare(ref[c], cur[c], c, 'feature', tests.get(c)) for c in cols]
     for role, pair in (('prediction', prediction), ('target', target)):
         if pair is not None: rows.append(_compare(*_pair(pair, role), f'__{role}__', role))
-    table = pd.DataFrame(rows).set_index('column')[_COLS]
+    table = _decide(pd.DataFrame(rows).set_index('column')[_COLS], min_effect, alpha)
     feats = table[table['role'] == 'feature']
     n_drifted = int(feats['drifted'].sum()); share = n_drifted / len(feats)
     r = DriftReport(table, float(share), bool(share >= drift_share), n_drifted, len(feats), float(drift_share),
-                    len(ref), len(cur))
+                    len(ref), len(cur), min_effect=min_effect, alpha=alpha)
     return dataclasses.replace(r, decision=_decision(r)) if r.dataset_drift else r
 
 # %% ../nbs/analyses/42_drift.ipynb #8f8f6e25
@@ -194,6 +224,6 @@ def _decision(r:DriftReport) -> Decision:
           plots=(('mlops_nb.drift_view:plot_drift', dict(max_columns=15)),), panel='mlops_nb.drift_view:DriftPanel',
           default=True, order=30)
 def drift_step(inputs:LoopInputs) -> DriftReport:
-    "The loop's drift analysis: the training rows against the newest holdout, on the model's features."
+    "The loop's drift analysis: training rows against the newest holdout, on the features (floor: the knob)."
     train, test, features = inputs.train, inputs.test, inputs.features
-    return analyze_drift(train[features], test[features])
+    return analyze_drift(train[features], test[features], min_effect=inputs.params.analysis.drift_min_effect)

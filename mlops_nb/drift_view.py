@@ -28,7 +28,7 @@ def plot_drift(report:DriftReport, # a drift report
                ax=None,            # matplotlib axes to draw on (default: a new figure)
                max_columns:int=30, # show at most this many columns, most drifted first
               ):
-    "Bar chart of each column's score relative to its test's threshold (beyond the line = drift), drifted in red."
+    "Bar chart of each column's score relative to its threshold (the effect floor), drifted (also beyond noise) in red."
     import matplotlib.pyplot as plt
     t = report.columns.assign(severity=_severity(report.columns))
     t = t.sort_values('severity', ascending=False).head(max_columns)[::-1]
@@ -36,7 +36,7 @@ def plot_drift(report:DriftReport, # a drift report
     labels = [f"{c} ({s})" for c, s in zip(t.index, t['stat_test'])]
     ax.barh(labels, t['severity'], color=np.where(t['drifted'], '#d62728', '#999999'))
     ax.axvline(1, color='k', lw=1, ls='--')
-    ax.set_xlabel('score / threshold  (p-values: log p / log threshold); > 1 = drift')
+    ax.set_xlabel('effect / floor  (p-value tests: log p / log level); red = drifted: above 1 and beyond noise')
     ax.set_title(f"{report.n_drifted} of {report.n_columns} features drifted ({report.share_drifted:.0%})"
                  + (' — dataset drift' if report.dataset_drift else ''))
     return ax

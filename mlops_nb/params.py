@@ -179,9 +179,9 @@ class AnalysisParams:
     cv: int = knob(5, "folds for out-of-fold probabilities (label noise)", ge=2)
     max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
     freq: Frequency = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
-    drift_min_effect: float = knob(0.1, "smallest drift that counts, however sure the test is: the distance between "
-                                        "the distributions (in reference standard deviations for numbers, "
-                                        "Jensen-Shannon for categories)", ge=0)
+    drift_min_effect: float = knob(0.1, "smallest drift that counts, however sure the test is, in standard "
+                                        "deviations: Wasserstein distance / reference sd for numbers, Cohen's h "
+                                        "of the category share that moved most for categories", ge=0)
 
 # %% ../nbs/core/03_params.ipynb #0ea8bc67
 @dataclass

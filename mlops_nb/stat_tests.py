@@ -1,4 +1,4 @@
-"""The statistical tests of the drift analysis: a registry a user adds to, and the choice of a test by a column's type and sample size.
+"""The statistical tests of the drift analysis: a registry a user adds to, each test an effect size with its p-value, and the default test by a column's type.
 
 Docs: https://mlops-nb.github.io/mlops_nb/analyses/stat_tests.html.md"""
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'StatTest', 'stat_test', 'choose_stat_test']
+__all__ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'DEFAULT_TESTS', 'StatTest', 'stat_test', 'choose_stat_test']
 
 # %% ../nbs/analyses/42a_stat_tests.ipynb #92a3e7f6
 @dataclass(frozen=True)
@@ -25,20 +25,25 @@ class StatTest:
     kind: str               # 'numeric' (fn gets two samples) or 'categorical' (fn gets two count arrays)
     threshold: float
     drift_if: str = 'above'
-    alpha: Optional[float] = None  # if set, drift also needs the p-value below `alpha` (a distance beyond noise)
+    alpha: Optional[float] = None  # if set, drift also needs the p-value below `alpha` (an effect beyond noise)
     doc: str = ''
 
-    def drifted(self, score:float, p_value:float=np.nan) -> bool:
+    def drifted(self, score:float, p_value:float=np.nan,
+                threshold:float|None=None, # instead of the test's own threshold (e.g. the effect floor)
+                alpha:float|None=None,     # instead of the test's own alpha (e.g. corrected for many columns)
+               ) -> bool:
         "Does `score` (with `p_value`, when the test has an `alpha`) mean drift?"
         if not np.isfinite(score): return False
-        if self.alpha is not None and not p_value < self.alpha: return False
-        return bool(score < self.threshold) if self.drift_if == 'below' else bool(score > self.threshold)
+        thr = self.threshold if threshold is None else threshold
+        if self.alpha is not None and not p_value < (self.alpha if alpha is None else alpha): return False
+        return bool(score < thr) if self.drift_if == 'below' else bool(score > thr)
 
-    def severity(self, score:float) -> float:
-        "Score relative to the threshold on one scale for every test: above 1 means drift."
+    def severity(self, score:float, threshold:float|None=None) -> float:
+        "Score relative to the threshold (the test's own unless given) on one scale for every test: above 1 = drift."
         if not np.isfinite(score): return 0.0
-        if self.drift_if == 'below': return float(np.log(max(score, 1e-300)) / np.log(self.threshold))
-        return float(score / self.threshold)
+        thr = self.threshold if threshold is None else threshold
+        if self.drift_if == 'below': return float(np.log(max(score, 1e-300)) / np.log(thr))
+        return float(score / thr) if thr > 0 else float(score > 0) * np.inf
 
 # %% ../nbs/analyses/42a_stat_tests.ipynb #c6d061ab
 STAT_TESTS: dict[str, StatTest] = {}
@@ -54,6 +59,11 @@ def stat_test(name:str, kind:str, threshold:float, drift_if:str='above', alpha:f
         STAT_TESTS[name] = StatTest(name, fn, kind, threshold, drift_if, alpha, (fn.__doc__ or '').strip())
         return fn
     return deco
+
+# %% ../nbs/analyses/42a_stat_tests.ipynb #0aeda62d
+SMALL_SAMPLE = 1000  # up to this many values on a side: exact KS p-values; and choose_stat_test's small samples
+MAX_UNIQUE_CATEGORICAL = 5  # numbers with at most this many distinct values are categorical
+DEFAULT_TESTS = {'numeric': 'wasserstein', 'categorical': 'cohen_h'}  # analyze_drift's test of each kind
 
 # %% ../nbs/analyses/42a_stat_tests.ipynb #e7039926
 def _wasserstein_sorted(a:np.ndarray, b:np.ndarray) -> tuple[float, float]:
@@ -89,14 +99,16 @@ def _ks(ref, cur):
 
 @stat_test('wasserstein', 'numeric', 0.1, alpha=0.05)
 def _wasserstein(ref, cur):
-    "Wasserstein distance divided by the reference's standard deviation (drift above 0.1, with KS p < 0.05)."
+    "Wasserstein distance in reference standard deviations (drift above 0.1, with KS p < 0.05)."
     from scipy.special import kolmogorov
+    from scipy.stats import ks_2samp
     sample = ref[::max(1, len(ref) // 2000)]
     discrete = len(np.unique(sample)) <= len(sample) // 4  # counts, ages, ratings: hashing beats sorting
     w, d = _wasserstein_counts(ref, cur) if discrete else _wasserstein_sorted(np.sort(ref), np.sort(cur))
     sd = ref.std()
     if sd == 0: sd = np.concatenate([ref, cur]).std()  # constant reference: scale by the pooled spread
-    p = float(kolmogorov(d * np.sqrt(len(ref) * len(cur) / (len(ref) + len(cur)))))  # asymptotic KS p-value
+    if min(len(ref), len(cur)) <= SMALL_SAMPLE: p = float(ks_2samp(ref, cur).pvalue)  # exact where it is cheap
+    else: p = float(kolmogorov(d * np.sqrt(len(ref) * len(cur) / (len(ref) + len(cur)))))  # asymptotic
     return (w / sd if sd > 0 else 0.0), p
 
 # %% ../nbs/analyses/42a_stat_tests.ipynb #c53b4108
@@ -111,29 +123,45 @@ def _pool(rc:np.ndarray, cc:np.ndarray, min_count:int=5, max_bins:int|None=None)
     return r, c
 
 
+def _chi2_p(r:np.ndarray, c:np.ndarray) -> float:
+    "p-value of the chi-square test of homogeneity of two count vectors (1 when fewer than two bins)."
+    from scipy.stats import chi2_contingency
+    if len(r) < 2: return 1.0
+    return float(chi2_contingency(np.vstack([r, c]), correction=False).pvalue)
+
+
 @stat_test('chi2', 'categorical', 0.05, drift_if='below')
 def _chi2(ref_counts, cur_counts):
     "Chi-square test of homogeneity on the category counts; the score is its p-value (drift below 0.05)."
-    from scipy.stats import chi2_contingency
-    r, c = _pool(ref_counts, cur_counts)
-    if len(r) < 2: return 1.0, 1.0
-    p = float(chi2_contingency(np.vstack([r, c]), correction=False).pvalue)
+    p = _chi2_p(*_pool(ref_counts, cur_counts))
     return p, p
+
+
+def _cell_p(r:np.ndarray, c:np.ndarray) -> float:
+    "p-value of the category whose share moved most (two-proportion z-test, Bonferroni over the categories)."
+    from scipy.stats import norm
+    nr, nc = r.sum(), c.sum(); pooled = (r + c) / (nr + nc)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / nr + 1 / nc))
+    z = np.abs(r / nr - c / nc) / np.where(se > 0, se, np.inf)
+    return float(min(1.0, len(r) * 2 * norm.sf(z.max())))
+
+
+@stat_test('cohen_h', 'categorical', 0.1, alpha=0.05)
+def _cohen_h(ref_counts, cur_counts):
+    "Largest change of a category's share as Cohen's h, 2·|asin √p − asin √q| (drift above 0.1, with p < 0.05)."
+    r, c = _pool(ref_counts, cur_counts)
+    if len(r) < 2: return 0.0, 1.0
+    h = 2 * np.abs(np.arcsin(np.sqrt(r / r.sum())) - np.arcsin(np.sqrt(c / c.sum())))
+    return float(h.max()), min(1.0, 2 * min(_chi2_p(r, c), _cell_p(r, c)))  # the surer of two tests, Bonferroni
 
 
 @stat_test('jensenshannon', 'categorical', 0.1, alpha=0.05)
 def _jensenshannon(ref_counts, cur_counts):
     "Jensen–Shannon distance (natural log, as Evidently) of the category shares (drift above 0.1, with chi² p < 0.05)."
     from scipy.spatial.distance import jensenshannon
-    from scipy.stats import chi2_contingency
     r, c = _pool(ref_counts, cur_counts, max_bins=max(2, int(min(ref_counts.sum(), cur_counts.sum())) // 100))
     if len(r) < 2: return 0.0, 1.0
-    p = float(chi2_contingency(np.vstack([r, c]), correction=False).pvalue)
-    return float(jensenshannon(r / r.sum(), c / c.sum())), p
-
-# %% ../nbs/analyses/42a_stat_tests.ipynb #0aeda62d
-SMALL_SAMPLE = 1000  # at most this many values on either side → hypothesis tests instead of distances
-MAX_UNIQUE_CATEGORICAL = 5  # numbers with at most this many distinct values are categorical
+    return float(jensenshannon(r / r.sum(), c / c.sum())), _chi2_p(r, c)
 
 # %% ../nbs/analyses/42a_stat_tests.ipynb #de33bfaf
 def choose_stat_test(kind:str, n_reference:int, n_current:int) -> str:
