@@ -23,7 +23,7 @@ from .kpis import (KPI_COLUMNS, BusinessError, _NEEDS, _by_period, _by_version, 
                            _prepared, _unmeasured)
 from .mismatch import KPI_METRICS, _changes, _finding
 from .outcome import _run_params, outcomes_from_log
-from .scoping import METRICS
+from .scoping import KPI_ALIASES, KPI_WORDS, METRICS, ScopeWords, kpi_key, scope_words
 
 # %% auto #0
 __all__ = ['BusinessReport', 'analyze_business', 'analyze_project']
@@ -34,10 +34,10 @@ __all__ = ['BusinessReport', 'analyze_business', 'analyze_project']
 class BusinessReport(Report):
     "KPIs per model version and per period, and the metric-mismatch finding."
     title: ClassVar[str] = 'Business outcomes'
-    kpi: str                               # the business KPI judged: one of KPI_COLUMNS
+    kpi: str                               # the business KPI judged: its name in the words (KPI_COLUMNS, 'ctr')
     metric: Optional[str]                  # the scoped ML metric compared with it (None = not compared)
     n_rows: int                            # outcome rows analysed
-    by_version: pd.DataFrame               # index version (deployment order): rows, KPI_COLUMNS, unlabelled[, metric]
+    by_version: pd.DataFrame               # index version (deployment order): rows, the KPIs, unlabelled[, metric]
     by_period: Optional[pd.DataFrame]      # columns period, version + the KPIs (None without a time column)
     changes: pd.DataFrame                  # per consecutive pair of versions: kpi and metric before, after, change
     mismatch: bool                         # the metric improved (> min_change) while the KPI fell (> min_change)
@@ -45,9 +45,25 @@ class BusinessReport(Report):
     n_left_out: int = 0                    # logged predictions left out: no outcome row could be joined to them
     left_out: Optional[pd.DataFrame] = None # per batch: batch_id, model_version, run_id, predictions, left_out, why
     decision: Optional[Decision] = None    # scope change when mismatched
+    outcome: Optional[str] = None          # the scope's words: a positive outcome ('delay'), one row ('flight')
+    unit: Optional[str] = None             # (None: a report stored before they were kept)
+
+    @property
+    def words(self) -> ScopeWords:
+        "The words the report speaks (a report stored without them: the ads scenario's if its columns are)."
+        if self.outcome: return ScopeWords(self.outcome, self.unit or 'row')
+        old = [w for w, d in KPI_WORDS.items() if d['names']['positive_rate'] in self.by_version]
+        return ScopeWords(*old[0]) if old else ScopeWords()
+
+    def in_words(self, table:pd.DataFrame) -> pd.DataFrame:
+        "`table` (`by_version`, `by_period`) with its columns named in the report's words, the metric by its name."
+        w = self.words
+        return table.rename(columns=lambda c: f"metric ({self.metric})" if c == 'metric' and self.metric else w.label(c))
 
     def _repr_html_(self) -> str:
-        return f"<p><b>{escape(self.finding)}</b></p>" + report_html(self)
+        tables = {k: self.in_words(getattr(self, k)) for k in ('by_version', 'by_period')
+                  if getattr(self, k) is not None}
+        return f"<p><b>{escape(self.finding)}</b></p>" + report_html(replace(self, **tables))
 
 # %% ../nbs/ops/70_business.ipynb #bbe4efce
 def _check_call(outcomes, cols:dict, kpi:str, min_change, metric, metric_values):
@@ -56,7 +72,9 @@ def _check_call(outcomes, cols:dict, kpi:str, min_change, metric, metric_values)
     if not isinstance(outcomes, pd.DataFrame):
         raise BusinessError(f"{fn}: outcomes must be a DataFrame, got {type(outcomes).__name__}")
     if outcomes.empty: raise BusinessError(f"{fn}: outcomes is empty")
-    if kpi not in KPI_COLUMNS: raise BusinessError(f"{fn}: kpi={kpi!r} is not one of {', '.join(KPI_COLUMNS)}")
+    if kpi_key(kpi) not in KPI_COLUMNS:
+        raise BusinessError(f"{fn}: kpi={kpi!r} is not one of {', '.join(KPI_COLUMNS)} (or the ads scenario's "
+                            f"{', '.join(KPI_ALIASES)})")
     if not (isinstance(min_change, (int, float)) and min_change >= 0):
         raise BusinessError(f"{fn}: min_change={min_change!r} must be a number ≥ 0")
     missing = [f"{k}={v!r}" for k, v in cols.items() if v is not None and v not in outcomes.columns]
@@ -65,11 +83,12 @@ def _check_call(outcomes, cols:dict, kpi:str, min_change, metric, metric_values)
                             f"(columns: {listing(outcomes.columns, 12)})")
     if metric_values is not None and metric is None:
         raise BusinessError(f"{fn}: metric_values given without metric=; name the metric they measure "
-                            "(e.g. metric='impressions')")
+                            "(e.g. metric='precision')")
     what = {'cost': 'cost of acting on a row', 'value': 'value of one positive outcome'}
-    absent = [f"{k}= ({what[k]})" for k in _NEEDS.get(kpi, ()) if cols[k] is None]
+    need = _NEEDS.get(kpi_key(kpi), ())
+    absent = [f"{k}= ({what[k]})" for k in need if cols[k] is None]
     if absent:
-        raise BusinessError(f"{fn}: kpi={kpi!r} needs the column(s) {' and '.join(k + '=' for k in _NEEDS[kpi])}; "
+        raise BusinessError(f"{fn}: kpi={kpi!r} needs the column(s) {' and '.join(k + '=' for k in need)}; "
                             f"not given: {', '.join(absent)}")
     if metric is not None and metric not in METRICS and metric_values is None:
         raise BusinessError(f"{fn}: metric={metric!r} is not a registered metric ({', '.join(METRICS)}); "
@@ -96,20 +115,22 @@ def _metric_per_version(df:pd.DataFrame, versions:list, metric:str, metric_value
 # %% ../nbs/ops/70_business.ipynb #320ffce9
 def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model decided on
                      *,
-                     shown:str, # column: 0/1 or bool, the model acted on the row (e.g. the ad was shown)
-                     label:str, # column: 0/1 or bool outcome (e.g. clicked); missing = not known yet
+                     shown:str, # column: 0/1 or bool, the model acted on the row (e.g. the flight was flagged)
+                     label:str, # column: 0/1 or bool outcome (e.g. delayed); missing = not known yet
                      version:str|None=None, # column: model version that decided; None = a single version
                      time:str|None=None, # column: decision time, for KPIs per period
                      freq:str='D', # period length for `by_period` (pandas offset alias)
                      cost:str|None=None, # column: cost of acting on a row (counted for shown rows)
-                     value:str|None=None, # column: value of one positive outcome (e.g. revenue per click)
+                     value:str|None=None, # column: value of one positive outcome (e.g. the delay cost avoided)
                      metric:str|None=None, # the scoped ML metric (a name in `mlops_nb.scoping.METRICS`)
                      metric_values:dict|pd.Series|None=None, # metric per version, needs `metric` (default: computed)
                      score:str|None=None, # column: the model's score, for `metric` (default: `shown` as a 0/1 score)
                      threshold:float=0.5, # threshold applied to `score` when computing `metric`
-                     kpi:str='ctr', # business KPI judged: a name in KPI_COLUMNS
+                     kpi:str='positive_rate', # business KPI judged: a name in KPI_COLUMNS (or 'ctr', 'clicks', …)
                      min_change:float=0.02, # relative change that counts as a rise or fall
                      order:list|None=None, # versions in deployment order (default: by first decision time, or as seen)
+                     outcome:str|None=None, # a positive outcome in words, e.g. 'delay' (default: the `label` column's name)
+                     unit:str|None=None, # what one row is in words, e.g. 'flight' (default: 'row')
                     ) -> BusinessReport:
     "Business KPIs per model version and period; a scope-change Decision when the ML metric rises while the KPI falls."
     cols = dict(shown=shown, label=label, version=version, time=time, cost=cost, value=value, score=score)
@@ -121,11 +142,14 @@ def analyze_business(outcomes:pd.DataFrame, # one row per candidate the model de
     if metric is not None:
         by_version['metric'] = _metric_per_version(df, versions, metric, metric_values, score, threshold)
     by_period = _by_period(df, freq, unmeasured) if time else None
-    changes = _changes(by_version, kpi, metric, min_change)
+    k, w = kpi_key(kpi), ScopeWords(outcome or str(label), unit or 'row')
+    changes = _changes(by_version, k, metric, min_change)
     mismatch = bool(changes['mismatch'].any()) if len(changes) else False
-    finding, decision = _finding(by_version, changes, kpi, metric, mismatch, min_change,
-                                 has_cost=cost is not None, has_value=value is not None)
-    return BusinessReport(kpi, metric, len(df), by_version, by_period, changes, mismatch, finding, decision=decision)
+    finding, decision = _finding(by_version, changes, k, metric, mismatch, min_change,
+                                 has_cost=cost is not None, has_value=value is not None, words=w)
+    named = lambda t: None if t is None else t.rename(columns=w.name)  # the columns in the words' own names
+    return BusinessReport(w.name(k), metric, len(df), named(by_version), named(by_period), changes, mismatch, finding,
+                          decision=decision, outcome=w.outcome, unit=w.unit)
 
 # %% ../nbs/ops/70_business.ipynb #6b3ded9b
 def _columns(out:pd.DataFrame, p:LoopParams, shown, label, version) -> tuple:
@@ -185,7 +209,7 @@ def analyze_project(project, # the loop project folder
                     version:str|None=None, # column (default: model_version)
                     save:bool=True, # write monitoring/business.json and the recommendation
                    ) -> BusinessReport:
-    "The business analysis of a project's deployed versions, judged by the newest run's scope."
+    "The business analysis of a project's deployed versions, judged by the newest run's scope, in its words."
     project = Path(project)
     p = LoopParams.from_yaml(project / 'params.yaml')
     out = outcomes_from_log(project) if outcomes is None else outcomes
@@ -197,12 +221,14 @@ def analyze_project(project, # the loop project folder
     cost, value = (c if c in out.columns else None for c in (b.cost_col, b.value_col))
     lack = [f"business.{k}_col={c!r}" + ('' if c else ' (not set)')
             for k, c, have in (('cost', b.cost_col, cost), ('value', b.value_col, value))
-            if k in _NEEDS.get(p.scope.kpi, ()) and have is None]
+            if k in _NEEDS.get(kpi_key(p.scope.kpi), ()) and have is None]
     if lack:
         raise BusinessError(f"scope.kpi={p.scope.kpi!r} needs business columns that are not in the outcomes: "
                             f"{', '.join(lack)}")
+    w = scope_words(p.scope, p.data)
     r = analyze_business(out, shown=shown, label=label, version=version, time=time, cost=cost, value=value,
-                         metric=p.scope.metric, metric_values=mv, kpi=p.scope.kpi, min_change=b.min_change)
+                         metric=p.scope.metric, metric_values=mv, kpi=p.scope.kpi, min_change=b.min_change,
+                         outcome=w.outcome, unit=w.unit)
     left = out.attrs.get('left_out') or []
     if left: r = _with_left_out(r, left, len(out))
     if save: _save(r, project, newest)

@@ -16,10 +16,10 @@ __all__ = ['plot_business']
 def plot_business(report:BusinessReport, # a business report
                   ax=None, # matplotlib axes to draw on
                  ):
-    "The KPI per period (one line per version), or per version without periods; the ML metric on a second axis."
+    "The KPI per period (one line per version), or per version; the ML metric on a second axis; in the report's words."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(7, 3.2))[1]
-    k, bv = report.kpi, report.by_version
+    k, bv, say = report.kpi, report.by_version, report.words.label
     periods = report.by_period is not None and len(report.by_period) > 0
     if periods:
         for v, g in report.by_period.groupby('version', sort=False):
@@ -28,7 +28,7 @@ def plot_business(report:BusinessReport, # a business report
     else:
         ax.bar(bv.index.astype(str), bv[k], color=[f'C{i}' for i in range(len(bv))])
         ax.set_xlabel('version')
-    ax.set(ylabel=k, title=f"{k} per {'period' if periods else 'version'}"
+    ax.set(ylabel=say(k), title=f"{say(k)} per {'period' if periods else 'version'}"
                            + (' — metric mismatch' if report.mismatch else ''))
     if report.metric is not None and 'metric' in bv:
         ax2 = ax.twinx()

@@ -29,8 +29,10 @@ def _cmd_business(args) -> int:
     if tab is None: raise BusinessError("--by period needs a time column in the outcomes")
     if args.json:
         print((tab.reset_index() if args.by == 'version' else tab).to_json(orient='records', date_format='iso'))
-    else: print(tab.to_string(float_format=lambda x: f'{x:.4g}'))
     say = (lambda m: print(m, file=sys.stderr)) if args.json else print  # with --json stdout holds only the JSON
+    w = r.words
+    say(f"positive outcome: {w.outcome}; one row: one {w.unit}; KPI: {w.label(r.kpi)}")
+    if not args.json: print(r.in_words(tab).to_string(float_format=lambda x: f'{x:.4g}'))
     say(r.finding)
     if r.decision is not None:
         say(f"recommended: {r.decision.what}")
@@ -44,8 +46,9 @@ def add_commands(sub, # the `mlops-nb` subparsers
                 ):
     "Add `business` to the `mlops-nb` command line."
     s = sub.add_parser('business', parents=[proj, track], help='business KPIs per model version; metric mismatch',
-                       description="Business KPIs (impressions, clicks, ctr, cost, revenue, profit) per model version "
-                                   "or period, from an outcome file or the project's prediction log joined with the "
+                       description="Business KPIs (the rows the model acted on, the positive outcomes among them "
+                                   "and their rate, cost, revenue, profit; in the scope's words: scope.outcome, "
+                                   "scope.unit) per model version or period, from an outcome file or the project's prediction log joined with the "
                                    "business columns (params.business); a scope change is recommended when the ML "
                                    "metric improves while the KPI falls.")
     s.add_argument('--outcomes', default=None, metavar='FILE',

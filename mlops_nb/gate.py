@@ -75,7 +75,7 @@ def model_card(rd:RunDir, # the run folder
     L = [f"# Model card: {title}", '',
          f"Run `{rd.id}` (MLflow run `{info.get('mlflow_run_id', '-')}`), finished {info.get('finished', '-')}; "
          f"parent run: `{info.get('parent') or '-'}`; mlops_nb {code}.", '',
-         '## Scope', '', describe_scope(p.scope),
+         '## Scope', '', describe_scope(p.scope, p.data),
          f"Decision threshold: {p.imbalance.threshold:g}. Model kind: `{p.model.kind}`.", '',
          '## Data', '', f"- data version: `{data.get('version', '-')}` (source: `{p.data.source}`)"]
     for k in ('rows', 'positives', 'prevalence', 'start', 'end', 'train_rows', 'valid_rows', 'test_rows', 'refit_rows',

@@ -1,4 +1,4 @@
-"""The outcome table a business analysis takes — one row per candidate the model decided on — checked, and counted per model version and per period: impressions, clicks, ctr, cost, revenue, profit.
+"""The outcome table a business analysis takes — one row per candidate the model decided on — checked, and counted per model version and per period: rows acted on, positives, their rate, cost, revenue, profit.
 
 Docs: https://mlops-nb.github.io/mlops_nb/ops/kpis.html.md"""
 
@@ -16,14 +16,14 @@ from .checks import listing
 __all__ = ['KPI_COLUMNS', 'BusinessError']
 
 # %% ../nbs/ops/70a_kpis.ipynb #a8cc5851
-KPI_COLUMNS = ('impressions', 'clicks', 'ctr', 'cost', 'revenue', 'profit', 'revenue_per_impression',
-               'profit_per_impression')
+KPI_COLUMNS = ('acted', 'positives', 'positive_rate', 'cost', 'revenue', 'profit', 'revenue_per_acted',
+               'profit_per_acted')
 
-_RATES = ('ctr', 'revenue_per_impression', 'profit_per_impression')  # compared as they are; the totals per candidate
+_RATES = ('positive_rate', 'revenue_per_acted', 'profit_per_acted')  # compared as they are; the totals per row
 
 # the columns each money KPI needs (the others need only `shown` and `label`)
-_NEEDS = {'cost': ('cost',), 'revenue': ('value',), 'revenue_per_impression': ('value',),
-          'profit': ('cost', 'value'), 'profit_per_impression': ('cost', 'value')}
+_NEEDS = {'cost': ('cost',), 'revenue': ('value',), 'revenue_per_acted': ('value',),
+          'profit': ('cost', 'value'), 'profit_per_acted': ('cost', 'value')}
 
 # %% ../nbs/ops/70a_kpis.ipynb #c71da8e7
 class BusinessError(ValueError):
@@ -51,19 +51,18 @@ def _numeric(outcomes:pd.DataFrame, c:str) -> pd.Series:
 # %% ../nbs/ops/70a_kpis.ipynb #97b977ac
 def _kpis(g:pd.DataFrame) -> pd.Series:
     "KPIs of one group of prepared outcome rows."
-    shown = g['_shown'] == 1
-    lab = shown & g['_label'].notna()
-    clicks = int(g.loc[lab, '_label'].sum())
-    imp = int(shown.sum())
-    cost = float(g.loc[shown, '_cost'].sum())
+    acted = g['_shown'] == 1
+    lab = acted & g['_label'].notna()
+    pos = int(g.loc[lab, '_label'].sum())
+    cost = float(g.loc[acted, '_cost'].sum())
     revenue = float((g.loc[lab, '_label'] * g.loc[lab, '_value']).sum())
     n_lab = lab.sum()
-    per_imp = lambda x: x / n_lab if n_lab else np.nan  # on the labelled shown rows
-    return pd.Series(dict(rows=len(g), impressions=imp, clicks=clicks, ctr=per_imp(clicks),
+    per_acted = lambda x: x / n_lab if n_lab else np.nan  # on the labelled rows acted on
+    return pd.Series(dict(rows=len(g), acted=int(acted.sum()), positives=pos, positive_rate=per_acted(pos),
                           cost=cost, revenue=revenue, profit=revenue - cost,
-                          revenue_per_impression=per_imp(revenue),
-                          profit_per_impression=per_imp(revenue - float(g.loc[lab, '_cost'].sum())),
-                          unlabelled=int((shown & g['_label'].isna()).sum())))
+                          revenue_per_acted=per_acted(revenue),
+                          profit_per_acted=per_acted(revenue - float(g.loc[lab, '_cost'].sum())),
+                          unlabelled=int((acted & g['_label'].isna()).sum())))
 
 # %% ../nbs/ops/70a_kpis.ipynb #056f6e7c
 def _prepared(outcomes:pd.DataFrame, shown, label, version, time, freq, cost, value, score) -> pd.DataFrame:
@@ -103,7 +102,7 @@ def _deployment_order(df:pd.DataFrame, order:list|None) -> list:
     return list(seen)
 
 # %% ../nbs/ops/70a_kpis.ipynb #91691a89
-_COUNTS = {c: 'int64' for c in ('rows', 'impressions', 'clicks', 'unlabelled')}
+_COUNTS = {c: 'int64' for c in ('rows', 'acted', 'positives', 'unlabelled')}
 
 
 def _unmeasured(cost, value) -> list:

@@ -12,16 +12,21 @@ import pandas as pd
 
 from .decisions import Decision
 from .kpis import _RATES
-from .scoping import METRICS
+from .scoping import METRICS, ScopeWords, kpi_key
 
 # %% auto #0
 __all__ = ['KPI_METRICS']
 
 # %% ../nbs/ops/70b_mismatch.ipynb #841c9c47
-# the ML metric a scope should optimize to serve each business KPI (a plain dict: add your own)
-KPI_METRICS = {'ctr': 'shown_ctr', 'profit': 'shown_ctr', 'clicks': 'recall', 'revenue': 'recall',
-               'impressions': 'impressions', 'revenue_per_impression': 'shown_ctr',
-               'profit_per_impression': 'shown_ctr'}
+# the ML metric a scope should optimize to serve each business KPI (a plain dict: add your own); words may name
+# their own (`scoping.KPI_WORDS`: the ads scenario's 'shown_ctr' is precision by another name)
+KPI_METRICS = {'positive_rate': 'precision', 'profit': 'precision', 'positives': 'recall', 'revenue': 'recall',
+               'revenue_per_acted': 'precision', 'profit_per_acted': 'precision'}
+
+
+def _aligned(kpi:str, words:ScopeWords) -> str|None:
+    "The metric that measures KPI `kpi` directly, in `words`."
+    return words.metric_for(kpi) or KPI_METRICS.get(kpi_key(kpi))
 
 # %% ../nbs/ops/70b_mismatch.ipynb #af002e82
 def _rel(a:float, b:float) -> float:
@@ -66,17 +71,17 @@ def _changes(by_version:pd.DataFrame, kpi:str, metric:str|None, min_change:float
     return pd.DataFrame(rows, columns=_CHANGES)
 
 # %% ../nbs/ops/70b_mismatch.ipynb #1abc4e81
-def _single_version(by_version:pd.DataFrame, kpi:str) -> str:
+def _single_version(by_version:pd.DataFrame, kpi:str, words:ScopeWords) -> str:
     "The finding when there is one version: its KPI, nothing to compare."
     v = by_version.index[0]
-    why = ' (no labelled row shown)' if kpi in _RATES and pd.isna(by_version.loc[v, kpi]) else ''
-    return f"one model version ({v}): {kpi} = {_num(by_version.loc[v, kpi])}{why}; nothing to compare"
+    why = f" (no labelled {words.row} acted on)" if kpi in _RATES and pd.isna(by_version.loc[v, kpi]) else ''
+    return f"one model version ({v}): {words.label(kpi)} = {_num(by_version.loc[v, kpi])}{why}; nothing to compare"
 
 
-def _no_mismatch(last:pd.Series, kpi:str, metric:str|None, unit:str) -> str:
+def _no_mismatch(last:pd.Series, kpi:str, metric:str|None, unit:str, words:ScopeWords) -> str:
     "The finding without a mismatch: how the KPI (and the metric) changed from the last version to the newest."
     by = lambda ch, x0, x1: f"by {ch:+.1%}" if np.isfinite(ch) else f"from {_num(x0)} to {_num(x1)}"  # NaN, inf: values
-    return (f"no metric mismatch: from version {last.before} to {last.after} {kpi}{unit} changed "
+    return (f"no metric mismatch: from version {last.before} to {last.after} {words.label(kpi)}{unit} changed "
             f"{by(last.kpi_change, last.kpi_before, last.kpi_after)}"
             + (f" and {metric} {by(last.metric_change, last.metric_before, last.metric_after)}" if metric else ''))
 
@@ -87,52 +92,53 @@ def _per_1k(by_version:pd.DataFrame, c:str, v) -> float:
 
 
 def _mismatch_sentence(by_version:pd.DataFrame, bad:pd.Series, kpi:str, metric:str, unit:str,
-                       has_cost:bool, has_value:bool) -> str:
-    "The finding of the mismatched pair `bad`: the metric, the KPI, the money per impression and per 1000 candidates."
-    a, b = bad.before, bad.after
+                       has_cost:bool, has_value:bool, words:ScopeWords) -> str:
+    "The finding of the mismatched pair `bad`: the metric, the KPI, the money per row acted on and per 1000 rows."
+    a, b, say = bad.before, bad.after, words.label
     fmt = lambda c: f"{_per_1k(by_version, c, a):.4g} → {_per_1k(by_version, c, b):.4g}"
     both = has_cost and has_value  # profit needs both; without them the money parts are left out, not shown as zeros
-    pair = lambda c: f"{by_version.loc[a, c]:.4g} → {by_version.loc[b, c]:.4g}"
-    money = (([f"revenue per impression {pair('revenue_per_impression')}"] if has_value else [])
-             + ([f"profit per impression {pair('profit_per_impression')}"] if both else []))
-    per1k = (['impressions'] + (['revenue'] if has_value else []) + (['cost'] if has_cost and not has_value else [])
+    pair = lambda c: f"{say(c)} {by_version.loc[a, c]:.4g} → {by_version.loc[b, c]:.4g}"
+    money = ([pair('revenue_per_acted')] if has_value else []) + ([pair('profit_per_acted')] if both else [])
+    per1k = (['acted'] + (['revenue'] if has_value else []) + (['cost'] if has_cost and not has_value else [])
              + (['profit'] if both else []))
     return (f"metric mismatch: from version {a} to {b} the ML metric {metric} improved {bad.metric_before:.4g} → "
-            f"{bad.metric_after:.4g} ({_pct(bad.metric_change)}) while the business KPI {kpi} fell "
+            f"{bad.metric_after:.4g} ({_pct(bad.metric_change)}) while the business KPI {say(kpi)} fell "
             f"{bad.kpi_before:.4g} → {bad.kpi_after:.4g} ({_pct(bad.kpi_change)}{unit})"
             + (f"; {', '.join(money)}" if money else '')
-            + f"; per 1000 candidates: {', '.join(f'{c} {fmt(c)}' for c in per1k)}")
+            + f"; per 1000 {words.units}: {', '.join(f'{say(c)} {fmt(c)}' for c in per1k)}")
 
 # %% ../nbs/ops/70b_mismatch.ipynb #b9ec1f8a
 def _scope_change(by_version:pd.DataFrame, bad:pd.Series, kpi:str, metric:str, aligned:str, finding:str,
-                  min_change:float, both:bool) -> Decision:
+                  min_change:float, both:bool, words:ScopeWords) -> Decision:
     "The Decision to optimize `aligned` instead of `metric`, with the numbers of the mismatched pair as evidence."
-    a, b = bad.before, bad.after
-    ev = dict(kpi=kpi, metric=metric, version_before=str(a), version_after=str(b),
+    a, b, acted, per_acted = bad.before, bad.after, words.name('acted'), words.name('profit_per_acted')
+    ev = dict(kpi=words.name(kpi), metric=metric, version_before=str(a), version_after=str(b),
               metric_before=float(bad.metric_before), metric_after=float(bad.metric_after),
               kpi_before=float(bad.kpi_before), kpi_after=float(bad.kpi_after),
-              impressions_per_1k_before=float(_per_1k(by_version, 'impressions', a)),
-              impressions_per_1k_after=float(_per_1k(by_version, 'impressions', b)),
+              **{f"{acted}_per_1k_before": float(_per_1k(by_version, 'acted', a)),
+                 f"{acted}_per_1k_after": float(_per_1k(by_version, 'acted', b))},
               min_change=float(min_change))
     if both:
         ev.update(profit_per_1k_before=float(_per_1k(by_version, 'profit', a)),
                   profit_per_1k_after=float(_per_1k(by_version, 'profit', b)),
-                  profit_per_impression_before=float(by_version.loc[a, 'profit_per_impression']),
-                  profit_per_impression_after=float(by_version.loc[b, 'profit_per_impression']))
+                  **{f"{per_acted}_before": float(by_version.loc[a, 'profit_per_acted']),
+                     f"{per_acted}_after": float(by_version.loc[b, 'profit_per_acted'])})
     return Decision(f"change the scope: optimize {aligned} instead of {metric}",
-                    finding + f"; {metric} does not serve the KPI {kpi}, {aligned} measures it directly",
+                    finding + f"; {metric} does not serve the KPI {words.label(kpi)}, {aligned} measures it directly",
                     {'scope': {'metric': aligned}}, ev, 'business')
 
 
-def _finding(by_version, changes, kpi, metric, mismatch, min_change, has_cost=True, has_value=True):
-    "The sentence that says what was found, and the scope-change Decision (or None)."
-    unit = '' if kpi in _RATES else ' per candidate'
-    if not len(changes): return _single_version(by_version, kpi), None
-    if not mismatch: return _no_mismatch(changes.iloc[-1], kpi, metric, unit), None
+def _finding(by_version, changes, kpi, metric, mismatch, min_change, has_cost=True, has_value=True, words=None):
+    "The sentence that says what was found (in `words`, default generic), and the scope-change Decision (or None)."
+    words = words or ScopeWords()
+    unit = '' if kpi in _RATES else f" per {words.row}"
+    if not len(changes): return _single_version(by_version, kpi, words), None
+    if not mismatch: return _no_mismatch(changes.iloc[-1], kpi, metric, unit, words), None
     bad = changes[changes['mismatch']].sort_values('kpi_change').iloc[0]
-    finding = _mismatch_sentence(by_version, bad, kpi, metric, unit, has_cost, has_value)
-    aligned = KPI_METRICS.get(kpi)
+    finding = _mismatch_sentence(by_version, bad, kpi, metric, unit, has_cost, has_value, words)
+    aligned = _aligned(kpi, words)
     if aligned is None or aligned == metric:
-        return (finding + f"; no other metric is mapped to {kpi!r} in KPI_METRICS, so no scope change is recommended",
-                None)
-    return finding, _scope_change(by_version, bad, kpi, metric, aligned, finding, min_change, has_cost and has_value)
+        return (finding + f"; no other metric is mapped to {words.label(kpi)} in KPI_METRICS, so no scope change is "
+                "recommended", None)
+    return finding, _scope_change(by_version, bad, kpi, metric, aligned, finding, min_change, has_cost and has_value,
+                                  words)

@@ -116,7 +116,10 @@ class ScenarioParams:
 class ScopeParams:
     "What the loop optimizes and which business KPI it serves."
     metric: str = knob('pr_auc', "scoped ML metric (a name registered in `mlops_nb.registry.METRICS`)")
-    kpi: Literal['ctr', 'clicks', 'revenue', 'profit', 'impressions'] = knob('ctr', "business KPI the metric serves")
+    kpi: Literal['positive_rate', 'positives', 'acted', 'revenue', 'profit', 'ctr', 'clicks', 'impressions'] = knob(
+        'positive_rate', "business KPI the metric serves: the share of positives among the rows acted on, their "
+                         "number, the rows acted on, revenue, profit ('ctr', 'clicks', 'impressions': the ads "
+                         "scenario's names for the first three)")
     min_delta: float = knob(0.0, "smallest metric gain that counts as an improvement", ge=0)
     outcome: Optional[str] = knob(None, "the positive outcome in words, for reports (e.g. 'click', 'delay'); null "
                                         "= the target column's name ('click' in the built-in scenario)")

@@ -15,7 +15,8 @@ import numpy as np
 from .registry import METRICS
 
 # %% auto #0
-__all__ = ['KPIS', 'Metric', 'metric', 'evaluate', 'staleness_metric', 'describe_scope', 'METRICS']
+__all__ = ['KPIS', 'KPI_WORDS', 'KPI_ALIASES', 'Metric', 'metric', 'evaluate', 'staleness_metric', 'kpi_key', 'ScopeWords',
+           'scope_words', 'describe_scope', 'METRICS']
 
 # %% ../nbs/stages/05_scoping.ipynb #6a2d10a3
 @dataclass(frozen=True)
@@ -143,17 +144,95 @@ def staleness_metric(scoped:str) -> str:
     return scoped if METRICS[scoped].threshold_free else 'roc_auc'
 
 # %% ../nbs/stages/05_scoping.ipynb #7c9941d1
-KPIS = {
-    'ctr': 'clicks per impression shown',
-    'clicks': 'clicks on the ads shown',
-    'revenue': 'revenue from the clicks on the ads shown',
-    'profit': 'revenue minus the cost of the impressions shown',
-    'impressions': 'impressions shown',
+KPIS = {  # the business KPIs a scope may serve → what each counts, in the scope's words
+    'positive_rate': 'share of the {units} acted on with outcome {outcome}',
+    'positives': '{units} acted on with outcome {outcome}',
+    'acted': '{units} the model acted on',
+    'revenue': 'value of the {units} acted on with outcome {outcome}',
+    'profit': 'revenue minus the cost of the {units} acted on',
 }
 
+# words (outcome, unit) with KPI names of their own: the built-in ads scenario's (a plain dict: add your own)
+KPI_WORDS = {('click', 'impression'): dict(
+    names={'acted': 'impressions', 'positives': 'clicks', 'positive_rate': 'ctr',
+           'revenue_per_acted': 'revenue_per_impression', 'profit_per_acted': 'profit_per_impression'},
+    rows='candidates', row='candidate',
+    about={'positive_rate': 'clicks per impression shown', 'positives': 'clicks on the ads shown',
+           'acted': 'impressions shown', 'revenue': 'revenue from the clicks on the ads shown',
+           'profit': 'revenue minus the cost of the impressions shown'},
+    metrics={'positive_rate': 'shown_ctr', 'profit': 'shown_ctr', 'revenue_per_acted': 'shown_ctr',
+             'profit_per_acted': 'shown_ctr', 'acted': 'impressions'})}
+
+# every KPI name words give their own → its generic name (so 'ctr' is accepted wherever a KPI is named)
+KPI_ALIASES = {n: k for w in KPI_WORDS.values() for k, n in w['names'].items()}
+
+
+def kpi_key(name:str) -> str:
+    "The generic name of KPI `name` ('ctr' → 'positive_rate'); other names as they are."
+    return KPI_ALIASES.get(name, name)
+
+# %% ../nbs/stages/05_scoping.ipynb #5308dca9
+def _plural(w:str) -> str:
+    "English plural of a word or of the last word of a phrase ('flight' → 'flights'); 'delayed', 'is_late' as they are."
+    head, _, last = w.rpartition(' ')
+    if not (last.isalpha() and len(last) >= 3) or last.endswith(('ed', 's')): return w
+    last = (last[:-1] + 'ies' if last[-1] == 'y' and last[-2] not in 'aeiou' else
+            last + 'es' if last.endswith(('x', 'z', 'ch', 'sh')) else last + 's')
+    return f"{head} {last}" if head else last
+
+
+@dataclass(frozen=True)
+class ScopeWords:
+    "How reports name things: a positive outcome, one row, and the KPIs in those words."
+    outcome: str = 'positive'  # a positive outcome ('delay', 'click')
+    unit: str = 'row'          # what one row is ('flight', 'impression')
+
+    @property
+    def _own(self) -> dict: return KPI_WORDS.get((self.outcome, self.unit), {})
+    @property
+    def units(self) -> str: return self._own.get('rows') or _plural(self.unit)  # 'flights'
+    @property
+    def row(self) -> str: return self._own.get('row') or self.unit  # one row ('flight'), for "per flight"
+
+    def name(self, kpi:str) -> str:
+        "KPI `kpi`'s column name in reports in these words: its generic name, or these words' own ('ctr')."
+        k = kpi_key(kpi)
+        return self._own.get('names', {}).get(k, k)
+
+    def label(self, kpi:str) -> str:
+        "KPI `kpi` (or 'rows') in words, for tables, plots and sentences: 'delay rate', 'flights acted on'."
+        k = kpi_key(kpi)
+        if self._own: return self.units if k == 'rows' else self.name(k).replace('_', ' ')
+        o = self.outcome
+        return {'rows': self.units, 'acted': f"{self.units} acted on", 'positives': _plural(o),
+                'positive_rate': f"share {o}" if o.endswith('ed') else f"{o} rate",
+                'revenue_per_acted': f"revenue per {self.unit} acted on",
+                'profit_per_acted': f"profit per {self.unit} acted on"}.get(k, k.replace('_', ' '))
+
+    def metric_for(self, kpi:str) -> str|None:
+        "The metric these words name as measuring KPI `kpi` directly (the scenario's 'shown_ctr'), or None."
+        return self._own.get('metrics', {}).get(kpi_key(kpi))
+
+    def about(self, kpi:str) -> str:
+        "What KPI `kpi` (a name in KPIS, or an alias) counts, in these words."
+        k = kpi_key(kpi)
+        return self._own.get('about', {}).get(k) or KPIS[k].format(units=self.units, outcome=self.outcome)
+
+
+def scope_words(scope, # ScopeParams (or anything with `outcome` and `unit`)
+                data=None, # DataParams (`source`, `target`): the defaults; None = 'positive', 'row'
+               ) -> ScopeWords:
+    "The scope's words: `scope.outcome`/`unit`, else the built-in scenario's, else the target column's name and 'row'."
+    scenario = getattr(data, 'source', None) == 'scenario'
+    return ScopeWords(getattr(scope, 'outcome', None) or ('click' if scenario else getattr(data, 'target', None))
+                      or 'positive', getattr(scope, 'unit', None) or ('impression' if scenario else 'row'))
+
 # %% ../nbs/stages/05_scoping.ipynb #3451fcdf
-def describe_scope(scope) -> str:
-    "One paragraph on what the loop optimizes and what it serves."
-    m = METRICS[scope.metric]
+def describe_scope(scope, # ScopeParams
+                   data=None, # DataParams: the target column and source the scope's words default to
+                  ) -> str:
+    "One paragraph on what the loop optimizes and what it serves, in the scope's words."
+    m, w = METRICS[scope.metric], scope_words(scope, data)
     return (f"The loop optimizes **{m.name}** ({'higher' if m.greater_is_better else 'lower'} is better): {m.doc} "
-            f"It serves the business KPI **{scope.kpi}** ({KPIS[scope.kpi]}).")
+            f"It serves the business KPI **{w.label(scope.kpi)}** ({w.about(scope.kpi)}); a positive outcome is "
+            f"**{w.outcome}**, one row is one **{w.unit}**.")
