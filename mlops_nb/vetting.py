@@ -24,8 +24,8 @@ from .scoping import METRICS
 from .train import model_from_params
 
 # %% auto #0
-__all__ = ['VET_Z', 'VET_BOOTSTRAP', 'VET_MAX_TRAIN_ROWS', 'RECALIBRATE_DAYS', 'judged_elsewhere', 'breaks_calibration',
-           'score_change', 'VettingReport', 'vet_decisions']
+__all__ = ['VET_Z', 'VET_BOOTSTRAP', 'VET_MAX_TRAIN_ROWS', 'RECALIBRATE_DAYS', 'VETTING_FILE', 'judged_elsewhere',
+           'breaks_calibration', 'score_change', 'VettingReport', 'vet_decisions', 'load_vetting']
 
 # %% ../nbs/stages/45a_vetting.ipynb #9312b5a7
 VET_Z = 2.0                # a gain counts when it exceeds this many paired-bootstrap standard errors (+ scope.min_delta)
@@ -285,3 +285,12 @@ def vet_decisions(params:LoopParams, # the run's params
     cand = pd.DataFrame(rows, columns=['source', 'what', 'verdict', 'value', 'gain', 'margin', 'reason'])
     return VettingReport(m.name, m.greater_is_better, on, float(m(fits.y, *judge.base)), int(fits.n_train),
                          len(recommended), len(out), cand, together, recommended, out)
+
+# %% ../nbs/stages/45a_vetting.ipynb #7572f896
+VETTING_FILE = 'vetting.json'  # where a run keeps its VettingReport
+
+
+def load_vetting(run_folder) -> VettingReport|None:
+    "The vetting a run stored, or None for a run without one (stages that did not run, or older runs)."
+    p = Path(run_folder) / VETTING_FILE
+    return Report.read_json(p) if p.exists() else None
