@@ -179,7 +179,7 @@ def _run_stages(project:Path, tmp:Path, params:LoopParams, bar, log_output:bool,
         if kernel: kernel.shutdown()
     return error, seconds
 
-# %% ../nbs/runner/80_runner.ipynb #a1c0d024
+# %% ../nbs/runner/80_runner.ipynb #5513c577
 def _vs_parent(project:Path, rd:RunDir) -> dict|None:
     "How run `rd`'s scoped metric compares with its parent's beyond noise (`runs.scoped_change`); None without one."
     parent = rd.info.get('parent')

@@ -30,7 +30,7 @@ __all__ = ['VET_Z', 'VET_BOOTSTRAP', 'VET_MAX_TRAIN_ROWS', 'RECALIBRATE_DAYS', '
 # %% ../nbs/stages/45a_vetting.ipynb #9312b5a7
 VET_Z = 2.0                # a gain counts when it exceeds this many paired-bootstrap standard errors (+ scope.min_delta)
 VET_BOOTSTRAP = 200        # paired bootstrap resamples of the validation rows
-VET_MAX_TRAIN_ROWS = 30_000  # each refit learns from at most this many rows (a uniform sample; also analysis.max_rows)
+VET_MAX_TRAIN_ROWS = 15_000  # each refit learns from at most this many rows (a uniform sample; also analysis.max_rows)
 RECALIBRATE_DAYS = 14      # class weights for a calibration-sensitive scope come with recalibration on this many days
 
 # %% ../nbs/stages/45a_vetting.ipynb #98744324
