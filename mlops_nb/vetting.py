@@ -193,7 +193,10 @@ class _Judge:
 
     def __call__(self, p:LoopParams, against:tuple|None=None) -> dict:
         "Value of params `p` on the validation days, gain over `against` (default: the params as they are), margin."
-        s = (self.fits.scores(p), p.imbalance.threshold)
+        try: s = (self.fits.scores(p), p.imbalance.threshold)
+        except ValueError as e:  # e.g. a window with no rows or one class: the decision cannot be refit
+            nan = float('nan')
+            return dict(value=nan, gain=nan, margin=nan, ok=False, scores=None, error=str(e).splitlines()[0])
         g, se = _gain(self.m, self.fits.y, s, against or self.base, self.n_boot, self.seed)
         margin = self.z * se + self.min_delta
         return dict(value=float(self.m(self.fits.y, *s)), gain=g, margin=margin, ok=bool(g > margin), scores=s)
@@ -207,6 +210,7 @@ def _row(d:Decision, verdict:str, reason:str, j:dict|None=None) -> dict:
 
 def _said(j:dict, metric:str, what:str='the params as they are') -> str:
     "A verdict's numbers in words."
+    if j.get('error'): return f"it cannot be refit on the rows before the validation days ({j['error']})"
     if j['gain'] == 0 and j['margin'] <= 0: return f"it does not change {metric} (no effect on the scores it judges)"
     if not math.isfinite(j['gain']): return f"the validation days cannot measure {metric} for it"
     if j['ok']: return f"it beats {what} by {j['gain']:.4g} {metric}, beyond the noise margin {j['margin']:.4g}"
