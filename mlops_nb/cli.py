@@ -21,7 +21,8 @@ from .project import init_project
 from .rundir import RunError
 from .runlog import log_run
 from .runner import run_loop
-from .runs import compare_runs, list_runs, show_run
+from .runs import change_words, compare_runs, list_runs, show_run
+from .vetting import load_vetting
 
 # %% auto #0
 __all__ = ['demo', 'main']
@@ -52,6 +53,12 @@ def _run_message(rd) -> str:
     else:
         stages = ', '.join(info.get('stage_seconds') or {}) or 'none'
         lines.append(f"run {rd.id} {rd.status}: no test metric (stages run: {stages})")
+    vs = info.get('vs_parent') or {}
+    if vs.get('verdict'): lines.append('  ' + change_words(vs, f"its parent {info['parent']}"))
+    v = load_vetting(rd.path)
+    if v is not None:
+        lines.append(f"  recommends {v.n_recommended} decision{'s' * (v.n_recommended != 1)}; {v.n_vetted_out} "
+                     f"vetted out against {v.metric} (their numbers: mlops-nb show {rd.id})")
     lines.append(f"  {rd.path}")
     lines += [f"  note: {n}" for n in (rd.read_json('data.json') or {}).get('notes', [])]
     return '\n'.join(lines)
@@ -99,7 +106,11 @@ def _cmd_log(args) -> int:
           f"{rd.info.get('tracking_uri')}; status {rd.status}")
 
 # %% ../nbs/cli/90_cli.ipynb #a1c0e012
-def _cmd_compare(args) -> int: print(compare_runs(args.project, args.run_a, args.run_b).to_string())
+def _cmd_compare(args) -> int:
+    df = compare_runs(args.project, args.run_a, args.run_b)
+    print(df.to_string())
+    if ('scoped', 'verdict') in df.index:
+        print(f"{df.columns[1]} is {df.loc[('scoped', 'verdict'), df.columns[1]].replace('the other run', df.columns[0])}")
 
 # %% ../nbs/cli/90_cli.ipynb #a1c0e013
 def _cmd_batch(args) -> int:

@@ -14,6 +14,7 @@ from .checks import atomic_write
 from .decisions import Decision, apply_decisions
 from .params import LoopParams
 from .registry import ANALYSES, LoopInputs
+from .vetting import VETTING_FILE, vet_decisions
 
 # %% auto #0
 __all__ = ['run_analyses', 'save_analyses']
@@ -35,14 +36,20 @@ def run_analyses(params:LoopParams, # the run's params
 def save_analyses(run, # a RunDir
                   reports:dict, # name → Report
                   params:LoopParams|None=None, # the run's params: a recommendation they already satisfy is left out
+                  *, history:pd.DataFrame|None=None, # with params: vet the recommendations against the scope
+                  valid:pd.DataFrame|None=None, # the validation rows with the run's `score` (its own model)
                  ) -> list[Decision]:
-    "Store reports, the files their analyses add and the recommendations in the run; returns the recommendations."
+    "Store reports, the files their analyses add, the vetting and the recommendations in the run; returns those."
     for name, r in reports.items(): run.save_report(name, r)
     for name, r in reports.items():
         entry = ANALYSES.get(name)
         if entry is not None and entry.artifacts is not None: entry.artifacts(r, run.path)
     recs = [r.decision for r in reports.values() if getattr(r, 'decision', None) is not None]
     if params is not None: recs = [d for d in recs if apply_decisions(params, [d]) != params]  # already in effect
+    if params is not None and history is not None and recs:
+        vetting = vet_decisions(params, recs, history, valid_scored=valid)
+        vetting.to_json(run.path / VETTING_FILE)
+        recs = vetting.recommended
     atomic_write(run.path / 'recommendations.yaml',
                  yaml.safe_dump([x.to_dict() for x in recs], sort_keys=False, allow_unicode=True))
     return recs

@@ -24,7 +24,7 @@ from .tracking import STORE_LOCK_TIMEOUT, LOG_ATTEMPTS, open_store, store_lock, 
 from .project import LOOP_DIR, check_notebook, code_version, init_project, new_run_id, _claim, _notebooks_folder
 from .kernels import KERNEL_ARGS, KERNEL_START_ATTEMPTS, StageKernel, _start_kernel
 from .runlog import log_run, log_to_mlflow
-from .runs import compare_runs, list_runs, show_run
+from .runs import compare_runs, list_runs, scoped_change, show_run
 
 _mlflow = open_store  # the old private name, which tests and older code still import from here
 
@@ -179,12 +179,20 @@ def _run_stages(project:Path, tmp:Path, params:LoopParams, bar, log_output:bool,
         if kernel: kernel.shutdown()
     return error, seconds
 
+# %% ../nbs/runner/80_runner.ipynb #5513c577
+def _vs_parent(project:Path, rd:RunDir) -> dict|None:
+    "How run `rd`'s scoped metric compares with its parent's beyond noise (`runs.scoped_change`); None without one."
+    parent = rd.info.get('parent')
+    if not parent: return None
+    try: return scoped_change(find_run(project, parent), rd)
+    except Exception as e: return dict(verdict='', error=f"{type(e).__name__}: {e}"[:300])  # never fails the run
+
 # %% ../nbs/runner/80_runner.ipynb #a1c0d025
 def _finish(project:Path, tmp:Path, error, seconds:dict, tracking_uri) -> RunDir:
     "Rename the run folder (failed or unlogged) and log it; RunError if it failed or could not be logged."
     # 'unlogged' until log_to_mlflow records the MLflow run: a run killed after the rename is never 'complete'
     RunDir(tmp).update_info(status='failed' if error else 'unlogged', finished=utc_now('microseconds'), error=error,
-                            stage_seconds=seconds)
+                            stage_seconds=seconds, vs_parent=None if error else _vs_parent(project, RunDir(tmp)))
     final = tmp.parent / tmp.name.removeprefix('.tmp-')
     os.replace(tmp, final)
     rd, run_id = RunDir(final), final.name

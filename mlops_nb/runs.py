@@ -12,36 +12,78 @@ from pathlib import Path
 import pandas as pd
 
 from .rundir import RUN_STATUSES, RunDir, find_run, _run_folders
+from .vetting import load_vetting, score_change
 
 # %% auto #0
-__all__ = ['list_runs', 'show_run', 'compare_runs']
+__all__ = ['scoped_change', 'change_words', 'list_runs', 'show_run', 'compare_runs']
+
+# %% ../nbs/runner/84_runs.ipynb #c84v0002
+def _test_scores(rd:RunDir):
+    "The run's scored test window (a frame with the target, `score` and id), or None when it has none."
+    f = rd.path / 'data' / 'test_scored.parquet'
+    return pd.read_parquet(f) if f.exists() and (rd.path / 'params.yaml').exists() else None
+
+
+def scoped_change(a:RunDir, # the first run (e.g. the parent)
+                  b:RunDir, # the second run: its scoped metric is the one compared
+                 ) -> dict|None:
+    "How run `b`'s scoped metric on its test window compares with run `a`'s, beyond noise; None if either has none."
+    ta, tb = _test_scores(a), _test_scores(b)
+    if ta is None or tb is None: return None
+    pa, pb = a.params, b.params
+    ya, yb, idc = pa.data.target, pb.data.target, pb.data.id_col
+    paired = bool(idc and idc in ta and idc in tb and len(ta) == len(tb) and ta[idc].is_unique
+                  and set(ta[idc]) == set(tb[idc]))
+    if paired:
+        tb = tb.set_index(idc).loc[ta[idc]].reset_index()
+        paired = bool((ta[ya].to_numpy() == tb[yb].to_numpy()).all())  # relabelled test rows: not the same rows
+    return score_change(pb.scope.metric, (ta[ya], ta['score'], pa.imbalance.threshold),
+                        (tb[yb], tb['score'], pb.imbalance.threshold), paired=paired, seed=pb.seed)
+
+# %% ../nbs/runner/84_runs.ipynb #c84v0004
+def change_words(ch:dict, # a `scoped_change`
+                 against:str='', # what the run is compared with, e.g. 'its parent r1'
+                ) -> str:
+    "A `scoped_change` in words: worse, better or the same as `against`, with both values and the noise margin."
+    word = {'worse': 'worse than', 'better': 'better than', 'same': 'within noise of'}[ch['verdict']]
+    return (f"{word} {against or 'the other run'}: {ch['metric']} {ch['b']:.4f} against {ch['a']:.4f} "
+            f"({ch['change']:+.4f}; noise margin {ch['margin']:.4f})")
+
+# %% ../nbs/runner/84_runs.ipynb #c84v0003
+def _vetting(rd:RunDir) -> dict|None:
+    "The run's vetting in plain data: what was judged on, the baseline, every candidate's verdict, the set kept."
+    v = load_vetting(rd.path)
+    if v is None: return None
+    return dict(metric=v.metric, judged_on=v.judged_on, baseline=v.baseline, together=v.together,
+                candidates=v.candidates.to_dict(orient='records'))
 
 # %% ../nbs/runner/84_runs.ipynb #dfae00c4
 def list_runs(project='.') -> pd.DataFrame:
-    "One row per run (interrupted ones too): id, status, parent, scoped test metric, data version, start and finish."
+    "One row per run (interrupted ones too): id, status, parent, scoped test metric, `vs_parent`, data version, times."
     rows = []
     for p in _run_folders(Path(project) / 'runs').values():
         rd = RunDir(p); info = rd.info
         m = rd.read_json('metrics.json') or {}
         rows.append(dict(run=rd.id, status=rd.status, parent=info.get('parent') or '',
                          metric=m.get('scoped', {}).get('name'), value=m.get('scoped', {}).get('test'),
+                         vs_parent=(info.get('vs_parent') or {}).get('verdict', ''),
                          data_version=(rd.read_json('data.json') or {}).get('version'), started=info.get('started'),
                          finished=info.get('finished')))
-    return pd.DataFrame(rows, columns=['run', 'status', 'parent', 'metric', 'value', 'data_version', 'started',
-                                       'finished'])
+    return pd.DataFrame(rows, columns=['run', 'status', 'parent', 'metric', 'value', 'vs_parent', 'data_version',
+                                       'started', 'finished'])
 
 # %% ../nbs/runner/84_runs.ipynb #97845eb9
 def show_run(project, # the loop project folder
              run_id:str, # run id, unique prefix or 'latest'
             ) -> dict:
-    "Everything about one run: info, params, metrics, data, decisions, recommendations, reports on disk."
+    "Everything about one run: info, params, metrics, data, decisions, recommendations and their vetting, reports."
     rd = find_run(project, run_id)
     info, p = rd.info, rd.path / 'params.yaml'
     return dict(path=str(rd.path), **{**info, 'status': rd.status},
                 status_means=RUN_STATUSES.get(rd.status, 'no run.json in the folder'),
                 params=rd.params.to_dict() if p.exists() else None, metrics=rd.read_json('metrics.json'),
                 data=rd.read_json('data.json'), decisions=rd.decisions.entries(),
-                recommendations=[d.to_dict() for d in rd.recommendations()],
+                recommendations=[d.to_dict() for d in rd.recommendations()], vetting=_vetting(rd),
                 reports=sorted(p.stem for p in (rd.path / 'reports').glob('*.json')))
 
 # %% ../nbs/runner/84_runs.ipynb #49052cb6
@@ -60,7 +102,7 @@ def compare_runs(project, # the loop project folder
                  run_a:str, # run id, unique prefix or 'latest'
                  run_b:str, # the other run
                 ) -> pd.DataFrame:
-    "Params, data version, test metrics and findings of two runs side by side (only what differs, plus metrics)."
+    "Params, data version, test metrics, the scoped one's verdict and findings of two runs (what differs, metrics)."
     a, b = find_run(project, run_a), find_run(project, run_b)
     rows = []
     pa, pb = a.params.flat(), b.params.flat()
@@ -70,11 +112,15 @@ def compare_runs(project, # the loop project folder
     rows.append(('data', 'version', da.get('version'), db.get('version')))
     ma, mb = ((r.read_json('metrics.json') or {}).get('test', {}) for r in (a, b))
     for k in sorted(set(ma) | set(mb)): rows.append(('metric', f'test.{k}', ma.get(k), mb.get(k)))
+    ch = scoped_change(a, b)
+    if ch is not None:
+        rows += [('scoped', f"test.{ch['metric']}", ch['a'], ch['b']), ('scoped', 'verdict', '', change_words(ch))]
     fa, fb = _findings(a), _findings(b)
     for k in sorted(set(fa) | set(fb)):
         if fa.get(k) != fb.get(k): rows.append(('finding', k, fa.get(k), fb.get(k)))
     ca, cb = (a.id, b.id) if a.id != b.id else (f'{a.id} (A)', f'{b.id} (B)')  # `compare X latest` when latest is X
     df = pd.DataFrame(rows, columns=['section', 'key', ca, cb])
     num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float('nan')
-    df['change'] = [num(y) - num(x) if s == 'metric' else float('nan') for s, x, y in zip(df.section, df[ca], df[cb])]
+    df['change'] = [num(y) - num(x) if s in ('metric', 'scoped') else float('nan')
+                    for s, x, y in zip(df.section, df[ca], df[cb])]
     return df.set_index(['section', 'key'])
