@@ -276,13 +276,13 @@ def _compare(win:pd.DataFrame, yt:np.ndarray, scores:list, cur:str, m:Metric, cm
     gap, se, mg = gaps(best)
     win['gap_to_best'], win['se_gap'], win['within_noise'] = gap, se, ok & (gap <= mg)
     rec = None
-    if win['beats_current'].any():  # the best that beats the params; among those within noise of it, the best other side
+    if win['beats_current'].any():  # within noise of the best that beats the params: the surest on the other side
         passing = win['beats_current'].to_numpy()
         top = int(np.nanargmax(np.where(passing, win['gain'], np.nan)))
         gap, _, mg = gaps(top)
-        other = win['gain_ranking' if m.calibration_sensitive else 'gain_calibration'].to_numpy()
-        close = passing & (gap <= mg)
-        rec = int(np.nanargmax(np.where(close, np.nan_to_num(other, nan=-np.inf), np.nan)))
+        side = '_ranking' if m.calibration_sensitive else '_calibration'  # the other side: surest not to lose
+        low = np.nan_to_num((win['gain' + side] - Z * win['se' + side]).to_numpy(), nan=-np.inf)
+        rec = int(np.nanargmax(np.where(passing & (gap <= mg), low, np.nan)))
     win['recommended'] = np.arange(n) == (-1 if rec is None else rec)
     return win, rec
 
