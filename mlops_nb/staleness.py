@@ -210,7 +210,8 @@ def _specs(edges:pd.DatetimeIndex, freq, train_days, recent_days) -> tuple[list,
         if not any(same(s, train_days) for s in specs):
             specs.append(spec(f"{train_days}d", end - pd.Timedelta(days=train_days), float(train_days), np.nan))
         cur = next(s['name'] for s in specs if same(s, train_days))
-    recents = {max(1, math.ceil(span(L))) for L in (1, 2, 4) if L < last} | ({int(recent_days)} if recent_days else set())
+    recents = {max(1, math.ceil(span(L))) for L in (1, 2, 4) if L < last}
+    recents |= {int(recent_days)} if recent_days else set()
     for b in dict.fromkeys(['all', cur]):
         base = next(s for s in specs if s['name'] == b)
         specs += [spec(f"{b}+recal {r}d", base['start'], base['train_days'], base['n_windows'], recent=float(r),
@@ -227,7 +228,7 @@ def _backtest_scores(estimator, X:pd.DataFrame, y:np.ndarray, t:np.ndarray, edge
     if len(np.unique(y[test])) < 2:
         raise ValueError(f"analyze_staleness: the latest window (from {edges[last]}) has a single class; "
                          "use a longer freq")
-    fits, scores, rows = {}, [], []
+    fits, recent, scores, rows = {}, {}, [], []
     for s in specs:
         idx = span(s['start'], edges[last])
         row = {k: s[k] for k in ('n_windows', 'train_start', 'train_days', 'recent_days', 'all_history') if k in s}
@@ -240,8 +241,13 @@ def _backtest_scores(estimator, X:pd.DataFrame, y:np.ndarray, t:np.ndarray, edge
         else:
             p = _score(est, X, test)
             if np.isfinite(s['recent_days']):  # the loop's rule: the last N days of the training rows
-                rec = _cap(idx[t[idx] >= t[idx].max() - np.timedelta64(int(s['recent_days']), 'D')], max_rows, rng)
-                p = _shifted(p, logit_shift(_score(est, X, rec), float(y[rec].mean())))
+                if s['base'] not in recent:  # the base model scored once on its longest recent span
+                    longest = np.nanmax([x['recent_days'] for x in specs if x['base'] == s['base']])
+                    rec = _cap(idx[t[idx] >= t[idx].max() - np.timedelta64(int(longest), 'D')], max_rows, rng)
+                    recent[s['base']] = (rec, _score(est, X, rec))
+                rec, pr = recent[s['base']]
+                keep = t[rec] >= t[idx].max() - np.timedelta64(int(s['recent_days']), 'D')
+                p = _shifted(p, logit_shift(pr[keep], float(y[rec][keep].mean())))
             scores.append(p)
         rows.append(row)
     return test, scores, pd.DataFrame(rows, index=pd.Index([s['name'] for s in specs], name='window'))
@@ -341,8 +347,9 @@ def _default_decay_metric(m:Metric) -> str:
 # %% ../nbs/analyses/43_staleness.ipynb #2fd6e4e6
 def _remedy(r:pd.Series) -> str:
     "A candidate in words: 'train on the last 14 days', 'train on all history and recalibrate on the last 7 days'."
-    train = 'train on all history' if r['all_history'] else f"train on the last {max(1, math.ceil(r['train_days']))} days"
-    return train + (f" and recalibrate on the last {int(r['recent_days'])} days" if np.isfinite(r['recent_days']) else '')
+    days, rec = max(1, math.ceil(r['train_days'])), r['recent_days']
+    train = 'train on all history' if r['all_history'] else f"train on the last {days} days"
+    return train + (f" and recalibrate on the last {int(rec)} days" if np.isfinite(rec) else '')
 
 
 def _decision(rep:StalenessReport, r:pd.Series) -> Decision:
