@@ -140,7 +140,7 @@ def evaluate(y_true, y_score, threshold:float=0.5, names=None) -> dict:
 
 # %% ../nbs/stages/05_scoping.ipynb #4f2d4089
 def staleness_metric(scoped:str) -> str:
-    "The metric staleness is judged by: the scoped one if it is threshold-free, else ROC AUC."
+    "The metric staleness decides among remedies by: the scoped one if threshold-free, else ROC AUC."
     return scoped if METRICS[scoped].threshold_free else 'roc_auc'
 
 # %% ../nbs/stages/05_scoping.ipynb #7c9941d1

@@ -20,6 +20,7 @@ from .core import Decision, Report, register_report, report_html
 from .drift import DriftReport, MissingColumnError, analyze_drift
 from .registry import LoopInputs, analysis
 from .scoping import METRICS, Metric, staleness_metric
+from .train import _shifted, logit_shift
 from .windows import MAX_BOOT_ROWS, N_BOOT, Z, Z_STALE, _binary_target, _boot, _metric, _se, _windows
 
 _all_ = ['N_BOOT', 'MAX_BOOT_ROWS', 'Z', 'Z_STALE']
@@ -31,18 +32,18 @@ __all__ = ['StalenessReport', 'analyze_staleness', 'staleness_step', 'N_BOOT', '
 @register_report
 @dataclass(frozen=True)
 class StalenessReport(Report):
-    "How a model decays with age, whether it is stale, and which training window serves the latest data best."
+    "How a model decays with age, whether it is stale, and which remedy serves the latest data best."
     title: ClassVar[str] = 'Model staleness'
     decay: pd.DataFrame        # one row per window after the training cut: train_end, window_start, window_end, age,
-                               # age_days, metric, n, n_positive
-    windows: pd.DataFrame      # one row per candidate training window: n_windows, train_start, train_days, n_train,
-                               # metric on the latest window, ...
+                               # age_days, metric (the decay metric), roc_auc, log_loss, prevalence, n, n_positive
+    windows: pd.DataFrame      # one row per candidate remedy (training window, recalibration): its metric, ranking
+                               # and calibration on the latest window, and its gains over the current params
     drift: DriftReport         # features (and target) of the training rows vs the latest window
-    is_stale: bool             # the latest windows score below `stale_threshold`
-    recommended_window: Optional[pd.Timedelta]  # shortest training window as good as the best; None = all history
-    metric: str = 'roc_auc'    # the metric's name
-    fresh_score: float = float('nan')   # metric on the first windows after the training cut
-    latest_score: float = float('nan')  # metric on the latest windows
+    is_stale: bool             # the latest windows score below `stale_threshold` by the decay metric
+    recommended_window: Optional[pd.Timedelta]  # the recommended training window; None = all history or no change
+    metric: str = 'roc_auc'    # the metric that decides among the remedies (the scoped one)
+    fresh_score: float = float('nan')   # decay metric on the first windows after the training cut
+    latest_score: float = float('nan')  # decay metric on the latest windows
     stale_threshold: float = float('nan')  # stale beyond this: fresh_score minus the noise margin
     drop: float = float('nan') # how much worse latest_score is than fresh_score (in the metric's better direction)
     margin: float = float('nan')  # the noise margin: max(min_drop, 2.33 standard errors of the drop)
@@ -50,32 +51,42 @@ class StalenessReport(Report):
     n_windows: int = 0         # windows spanned by the data
     train_end: Optional[pd.Timestamp] = None  # end of the decay model's training data
     positive_label: object = None  # the original label taken as positive (the minority class)
+    decay_metric: str = 'roc_auc'  # the prevalence-free metric the decay is judged by
+    recalibrated: bool = False # the decay metric scores the model after shifting it to each window's prevalence
+    calibration_metric: str = 'log_loss'  # the calibration side of every remedy (the ranking side is ROC AUC)
+    current: str = 'all'       # the candidate the params already train (window.train_days, calibration.recent_days)
+    recommended_recent_days: Optional[int] = None  # the recommended recalibration (calibration.recent_days)
     decision: Optional[Decision] = None
 
     def _repr_html_(self) -> str: return report_html(self) + self.drift._repr_html_()
 
     def closest_window(self, days:float) -> pd.Series|None:
-        "The backtested candidate window closest to `days` (a row of `windows`; None without candidates)."
+        "The backtested training window (without recalibration) closest to `days` (a row of `windows`, or None)."
         w = self.windows
+        if 'recent_days' in w: w = w[w['recent_days'].isna()]
         if not len(w): return None
         return w.iloc[int(np.argmin(np.abs(w['train_days'].to_numpy() - days)))]
 
     def decision_for(self, window_days:int|None, # train on the last `window_days` days; None: on all history
                      by:str='the staleness panel', # who chose it, for the Decision's `why`
+                     recent_days:int|None=None, # and recalibrate on the last `recent_days` days (None: do not)
                     ) -> Decision:
-        "The Decision to train on the last `window_days` days (None: all history), chosen by a person (`by`)."
-        ev = dict(metric=self.metric, fresh_score=self.fresh_score, latest_score=self.latest_score,
+        "The Decision a person (`by`) chooses: train on the last `window_days` days (None: all history)."
+        ev = dict(metric=self.decay_metric, fresh_score=self.fresh_score, latest_score=self.latest_score,
                   is_stale=self.is_stale)
-        why = (f"chosen in {by}: the model's {self.metric} went from {fmt(self.fresh_score)} to "
+        why = (f"chosen in {by}: the model's {self.decay_metric} went from {fmt(self.fresh_score)} to "
                f"{fmt(self.latest_score)} ({'stale' if self.is_stale else 'not stale'})")
-        if window_days is None:
-            return Decision('train on all history', why, {'window': {'train_days': None}}, ev, 'staleness')
-        d = int(window_days)
-        b = self.closest_window(d)
+        cur = self.windows.loc[self.current] if self.current in self.windows.index else None
+        patch = {'window': {'train_days': None if window_days is None else int(window_days)}}
+        if recent_days is not None or (cur is not None and np.isfinite(cur.get('recent_days', np.nan))):
+            patch['calibration'] = {'recent_days': None if recent_days is None else int(recent_days)}
+        what = 'train on all history' if window_days is None else f"train on the last {int(window_days)} days"
+        if recent_days is not None: what += f" and recalibrate on the last {int(recent_days)} days"
+        b = self.closest_window(int(window_days)) if window_days is not None else None
         if b is not None:
             ev.update(backtest_window=str(b.name), backtest_metric=b['metric'])
-            why += f"; a model trained on {b.name} scores {fmt(b['metric'])} on the latest window"
-        return Decision(f"train on the last {d} days", why, {'window': {'train_days': d}}, ev, 'staleness')
+            why += f"; a model trained on {b.name} scores {fmt(b['metric'])} {self.metric} on the latest window"
+        return Decision(what, why, patch, ev, 'staleness')
 
 # %% ../nbs/analyses/43_staleness.ipynb #99463e57
 def _fit(estimator, X:pd.DataFrame, y:np.ndarray, idx:np.ndarray, max_rows:int, rng, what:str):
@@ -135,20 +146,29 @@ def _in_time_order(data:pd.DataFrame, time_col, target, features:list) -> tuple:
     return t, X, y, pos_label
 
 # %% ../nbs/analyses/43_staleness.ipynb #200289e8
-def _decay(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.DatetimeIndex, m:Metric, max_rows:int,
+def _recalibrated(y:np.ndarray, s:np.ndarray) -> np.ndarray:
+    "Scores `s` shifted on the log-odds so their mean equals the positive rate of `y` (a prior shift undone)."
+    return _shifted(s, logit_shift(s, float(y.mean())))
+
+
+def _decay(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.DatetimeIndex, dm:Metric, max_rows:int,
            min_drop:float, rng) -> tuple[pd.DataFrame, dict]:
     "Step 1: train on the first half of the windows, score every later window; the stale rule on fresh vs latest."
     k_win = len(edges) - 1; cut = k_win // 2
-    sign = 1.0 if m.greater_is_better else -1.0
+    sign, recal = (1.0 if dm.greater_is_better else -1.0), dm.calibration_sensitive
+    roc, ll = METRICS['roc_auc'], METRICS['log_loss']
     est = _fit(estimator, X, y, rows(0, cut), max_rows, rng, f"before {edges[cut]}")
     decay, scored = [], {}
     for j in range(cut, k_win):
         idx = _cap(rows(j, j + 1), max_rows, rng)
         if not len(idx): continue
-        scored[j] = (idx, _score(est, X, idx))
+        s = _score(est, X, idx); yj = y[idx]
+        scored[j] = (idx, _recalibrated(yj, s) if recal else s)  # judged after undoing the window's prior shift
         decay.append(dict(train_end=edges[cut], window_start=edges[j], window_end=edges[j + 1], age=j - cut + 1,
                           age_days=(edges[j + 1] - edges[cut]) / pd.Timedelta(days=1),
-                          metric=m(y[idx], scored[j][1]), n=len(idx), n_positive=int(y[idx].sum())))
+                          metric=dm(yj, scored[j][1]), roc_auc=roc(yj, s), log_loss=ll(yj, s),
+                          prevalence=float(yj.mean()), mean_score=float(s.mean()), n=len(idx),
+                          n_positive=int(yj.sum())))
     k = max(1, (k_win - cut) // 2)
     groups = []
     for name, ws in (('first', range(cut, cut + k)), ('latest', range(k_win - k, k_win))):
@@ -159,47 +179,118 @@ def _decay(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.Date
             raise ValueError(f"analyze_staleness: the {name} {k} window(s) after the training cut have a single class; "
                              "use a longer freq")
         groups.append((yy, [ss]))
-    fresh, latest = (m(yy, ss[0]) for yy, ss in groups)
-    (bf, sf), (bl, sl) = _boot(m, groups, rng)
+    fresh, latest = (dm(yy, ss[0]) for yy, ss in groups)
+    (bf, sf), (bl, sl) = _boot(dm, groups, rng)
     se_drop = math.sqrt(_se(bf[:, 0], sf) ** 2 + _se(bl[:, 0], sl) ** 2)
-    margin = max(min_drop, Z_STALE * se_drop) if np.isfinite(se_drop) else float('inf')
+    margin = max(_floor(dm, fresh, min_drop), Z_STALE * se_drop) if np.isfinite(se_drop) else float('inf')
     drop = sign * (fresh - latest)
     stale = dict(is_stale=bool(drop > margin), fresh_score=float(fresh), latest_score=float(latest),
                  stale_threshold=float(fresh - sign * margin), drop=float(drop), margin=float(margin))
     return pd.DataFrame(decay), stale
 
 # %% ../nbs/analyses/43_staleness.ipynb #13ac3d92
-def _backtest(estimator, X:pd.DataFrame, y:np.ndarray, rows:Callable, edges:pd.DatetimeIndex, freq, m:Metric,
-              max_rows:int, min_drop:float, rng) -> tuple[pd.DataFrame, pd.Timedelta|None]:
-    "Step 2: train on the last L windows before the latest one (and on all of them), score the latest window."
-    sign = 1.0 if m.greater_is_better else -1.0
+def _floor(m:Metric, value:float, min_drop:float) -> float:
+    "The smallest change of metric `m` that counts: `min_drop` in its units, or relative to `value` for calibration."
+    return min_drop * abs(value) if m.calibration_sensitive and np.isfinite(value) else min_drop
+
+
+def _specs(edges:pd.DatetimeIndex, freq, train_days, recent_days) -> tuple[list, str]:
+    "The remedies to backtest (training windows, all history, recalibrations) and the name of the params' own one."
+    last = len(edges) - 2; end = edges[last]
+    span = lambda L: (end - edges[last - L]) / pd.Timedelta(days=1)
+    spec = lambda name, start, days, L, **kw: dict(name=name, start=start, train_days=days, n_windows=L,
+                                                   all_history=kw.get('all_history', False),
+                                                   recent_days=kw.get('recent', np.nan), base=kw.get('base', name))
+    sizes = [L for L in (2 ** i for i in range(32)) if L < last] + [last]
+    specs = [spec(f"{L}×{freq}" if L < last else 'all', edges[last - L], span(L), L, all_history=L == last)
+             for L in sizes]
+    same = lambda s, d: not s['all_history'] and abs(s['train_days'] - d) < 1e-6
+    if train_days is None or train_days >= span(last): cur = 'all'
+    else:
+        if not any(same(s, train_days) for s in specs):
+            specs.append(spec(f"{train_days}d", end - pd.Timedelta(days=train_days), float(train_days), np.nan))
+        cur = next(s['name'] for s in specs if same(s, train_days))
+    recents = {max(1, math.ceil(span(L))) for L in (1, 2, 4) if L < last}
+    recents |= {int(recent_days)} if recent_days else set()
+    for b in dict.fromkeys(['all', cur]):
+        base = next(s for s in specs if s['name'] == b)
+        specs += [spec(f"{b}+recal {r}d", base['start'], base['train_days'], base['n_windows'], recent=float(r),
+                       base=b, all_history=base['all_history']) for r in sorted(recents) if r < base['train_days']]
+    if recent_days: cur = f"{cur}+recal {int(recent_days)}d"
+    return specs, cur
+
+
+def _backtest_scores(estimator, X:pd.DataFrame, y:np.ndarray, t:np.ndarray, edges, specs:list, max_rows:int, rng):
+    "Test rows (the latest window) and every candidate's scores on them; the candidates' rows as a table."
     last = len(edges) - 2
-    test = _cap(rows(last, last + 1), max_rows, rng)
+    span = lambda lo, hi: np.arange(np.searchsorted(t, lo.to_datetime64()), np.searchsorted(t, hi.to_datetime64()))
+    test = _cap(span(edges[last], edges[last + 1]), max_rows, rng)
     if len(np.unique(y[test])) < 2:
         raise ValueError(f"analyze_staleness: the latest window (from {edges[last]}) has a single class; "
                          "use a longer freq")
-    sizes = [L for L in (2 ** i for i in range(32)) if L < last] + [last]
-    cands, scores = [], []
-    for L in sizes:
-        idx = rows(last - L, last)
-        row = dict(n_windows=L, train_start=edges[last - L],
-                   train_days=(edges[last] - edges[last - L]) / pd.Timedelta(days=1),
-                   n_train=len(idx), n_train_positive=int(y[idx].sum()), all_history=L == last)
-        if len(idx) and 0 < y[idx].sum() < len(idx):
-            scores.append(_score(_fit(estimator, X, y, idx, max_rows, rng, f"of the last {L} windows"), X, test))
-            row['metric'] = m(y[test], scores[-1])
-        else: scores.append(np.full(len(test), np.nan)); row['metric'] = np.nan
-        cands.append(row)
-    win = pd.DataFrame(cands, index=pd.Index([f"{L}×{freq}" if L < last else 'all' for L in sizes], name='window'))
-    (bw, sw), = _boot(m, [(y[test], scores)], rng)
-    ok = np.isfinite(win['metric'].to_numpy())
+    fits, recent, scores, rows = {}, {}, [], []
+    for s in specs:
+        idx = span(s['start'], edges[last])
+        row = {k: s[k] for k in ('n_windows', 'train_start', 'train_days', 'recent_days', 'all_history') if k in s}
+        row.update(train_start=s['start'], n_train=len(idx), n_train_positive=int(y[idx].sum()))
+        if s['base'] not in fits:
+            ok = len(idx) and 0 < y[idx].sum() < len(idx)
+            fits[s['base']] = (_fit(estimator, X, y, idx, max_rows, rng, f"of {s['name']}") if ok else None)
+        est = fits[s['base']]
+        if est is None: scores.append(np.full(len(test), np.nan))
+        else:
+            p = _score(est, X, test)
+            if np.isfinite(s['recent_days']):  # the loop's rule: the last N days of the training rows
+                if s['base'] not in recent:  # the base model scored once on its longest recent span
+                    longest = np.nanmax([x['recent_days'] for x in specs if x['base'] == s['base']])
+                    rec = _cap(idx[t[idx] >= t[idx].max() - np.timedelta64(int(longest), 'D')], max_rows, rng)
+                    recent[s['base']] = (rec, _score(est, X, rec))
+                rec, pr = recent[s['base']]
+                keep = t[rec] >= t[idx].max() - np.timedelta64(int(s['recent_days']), 'D')
+                p = _shifted(p, logit_shift(pr[keep], float(y[rec][keep].mean())))
+            scores.append(p)
+        rows.append(row)
+    return test, scores, pd.DataFrame(rows, index=pd.Index([s['name'] for s in specs], name='window'))
+
+# %% ../nbs/analyses/43_staleness.ipynb #c0a1b2c3
+def _compare(win:pd.DataFrame, yt:np.ndarray, scores:list, cur:str, m:Metric, cm:Metric, min_drop:float,
+             rng) -> tuple[pd.DataFrame, int|None]:
+    "Every candidate against the params' own on the deciding metric, ranking and calibration; the one recommended."
+    win = win.copy(); c = win.index.get_loc(cur); n = len(win)
+    ok = np.array([bool(np.isfinite(s).all()) for s in scores])
+    win['is_current'] = np.arange(n) == c
+    boots = {}
+    for col, mm in (('metric', m), ('ranking', METRICS['roc_auc']), ('calibration', cm)):
+        if mm.name not in boots: boots[mm.name] = _boot(mm, [(yt, scores)], rng)[0]
+        (bv, sc), sign = boots[mm.name], (1.0 if mm.greater_is_better else -1.0)
+        win[col] = [mm(yt, s) if good else np.nan for s, good in zip(scores, ok)]
+        sfx = '' if col == 'metric' else f'_{col}'
+        win['gain' + sfx] = sign * (win[col] - win[col].iloc[c])
+        win['se' + sfx] = [_se(bv[:, i] - bv[:, c], sc) if i != c else 0.0 for i in range(n)]
+        fl = max(0.0, _floor(mm, win[col].iloc[c], min_drop))
+        win['margin' + sfx] = np.maximum(fl, (Z_STALE if col == 'metric' else Z) * win['se' + sfx].fillna(np.inf))
+    better = lambda s: (win['gain' + s] > win['margin' + s]).to_numpy()
+    worse = lambda s: (-win['gain' + s] > win['margin' + s]).to_numpy()
+    win['trade'] = (better('_ranking') & worse('_calibration')) | (worse('_ranking') & better('_calibration'))
+    win['beats_current'] = ok & better('') & ~win['is_current'].to_numpy() & np.isfinite(win['metric'].iloc[c])
+    (bw, sw), sign = boots[m.name], (1.0 if m.greater_is_better else -1.0)
+    def gaps(b):  # gap of every candidate to candidate b (≥ 0 = b better) and its noise margin
+        gap = sign * (win['metric'].iloc[b] - win['metric']).to_numpy()
+        se = np.array([_se(bw[:, b] - bw[:, i], sw) if i != b else 0.0 for i in range(n)])
+        return gap, se, np.maximum(_floor(m, win['metric'].iloc[b], min_drop), Z * np.nan_to_num(se, nan=np.inf))
     best = int(np.nanargmax(sign * np.where(ok, win['metric'], np.nan)))
-    win['gap_to_best'] = sign * (win['metric'].iloc[best] - win['metric'])
-    win['se_gap'] = [_se(bw[:, best] - bw[:, i], sw) if i != best else 0.0 for i in range(len(win))]
-    win['within_noise'] = ok & (win['gap_to_best'] <= np.maximum(min_drop, Z * win['se_gap'].fillna(np.inf)))
-    rec_i = None if win['within_noise'].iloc[-1] else int(np.flatnonzero(win['within_noise'])[0])
-    win['recommended'] = [i == rec_i for i in range(len(win))]
-    return win, (None if rec_i is None else edges[last] - edges[last - sizes[rec_i]])
+    gap, se, mg = gaps(best)
+    win['gap_to_best'], win['se_gap'], win['within_noise'] = gap, se, ok & (gap <= mg)
+    rec = None
+    if win['beats_current'].any():  # within noise of the best that beats the params: the surest on the other side
+        passing = win['beats_current'].to_numpy()
+        top = int(np.nanargmax(np.where(passing, win['gain'], np.nan)))
+        gap, _, mg = gaps(top)
+        side = '_ranking' if m.calibration_sensitive else '_calibration'  # the other side: surest not to lose
+        low = np.nan_to_num((win['gain' + side] - Z * win['se' + side]).to_numpy(), nan=-np.inf)
+        rec = int(np.nanargmax(np.where(passing & (gap <= mg), low, np.nan)))
+    win['recommended'] = np.arange(n) == (-1 if rec is None else rec)
+    return win, rec
 
 # %% ../nbs/analyses/43_staleness.ipynb #96a3af19
 def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
@@ -209,14 +300,22 @@ def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
                       features=None,     # feature columns (default: all but time_col and target)
                       estimator=None,    # unfitted sklearn classifier (default: mlops_nb.train.tabular_pipeline)
                       freq:str='W',      # window length (pandas frequency)
-                      metric=None,       # name in METRICS, Metric or f(y_true, y_score); default 'roc_auc'
+                      metric=None,       # decides among remedies: name in METRICS, Metric or f(y, score); 'roc_auc'
                       max_rows:int=50_000, # rows per fit and per scored group (a seeded sample beyond)
-                      min_drop:float=0.01, # smallest metric change that counts, in the metric's units
+                      min_drop:float=0.01, # smallest change that counts: metric units; relative for calibration
                       random_state:int=0,
+                      train_days:int|None=None, # the params' training window (window.train_days); None: all history
+                      recent_days:int|None=None, # the params' recalibration (calibration.recent_days); None: off
+                      decay_metric=None, # judges the decay; default: ROC AUC, or NE after recalibration (see below)
                      ) -> StalenessReport:
-    "Decay of a model with age, whether it is stale now, and the best training window for the latest data."
+    "Decay of a model with age, whether it is stale now, and the best remedy for the latest data."
     features = _check_columns(data, time_col, target, features, max_rows)
+    for k, v in (('train_days', train_days), ('recent_days', recent_days)):
+        if v is not None and not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"analyze_staleness: {k} must be a whole number of days ≥ 1 or None, got {v!r}")
     m, rng = _metric(metric), np.random.default_rng(random_state)
+    dm = _metric(decay_metric if decay_metric is not None else _default_decay_metric(m))
+    cm = m if m.calibration_sensitive else METRICS['log_loss']
     t, X, y, pos_label = _in_time_order(data, time_col, target, features)
     codes, edges = _windows(t, freq)
     k_win = len(edges) - 1
@@ -224,35 +323,64 @@ def analyze_staleness(data:pd.DataFrame, # labelled rows with a time column
         raise ValueError(f"analyze_staleness: the data spans {len(np.unique(codes))} non-empty {freq!r} windows "
                          f"({t.iloc[0]} to {t.iloc[-1]}); need at least 4 — use a shorter freq")
     rows = lambda lo, hi: np.flatnonzero((codes >= lo) & (codes < hi))
-    decay, stale = _decay(estimator, X, y, rows, edges, m, max_rows, min_drop, rng)
-    win, rec = _backtest(estimator, X, y, rows, edges, freq, m, max_rows, min_drop, rng)
+    decay, stale = _decay(estimator, X, y, rows, edges, dm, max_rows, min_drop, rng)
+    specs, cur = _specs(edges, freq, train_days, recent_days)
+    test, scores, win = _backtest_scores(estimator, X, y, t.to_numpy(), edges, specs, max_rows, rng)
+    win, rec = _compare(win, y[test], scores, cur, m, cm, min_drop, rng)
     # 3. drift of the features: the decay model's training rows vs the latest window
-    ref, cur = rows(0, k_win // 2), rows(k_win - 1, k_win)
-    drift = analyze_drift(X.iloc[ref], X.iloc[cur], target=(pd.Series(y[ref]), pd.Series(y[cur])))
-    report = StalenessReport(decay, win, drift, recommended_window=rec, metric=m.name, freq=str(freq), n_windows=k_win,
-                             train_end=edges[k_win // 2], positive_label=pos_label, **stale)
-    return dataclasses.replace(report, decision=_decision(report)) if report.is_stale else report
+    ref, now = rows(0, k_win // 2), rows(k_win - 1, k_win)
+    drift = analyze_drift(X.iloc[ref], X.iloc[now], target=(pd.Series(y[ref]), pd.Series(y[now])))
+    r = None if rec is None else win.iloc[rec]
+    report = StalenessReport(
+        decay, win, drift, metric=m.name, freq=str(freq), n_windows=k_win, train_end=edges[k_win // 2],
+        positive_label=pos_label, decay_metric=dm.name, recalibrated=dm.calibration_sensitive,
+        calibration_metric=cm.name, current=cur, **stale,
+        recommended_window=None if r is None or r['all_history'] else pd.Timedelta(days=float(r['train_days'])),
+        recommended_recent_days=None if r is None or not np.isfinite(r['recent_days']) else int(r['recent_days']))
+    return report if r is None else dataclasses.replace(report, decision=_decision(report, r))
+
+
+def _default_decay_metric(m:Metric) -> str:
+    "A prevalence-free metric: normalized entropy after recalibration for a calibration-sensitive `m`, else ROC AUC."
+    return 'normalized_entropy' if m.calibration_sensitive else 'roc_auc'
 
 # %% ../nbs/analyses/43_staleness.ipynb #2fd6e4e6
-def _decision(r:StalenessReport) -> Decision:
-    "Train on the recommended window, or on all history when no shorter window is better."
-    w = r.windows
-    m_all = float(w.loc[w['all_history'], 'metric'].iloc[0])
-    ev = dict(metric=r.metric, fresh_score=r.fresh_score, latest_score=r.latest_score, drop=r.drop, margin=r.margin,
-              metric_all_history=m_all)
-    why = (f"trained up to {r.train_end:%Y-%m-%d}, the model's {r.metric} fell from {r.fresh_score:.3f} to "
-           f"{r.latest_score:.3f} ({r.drop:.3f} worse, beyond the noise margin {r.margin:.3f})")
-    if r.recommended_window is None:
-        return Decision('retrain on all history, including the latest data',
-                        why + '; no shorter training window beats all history on the latest window',
-                        {'window': {'train_days': None}}, ev, 'staleness')
-    days = max(1, math.ceil(r.recommended_window / pd.Timedelta(days=1)))
-    m_rec = float(w.loc[w['recommended'], 'metric'].iloc[0])
-    return Decision(f"train on the last {days} days",
-                    why + f"; on the latest window a model trained on the last {days} days scores {m_rec:.3f} "
-                    f"against {m_all:.3f} with all history",
-                    {'window': {'train_days': days}}, {**ev, 'metric_recommended': m_rec, 'train_days': days},
-                    'staleness')
+def _remedy(r:pd.Series) -> str:
+    "A candidate in words: 'train on the last 14 days', 'train on all history and recalibrate on the last 7 days'."
+    days, rec = max(1, math.ceil(r['train_days'])), r['recent_days']
+    train = 'train on all history' if r['all_history'] else f"train on the last {days} days"
+    return train + (f" and recalibrate on the last {int(rec)} days" if np.isfinite(rec) else '')
+
+
+def _decision(rep:StalenessReport, r:pd.Series) -> Decision:
+    "The recommended candidate `r` (it beats the params' own beyond noise) as a Decision, with both sides' numbers."
+    w = rep.windows; c = w.loc[rep.current]
+    days = None if r['all_history'] else max(1, math.ceil(r['train_days']))
+    rec = None if not np.isfinite(r['recent_days']) else int(r['recent_days'])
+    patch = {}
+    if r['all_history'] != c['all_history'] or (days is not None and r['train_days'] != c['train_days']):
+        patch['window'] = {'train_days': days}
+    if (rec or None) != (None if not np.isfinite(c['recent_days']) else int(c['recent_days'])):
+        patch['calibration'] = {'recent_days': rec}
+    cm, tr = rep.calibration_metric, 'ROC AUC'
+    stale = (f"the model's {rep.decay_metric}{' after recalibration to each window' if rep.recalibrated else ''} "
+             f"went from {fmt(rep.fresh_score)} to {fmt(rep.latest_score)} since its training cut "
+             f"({'stale: beyond' if rep.is_stale else 'not stale: within'} the noise margin {fmt(rep.margin)})")
+    why = (f"{stale}; on the latest window, '{_remedy(r)}' scores {rep.metric} {fmt(r['metric'])} against "
+           f"{fmt(c['metric'])} with the current params ({_remedy(c)}), {fmt(r['gain'])} better, beyond the noise "
+           f"margin {fmt(r['margin'])}; ranking ({tr}) {fmt(c['ranking'])} → {fmt(r['ranking'])}, calibration ({cm}) "
+           f"{fmt(c['calibration'])} → {fmt(r['calibration'])}")
+    if r['trade']:
+        up, down = ('calibration', 'ranking') if r['gain_calibration'] > 0 else ('ranking', 'calibration')
+        why += f" — a trade: better {up}, worse {down} beyond noise"
+    ev = dict(metric=rep.metric, candidate=str(r.name), current=rep.current, metric_current=c['metric'],
+              metric_recommended=r['metric'], gain=r['gain'], margin=r['margin'], roc_auc_current=c['ranking'],
+              roc_auc_recommended=r['ranking'], **{f'{cm}_current': c['calibration'], f'{cm}_recommended':
+              r['calibration']}, trade=bool(r['trade']), decay_metric=rep.decay_metric, fresh_score=rep.fresh_score,
+              latest_score=rep.latest_score, is_stale=rep.is_stale)
+    if days is not None: ev['train_days'] = days
+    if rec is not None: ev['recent_days'] = rec
+    return Decision(_remedy(r), why, patch, ev, 'staleness')
 
 # %% ../nbs/analyses/43_staleness.ipynb #d88a6ab8
 @analysis('staleness', report=StalenessReport, function=analyze_staleness, needs=('train', 'test', 'history'),
@@ -265,4 +393,5 @@ def staleness_step(inputs:LoopInputs) -> StalenessReport:
     h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
     if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
     return analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
-                             freq=a.freq, metric=staleness_metric(params.scope.metric))
+                             freq=a.freq, metric=staleness_metric(params.scope.metric),
+                             train_days=params.window.train_days, recent_days=params.calibration.recent_days)

@@ -21,16 +21,17 @@ __all__ = ['plot_decay', 'plot_windows', 'StalenessPanel']
 def plot_decay(report:StalenessReport, # a staleness report
                ax=None,                # matplotlib axes to draw on
               ):
-    "The metric of the decay model by age, with the fresh score and the stale threshold."
+    "The decay metric of the model by age, with the fresh score and the stale threshold."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
     d = report.decay
-    ax.plot(d['window_start'], d['metric'], 'o-', color='#1f77b4', label=f"{report.metric} by window")
+    name = report.decay_metric + (' (recalibrated to each window)' if report.recalibrated else '')
+    ax.plot(d['window_start'], d['metric'], 'o-', color='#1f77b4', label=f"{name} by window")
     ax.axhline(report.fresh_score, color='#2ca02c', lw=1, label=f"fresh {report.fresh_score:.3f}")
     ax.axhline(report.stale_threshold, color='#d62728', ls='--', lw=1,
                label=f"stale threshold {report.stale_threshold:.3f}")
     ax.axvline(report.train_end, color='k', lw=0.8, ls=':')
-    ax.set_ylabel(report.metric)
+    ax.set_ylabel(report.decay_metric)
     ax.set_xlabel(f"window start (training data ends at the dotted line; windows of {report.freq})")
     ax.set_title('stale' if report.is_stale else 'not stale'); ax.legend(fontsize=8)
     ax.tick_params(axis='x', labelrotation=30)
@@ -40,51 +41,82 @@ def plot_decay(report:StalenessReport, # a staleness report
 def plot_windows(report:StalenessReport, # a staleness report
                  ax=None,                # matplotlib axes to draw on
                 ):
-    "The metric on the latest window of models trained on each candidate window (± 1.96 SE of the gap to the best)."
+    "The deciding metric on the latest window of every candidate remedy (± 1.96 SE of the gap to the best)."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
     w = report.windows
     x = np.arange(len(w))
-    colors = np.where(w['recommended'], '#d62728', np.where(w['within_noise'], '#1f77b4', '#999999'))
-    ax.bar(x, w['metric'], color=colors, yerr=Z * w['se_gap'].fillna(0), capsize=3)
+    beats = w['beats_current'] if 'beats_current' in w else w['within_noise']
+    colors = np.where(w['recommended'], '#d62728', np.where(beats, '#1f77b4', '#999999'))
+    bars = ax.bar(x, w['metric'], color=colors, yerr=Z * w['se_gap'].fillna(0), capsize=3)
+    for b, cur in zip(bars, w.get('is_current', pd.Series(False, index=w.index))):
+        if cur: b.set_edgecolor('k'); b.set_linewidth(2)
     lo = np.nanmin(w['metric'] - Z * w['se_gap'].fillna(0))
     ax.set_ylim(max(0, lo - 0.05) if np.isfinite(lo) else None, None)
-    ax.set_xticks(x, list(w.index)); ax.set_xlabel('training window before the latest window')
+    trade = w['trade'] if 'trade' in w else pd.Series(False, index=w.index)
+    ax.set_xticks(x, [f"{n}{' ⇄' if t else ''}" for n, t in zip(w.index, trade)], rotation=30, ha='right')
+    ax.set_xlabel('candidate (black edge: the params now; ⇄ a trade of ranking for calibration or back)')
     ax.set_ylabel(f"{report.metric} on the latest window")
-    rec = report.recommended_window
-    days = None if rec is None or rec % pd.Timedelta(days=1) != pd.Timedelta(0) else rec.days
-    ax.set_title('recommended: ' + ('all history' if rec is None else f"{days} days" if days is not None else str(rec)))
+    ax.set_title('recommended: ' + report.decision.what if report.decision else 'no change recommended')
     return ax
+
+# %% ../nbs/views/48d_staleness_view.ipynb #a9d1e000
+def _window_info(r:StalenessReport, b:pd.Series) -> str:
+    "The line under the sliders: the backtested candidate `b` on both sides, against the params' own."
+    cur = r.windows.loc[r.current] if r.current in r.windows.index else None
+    sides = (f"; ranking (ROC AUC) {fmt(b.get('ranking'))}, calibration ({r.calibration_metric}) "
+             f"{fmt(b.get('calibration'))}" if 'ranking' in b else '')
+    return (f"closest backtested window: <b>{b.name}</b> ({fmt(b['train_days'])} days) scores "
+            f"<b>{fmt(b['metric'])}</b> {r.metric} on the latest window{sides}"
+            + (f" (the params now, {r.current}: {fmt(cur['metric'])})" if cur is not None else '')
+            + f" (model now {'<b>stale</b>' if r.is_stale else 'not stale'} by {r.decay_metric}: "
+            f"{fmt(r.fresh_score)} → {fmt(r.latest_score)})")
 
 # %% ../nbs/views/48d_staleness_view.ipynb #305d1fb9
 class StalenessPanel(Panel):
-    "Model staleness: the decay curve, the window backtest and a training-window slider (`window.train_days`)."
+    "Model staleness: the decay curve, the remedy backtest, a training-window and a recalibration control."
     kind = 'staleness'
 
     def _controls(self):
         import ipywidgets as W
         r = self.report
         w = r.windows
-        rec = r.decision.patch.get('window', {}) if r.decision else {}
+        patch = r.decision.patch if r.decision else {}
+        cur = w.loc[r.current] if r.current in w.index else None
+        win = patch.get('window', {'train_days': None if cur is None or cur['all_history'] else
+                                   int(np.ceil(cur['train_days']))})
         self.max_days = int(np.ceil(w['train_days'].max())) if len(w) else 365
-        mode = 'none' if 'train_days' not in rec else 'all' if rec['train_days'] is None else 'window'
+        mode = 'none' if r.decision is None else 'all' if win['train_days'] is None else 'window'
         self.mode = W.ToggleButtons(options=[('no change', 'none'), ('train on the last N days', 'window'),
                                              ('train on all history', 'all')],
                                     value=mode, style={'button_width': 'auto'})
-        start = rec.get('train_days') or (int(np.ceil(r.recommended_window / pd.Timedelta(days=1)))
-                                         if r.recommended_window is not None else self.max_days)
+        start = win['train_days'] or (int(np.ceil(r.recommended_window / pd.Timedelta(days=1)))
+                                      if r.recommended_window is not None else self.max_days)
         self.train_days = W.IntSlider(value=int(min(start, self.max_days)), min=1, max=self.max_days,
                                       description='train_days', continuous_update=False, layout=W.Layout(width='36em'))
+        rec = (patch['calibration']['recent_days'] if 'calibration' in patch else None if cur is None
+               or not np.isfinite(cur.get('recent_days', np.nan)) else int(cur['recent_days']))
+        self.recalibrate = W.Checkbox(value=rec is not None, description='recalibrate on the last N days', indent=False)
+        self.recent_days = W.IntSlider(value=int(min(rec or 7, self.max_days)), min=1, max=self.max_days,
+                                       description='recent_days', continuous_update=False,
+                                       layout=W.Layout(width='36em'))
         self.window_info = W.HTML()
-        for x, c in ((self.mode, 'mode'), (self.train_days, 'train-days'), (self.window_info, 'window-info')):
+        for x, c in ((self.mode, 'mode'), (self.train_days, 'train-days'), (self.recalibrate, 'recalibrate'),
+                     (self.recent_days, 'recent-days'), (self.window_info, 'window-info')):
             x.add_class(f'mlops-nb-{c}')
-        self._watch(self.mode)
+        self._watch(self.mode, self.recalibrate)
         self._watch(self.train_days, fn=self._days_moved)
-        return [self.mode, self.train_days, self.window_info]
+        self._watch(self.recent_days, fn=self._recent_moved)
+        return [self.mode, self.train_days, W.HBox([self.recalibrate, self.recent_days]), self.window_info]
 
     def _days_moved(self, change):
         "Moving the slider means training on the last N days."
         if self.mode.value != 'window': self.mode.value = 'window'
+        self.refresh()
+
+    def _recent_moved(self, change):
+        "Moving the recent-days slider means recalibrating."
+        if not self.recalibrate.value: self.recalibrate.value = True
         self.refresh()
 
     def backtest(self, days:int) -> pd.Series|None:
@@ -92,18 +124,12 @@ class StalenessPanel(Panel):
         return self.report.closest_window(days)
 
     def refresh(self):
-        r = self.report
-        b = self.backtest(self.train_days.value)
-        if b is not None:
-            self.window_info.value = (
-                f"closest backtested window: <b>{b.name}</b> ({fmt(b['train_days'])} days) scores "
-                f"<b>{fmt(b['metric'])}</b> {r.metric} on the latest window"
-                f"{' — within noise of the best' if b.get('within_noise') else ''} "
-                f"(model now {'<b>stale</b>' if r.is_stale else 'not stale'}: "
-                f"{fmt(r.fresh_score)} → {fmt(r.latest_score)})")
+        b = self.backtest(self.train_days.value if self.mode.value != 'all' else self.max_days)
+        if b is not None: self.window_info.value = _window_info(self.report, b)
         super().refresh()
 
     def decision(self):
-        "No change, or `StalenessReport.decision_for` the slider's days (None: all history)."
+        "No change, or `StalenessReport.decision_for` the controls (None: all history; recalibrated or not)."
         if self.mode.value == 'none': return None
-        return self.report.decision_for(None if self.mode.value == 'all' else int(self.train_days.value))
+        return self.report.decision_for(None if self.mode.value == 'all' else int(self.train_days.value),
+                                        recent_days=int(self.recent_days.value) if self.recalibrate.value else None)
