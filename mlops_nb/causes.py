@@ -114,6 +114,7 @@ def _backtest(estimator, X, y, rows, edges, m, max_rows:int, min_effect:float, r
     "The old model (first half of the windows) and a recent one (the windows just before the latest) on the latest."
     k_win = len(edges) - 1; last, cut = k_win - 1, k_win // 2
     n_recent = max(1, round(last / 4))
+    while n_recent < last - cut and len(np.unique(y[rows(last - n_recent, last)])) < 2: n_recent += 1  # rare positives
     old = _fit(estimator, X, y, rows(0, cut), max_rows, rng, f"before {edges[cut]:%Y-%m-%d}")
     new = _fit(estimator, X, y, rows(last - n_recent, last), max_rows, rng, f"of the last {n_recent} window(s)")
     test = _cap(rows(last, last + 1), max_rows, rng)

@@ -106,8 +106,10 @@ def serve_days(project, # the loop project folder
 
 # %% ../nbs/runner/85a_despair_measures.ipynb #79a79e27
 def _rec(run, source:str) -> Decision|None:
-    "The run's recommended decision from analysis `source`, or None when that analysis found nothing."
-    return next((d for d in run.recommendations() if d.source == source), None)
+    "The decision of analysis `source` in `run`: its vetted recommendation, else its report's own; None if it found nothing."
+    rec = next((d for d in run.recommendations() if d.source == source), None)
+    # the story's team decides in the panel: it may take a finding that the vetting left inside the scope's noise
+    return rec if rec is not None else getattr(run.reports().get(source), 'decision', None)
 
 # %% ../nbs/runner/85a_despair_measures.ipynb #a2c0f010
 def _need(dec, what:str, run):

@@ -225,5 +225,6 @@ def _decision(r:DriftReport) -> Decision:
           default=True, order=30)
 def drift_step(inputs:LoopInputs) -> DriftReport:
     "The loop's drift analysis: training rows against the newest holdout, on the features (floor: the knob)."
-    train, test, features = inputs.train, inputs.test, inputs.features
-    return analyze_drift(train[features], test[features], min_effect=inputs.params.analysis.drift_min_effect)
+    train, test, p = inputs.train, inputs.test, inputs.params
+    features = [c for c in inputs.features if c != p.data.time_col]  # the time column (calendar features) moves on
+    return analyze_drift(train[features], test[features], min_effect=p.analysis.drift_min_effect)

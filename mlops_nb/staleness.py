@@ -392,6 +392,7 @@ def staleness_step(inputs:LoopInputs) -> StalenessReport:
     d, a, seed = params.data, params.analysis, params.seed
     h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
     if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
-    return analyze_staleness(h[features + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
+    feats = [c for c in features if c != d.time_col]  # with data.calendar_features the time column is a feature
+    return analyze_staleness(h[feats + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
                              freq=a.freq, metric=staleness_metric(params.scope.metric),
                              train_days=params.window.train_days, recent_days=params.calibration.recent_days)

@@ -245,6 +245,8 @@ def _together(params:LoopParams, passed:list, judge:_Judge, rows:list) -> tuple[
         clash = next((c for c in chosen if _conflicts(c, d)), None)
         reason = None
         if clash: reason = f"it sets {', '.join(_conflicts(clash, d))} otherwise than '{clash.what}', which gains more"
+        elif chosen and apply_decisions(params, chosen + [d]) == apply_decisions(params, chosen):
+            reason = "the decisions kept before it already make this change"
         elif chosen:
             p = apply_decisions(params, chosen + [d])
             jb, jc = judge(p), judge(p, cur['scores'])
@@ -277,6 +279,12 @@ def vet_decisions(params:LoopParams, # the run's params
     rows, passed, elsewhere = [], [], []
     for d in decisions:
         why = judged_elsewhere(d)
+        first = next((e for e in elsewhere if _conflicts(e, d) or apply_decisions(params, [e, d]) ==
+                      apply_decisions(params, [e])), None) if why else None
+        if first is not None:  # two analyses found the same thing: the first in the analyses' order speaks for both
+            rows.append(_row(d, 'vetted out', f"{why}; '{first.what}' ({first.source}) already changes "
+                                              f"{', '.join(_leaves(d.patch))}, and comes first"))
+            continue
         if why: rows.append(_row(d, 'judged by its analysis', why)); elsewhere.append(d); continue
         r, ok = _alone(params, d, judge); rows += r; passed += ok
     chosen, together = _together(params, passed, judge, rows)
