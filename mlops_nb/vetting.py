@@ -88,7 +88,10 @@ class _Refits:
     "Models refit under variants of the params on the same rows before the validation days, scored on those days."
     def __init__(self, params:LoopParams, history:pd.DataFrame, valid_scored:pd.DataFrame|None, max_rows:int):
         d, s = params.data, params.split
-        self.params, self.days = params, s.valid_days or s.test_days
+        # the final model is refit up to the test window: judge on the newer half of the validation days, trained on
+        # every row before them, so a change that starts inside the validation days is seen as the final model sees it
+        self.params = params
+        self.days = math.ceil(s.valid_days / 2) if s.refit and s.valid_days >= 2 else s.valid_days or s.test_days
         parts = time_split(history, d.time_col, s.test_days, self.days, None)
         self.valid, pre = parts['valid'], parts['train']
         self.y = self.valid[d.target].to_numpy(dtype=float)
@@ -292,7 +295,9 @@ def vet_decisions(params:LoopParams, # the run's params
     recommended = [d for d in decisions if d in elsewhere or d in kept] + [d for d in kept if d not in decisions]
     out = [d for d in decisions if d not in recommended]
     v = fits.valid[params.data.time_col]
-    on = (f"{'the validation days' if s.valid_days else f'the last {s.test_days} days before the test (a backtest)'} "
+    judged = ('the validation days' if s.valid_days == fits.days else f'the last {fits.days} validation days'
+              if s.valid_days else f'the last {s.test_days} days before the test (a backtest)')
+    on = (f"{judged} "
           f"{v.min():%Y-%m-%d} to {v.max():%Y-%m-%d}, {len(v):,} rows")
     cand = pd.DataFrame(rows, columns=['source', 'what', 'verdict', 'value', 'gain', 'margin', 'reason'])
     return VettingReport(m.name, m.greater_is_better, on, float(m(fits.y, *judge.base)), int(fits.n_train),
