@@ -381,10 +381,9 @@ def write_causes_issues(report:CausesReport, run_folder) -> None:
           panel='mlops_nb.causes_view:CausesPanel', default=True, order=45, artifacts=write_causes_issues)
 def causes_step(inputs:LoopInputs) -> CausesReport:
     "The loop's cause analysis on all labelled rows (default: the training rows and the holdout)."
-    params, train, test, features, history = inputs.params, inputs.train, inputs.test, inputs.features, inputs.history
-    d, a, seed = params.data, params.analysis, params.seed
-    h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
-    if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
+    params, features = inputs.params, inputs.features
+    d, a = params.data, params.analysis
+    h = inputs.labelled(4 * a.max_rows)
     if d.id_col and d.id_col in h and h[d.id_col].is_unique: h = h.set_index(d.id_col)
     feats = [c for c in features if c != d.time_col]
     if d.time_col in features:  # calendar features on: the models of the analysis see the calendar too
@@ -394,4 +393,4 @@ def causes_step(inputs:LoopInputs) -> CausesReport:
     cols = feats + [d.time_col, d.target] + ([d.group_col] if d.group_col and d.group_col not in feats else [])
     return analyze_causes(h[cols], time_col=d.time_col, target=d.target, features=feats,
                           groups=d.group_col or None, freq=a.freq, metric='roc_auc',
-                          max_rows=a.max_rows, random_state=seed)
+                          max_rows=a.max_rows, random_state=params.seed)

@@ -103,6 +103,14 @@ class LoopInputs:
     history: Any = None          # all labelled rows (for staleness); None = train + test
     model: Any = None            # the fitted final model
 
+    def labelled(self, max_rows:int|None=None) -> Any:
+        "All labelled rows (`history`, else train + test without its scores), a seeded sample of `max_rows` at most."
+        import pandas as pd
+        h = self.history if self.history is not None else pd.concat(
+            [self.train, self.test.drop(columns='score', errors='ignore')], ignore_index=True)
+        if max_rows is not None and len(h) > max_rows: h = h.sample(max_rows, random_state=self.params.seed)
+        return h
+
 # %% ../nbs/core/02_registry.ipynb #5cce1fa9
 INPUTS = ('train', 'valid', 'test', 'history', 'model')  # what an analysis may say it needs
 

@@ -388,10 +388,9 @@ def _decision(rep:StalenessReport, r:pd.Series) -> Decision:
           panel='mlops_nb.staleness_view:StalenessPanel', default=True, order=40)
 def staleness_step(inputs:LoopInputs) -> StalenessReport:
     "The loop's staleness analysis on all labelled rows (default: the training rows and the holdout)."
-    params, train, test, features, history = inputs.params, inputs.train, inputs.test, inputs.features, inputs.history
-    d, a, seed = params.data, params.analysis, params.seed
-    h = history if history is not None else pd.concat([train, test.drop(columns='score')], ignore_index=True)
-    if len(h) > 4 * a.max_rows: h = h.sample(4 * a.max_rows, random_state=seed)
+    params, features = inputs.params, inputs.features
+    d, a = params.data, params.analysis
+    h = inputs.labelled(4 * a.max_rows)
     feats = [c for c in features if c != d.time_col]  # with data.calendar_features the time column is a feature
     return analyze_staleness(h[feats + [d.time_col, d.target]], time_col=d.time_col, target=d.target,
                              freq=a.freq, metric=staleness_metric(params.scope.metric),
