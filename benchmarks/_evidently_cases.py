@@ -15,17 +15,13 @@ def main():
     import pandas as pd, evidently
     from evidently import Report
     from evidently.presets import DataDriftPreset
+    from _evidently_runner import parse_snapshot  # the same folder
     out = {}
     for ref_path in sorted(d.glob('*.ref.parquet')):
         case = ref_path.name[:-len('.ref.parquet')]
         ref, cur = pd.read_parquet(ref_path), pd.read_parquet(d / f'{case}.cur.parquet')
         snap = Report([DataDriftPreset()]).run(cur, ref)  # Evidently 0.7: run(current_data, reference_data)
-        cols, count = {}, {}
-        for m in snap.dict()['metrics']:
-            cfg = m['config']
-            if cfg['type'].endswith(':ValueDrift'):
-                cols[cfg['column']] = dict(method=cfg['method'], threshold=cfg['threshold'], value=float(m['value']))
-            elif cfg['type'].endswith(':DriftedColumnsCount'): count = m['value']
+        cols, count = parse_snapshot(snap)
         out[case] = dict(columns=cols, dataset_drift=bool(count.get('share', 0) >= 0.5))
     print(json.dumps(dict(cases=out, evidently_version=evidently.__version__, pandas_version=pd.__version__)))
 

@@ -10,6 +10,17 @@ import json
 import time
 
 
+def parse_snapshot(snap) -> tuple[dict, dict]:
+    "Each column's drift method, threshold and value, and the drifted-columns count, from a DataDriftPreset run."
+    cols, count = {}, {}
+    for m in snap.dict()['metrics']:
+        cfg = m['config']
+        if cfg['type'].endswith(':ValueDrift'):
+            cols[cfg['column']] = dict(method=cfg['method'], threshold=cfg['threshold'], value=float(m['value']))
+        elif cfg['type'].endswith(':DriftedColumnsCount'): count = m['value']
+    return cols, count
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('reference'); ap.add_argument('current')
@@ -25,12 +36,7 @@ def main():
     t = time.perf_counter()
     snap = Report([DataDriftPreset()]).run(cur, ref)  # Evidently 0.7: run(current_data, reference_data)
     seconds = time.perf_counter() - t
-    cols, count = {}, {}
-    for m in snap.dict()['metrics']:
-        cfg = m['config']
-        if cfg['type'].endswith(':ValueDrift'):
-            cols[cfg['column']] = dict(method=cfg['method'], threshold=cfg['threshold'], value=float(m['value']))
-        elif cfg['type'].endswith(':DriftedColumnsCount'): count = m['value']
+    cols, count = parse_snapshot(snap)
     print(json.dumps(dict(seconds=seconds, evidently_version=evidently.__version__, pandas_version=pd.__version__,
                           numpy_version=numpy.__version__, scipy_version=scipy.__version__, columns=cols,
                           drifted_count=count.get('count'), drifted_share=count.get('share'),
