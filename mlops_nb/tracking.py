@@ -86,7 +86,11 @@ def _prepare(mlflow, uri:str, project:Path, name:str):
         client.search_experiments(max_results=1)  # the tracking store: tables created and migrated once, here
         client.search_registered_models(max_results=1)  # the registry store, the same
         if client.get_experiment_by_name(name) is None:
-            try: client.create_experiment(name, artifact_location=(project.resolve() / 'mlartifacts').as_uri())
+            # a local store keeps artifacts in the project; a tracking server keeps them where it serves them from
+            # (a client on another machine must not write them to its own disk)
+            server = uri.startswith(('http://', 'https://', 'databricks'))
+            where = None if server else (project.resolve() / 'mlartifacts').as_uri()
+            try: client.create_experiment(name, artifact_location=where)
             except Exception as e:  # another machine sharing the store may have created it meanwhile
                 if getattr(e, 'error_code', '') != 'RESOURCE_ALREADY_EXISTS': raise
 
