@@ -111,6 +111,7 @@ def open_store(project, # the loop project folder (its folder name is the experi
               ):
     "The `mlflow` module, pointed at the project's store, which is created and migrated once, with its experiment."
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
+    os.environ.setdefault('MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT', 'true')  # a server's 'View run' lines: ours say it
     import logging
     import mlflow
     for name in ('alembic', 'mlflow'): logging.getLogger(name).setLevel(logging.WARNING)  # after import: it sets INFO
