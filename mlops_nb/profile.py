@@ -89,7 +89,7 @@ def _factorized(vals:np.ndarray):
 def _numeric_summary(a:np.ndarray, out:dict) -> dict:
     "`out` with the moments, KLL sketch and (few values) exact counts of the finite values `a`."
     if not len(a): return out
-    sk = kll_doubles_sketch(KLL_K); sk.update(np.ascontiguousarray(a, dtype=np.float64))
+    sk = kll_doubles_sketch(KLL_K); sk.update(np.require(a, np.float64, ['C', 'W']))  # it refuses read-only arrays
     out.update(mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()),
                kll=_b64(sk.serialize()))
     if _few_unique(a, MAX_CATEGORIES):
