@@ -1,7 +1,6 @@
 """Mergeable profiles: merging partition profiles in any order and grouping gives the same exact parts and the same
 drift decisions; the decisions agree with `analyze_drift` on the rows; version 1 profiles (quantile lists, saved by
 deployed models before the sketches) still load, test and monitor, and refuse to merge with one clear line."""
-import itertools
 import json
 import random
 from pathlib import Path
