@@ -101,13 +101,15 @@ class _Served:
             self.proc = subprocess.Popen(self._command(), cwd=self._cwd(), env=self._env(), stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while not self._ready():
-            if self.proc.poll() is not None: raise self._died()
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(f"{self.what} did not answer at {self.url} within {timeout:g} s; its log: "
-                                  f"{self.log_path}")
-            time.sleep(0.25)
+        try:
+            while not self._ready():
+                if self.proc.poll() is not None: raise self._died()
+                if time.monotonic() > deadline:
+                    raise ServerError(f"{self.what} did not answer at {self.url} within {timeout:g} s; its log: "
+                                      f"{self.log_path}")
+                time.sleep(0.25)
+        except BaseException:  # Ctrl-C while waiting too: nothing is left running
+            self.stop(); raise
         return self
 
 # %% ../nbs/ops/56_tracking_server.ipynb #b69d3c89
