@@ -41,8 +41,8 @@ def _cmd_ui(args) -> int:
     wide = [] if s.host in ('127.0.0.1', 'localhost', '::1') else [
         f"  listening on {s.host}: other machines reach it; MLflow answers the host names of --allowed-hosts "
         "(default: localhost and private addresses)"]
-    return _serve(s, [f"MLflow UI of {s.project.name}: {s.url}", f"  store      {s.store}",
-                      f"  artifacts  {s.artifacts}", f"  log        {s.log_path}", *wide,
+    return _serve(s, [f"MLflow UI of {s.project.name}: {s.url}", f"  its runs   {s.runs_url}",
+                      f"  store      {s.store}", f"  artifacts  {s.artifacts}", f"  log        {s.log_path}", *wide,
                       f"  log runs to it: mlops-nb run -C {s.project} --tracking-uri {s.url}", "  Ctrl-C stops it"])
 
 # %% ../nbs/cli/94_cli_ui.ipynb #b2729e2c

@@ -82,7 +82,7 @@ class _Served:
     what = 'server'  # its name in messages
     ready_path = '/'  # a path that answers once the server is up (and starts nothing)
     def __init__(self, host:str='127.0.0.1', port:int|None=None):
-        self.host, self.port, self.proc, self.log_path = host, port, None, None
+        self.host, self.port, self.proc, self.log_path, self.answered = host, port, None, None, False
 
     @property
     def url(self) -> str: return f"http://{_url_host(self.host)}:{self.port}"
@@ -110,6 +110,7 @@ class _Served:
                 time.sleep(0.25)
         except BaseException:  # Ctrl-C while waiting too: nothing is left running
             self.stop(); raise
+        self.answered = True
         return self
 
 # %% ../nbs/ops/56_tracking_server.ipynb #b69d3c89
@@ -144,6 +145,8 @@ def _stop(self, timeout:float=15):
     while signal_group(0) and time.monotonic() < deadline: time.sleep(0.1)
     signal_group(signal.SIGKILL)
     p.wait()
+    if self.answered and self.log_path is not None:  # served and stopped: its log is kept only when it went wrong
+        self.log_path.unlink(missing_ok=True)
 
 
 _Served._died, _Served.stop = _died, _stop
@@ -183,6 +186,10 @@ class TrackingServer(_Served):
 
     def _cwd(self): return self.project
     def _ready(self) -> bool: return _answers(self.url + self.ready_path) == b'OK'
+    @property
+    def runs_url(self) -> str:
+        "The page of the project's runs (the experiment's own page opens on MLflow 3's GenAI overview)."
+        return f"{self.url}/#/experiments/{self.experiment_id}/runs"
     def __repr__(self): return f"TrackingServer({self.store} at {self.url}{'' if self.running else ', stopped'})"
 
 # %% ../nbs/ops/56_tracking_server.ipynb #39787714
@@ -194,7 +201,8 @@ def _start_tracking(self, timeout:float=START_TIMEOUT) -> TrackingServer:
     if not (self.project / 'params.yaml').is_file():
         raise ServerError(f"{self.project} is not a loop project (no params.yaml); name it with -C PROJECT")
     self.artifacts.mkdir(exist_ok=True)
-    open_store(self.project, self.store)
+    mlflow = open_store(self.project, self.store)
+    self.experiment_id = mlflow.MlflowClient().get_experiment_by_name(self.project.name).experiment_id
     return _Served.start(self, timeout)
 
 TrackingServer.start = _start_tracking
