@@ -25,7 +25,7 @@ from .rundir import RunError, find_run
 from .tracking import open_store, tracking_uri_for
 
 # %% auto #0
-__all__ = ['START_TIMEOUT', 'ServerError', 'free_port', 'check_port', 'TrackingServer', 'app_notebook', 'PanelApp']
+__all__ = ['START_TIMEOUT', 'LOCAL_HOSTS', 'ServerError', 'free_port', 'check_port', 'TrackingServer', 'app_notebook', 'PanelApp']
 
 # %% ../nbs/ops/56_tracking_server.ipynb #6f1bac49
 class ServerError(RunError):
@@ -79,7 +79,7 @@ def _answers(url:str, timeout:float=2) -> bytes|None:
 # %% ../nbs/ops/56_tracking_server.ipynb #ff4bf7eb
 class _Served:
     "A server run as a subprocess in its own session: `start()` returns once it answers, `stop()` ends its group."
-    what = 'server'  # its name in messages
+    what, slug = 'server', 'server'  # its name in messages, and in its log file's name
     ready_path = '/'  # a path that answers once the server is up (and starts nothing)
     def __init__(self, host:str='127.0.0.1', port:int|None=None):
         self.host, self.port, self.proc, self.log_path, self.answered = host, port, None, None, False
@@ -95,7 +95,7 @@ class _Served:
         "Start the server and wait until it answers; a ServerError (nothing left running) when it does not."
         if self.port is None: self.port = free_port(self.host)
         check_port(self.host, self.port)
-        fd, log = tempfile.mkstemp(prefix=f"mlops-nb-{self.what.split()[0].lower()}-", suffix='.log')
+        fd, log = tempfile.mkstemp(prefix=f"mlops-nb-{self.slug}-", suffix='.log')
         self.log_path = Path(log)
         with os.fdopen(fd, 'wb') as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(self._command(), cwd=self._cwd(), env=self._env(), stdin=subprocess.DEVNULL,
@@ -156,9 +156,12 @@ _Served.__enter__ = lambda self: self if self.running else self.start()
 _Served.__exit__ = lambda self, *exc: self.stop()
 
 # %% ../nbs/ops/56_tracking_server.ipynb #bbc48b66
+LOCAL_HOSTS = 'localhost,localhost:*,127.0.0.1,127.0.0.1:*'  # always allowed, also beside --allowed-hosts
+
+# %% ../nbs/ops/56_tracking_server.ipynb #39787714
 class TrackingServer(_Served):
     "MLflow's tracking server and UI on a loop project's store, listening on `host:port` (127.0.0.1:5000)."
-    what, ready_path = 'MLflow server', '/health'
+    what, slug, ready_path = 'MLflow server', 'mlflow', '/health'
     def __init__(self, project, # the loop project folder
                  port:int|None=5000, # the port (None: a free one)
                  host:str='127.0.0.1', # the address to listen on
@@ -175,7 +178,7 @@ class TrackingServer(_Served):
         return ([sys.executable, '-m', 'mlflow', 'server', '--backend-store-uri', self.store, '--host', self.host,
                  '--port', str(self.port), '--workers', str(self.workers),
                  '--artifacts-destination', self.artifacts.as_uri()]
-                + (['--allowed-hosts', self.allowed_hosts] if self.allowed_hosts else []))
+                + (['--allowed-hosts', f"{self.allowed_hosts},{LOCAL_HOSTS}"] if self.allowed_hosts else []))
 
     def _env(self) -> dict:
         env = dict(os.environ)
@@ -192,7 +195,7 @@ class TrackingServer(_Served):
         return f"{self.url}/#/experiments/{self.experiment_id}/runs"
     def __repr__(self): return f"TrackingServer({self.store} at {self.url}{'' if self.running else ', stopped'})"
 
-# %% ../nbs/ops/56_tracking_server.ipynb #39787714
+# %% ../nbs/ops/56_tracking_server.ipynb #edc83e1e
 def _start_tracking(self, timeout:float=START_TIMEOUT) -> TrackingServer:
     "Open the store (created and migrated once, under its lock), then start the server and wait until it answers."
     if self.store.split(':', 1)[0] in ('http', 'https', 'databricks'):
@@ -207,7 +210,7 @@ def _start_tracking(self, timeout:float=START_TIMEOUT) -> TrackingServer:
 
 TrackingServer.start = _start_tracking
 
-# %% ../nbs/ops/56_tracking_server.ipynb #8c98ef15
+# %% ../nbs/ops/56_tracking_server.ipynb #50f1f020
 def app_notebook(run_path, # the run folder
                 ) -> dict:
     "The notebook (nbformat JSON) Voilà serves for a run: the run's decision panel over its stored reports."
@@ -223,10 +226,10 @@ def app_notebook(run_path, # the run folder
         cell('code', "from mlops_nb.panels import ErrorAnalysisPanel", 2),
         cell('code', f"ErrorAnalysisPanel.from_run({run_path!r})", 3)])
 
-# %% ../nbs/ops/56_tracking_server.ipynb #50f1f020
+# %% ../nbs/ops/56_tracking_server.ipynb #5723f8a3
 class PanelApp(_Served):
     "Voilà serving the decision panel of a run (its stored reports; Apply appends to its decisions.yaml)."
-    what, ready_path = 'Voilà', '/voila/static/'  # a static path: the page itself would start a kernel
+    what, slug, ready_path = 'Voilà', 'voila', '/voila/static/'  # a static path: a page would start a kernel
     def __init__(self, project, # the loop project folder
                  run:str, # run id, a unique prefix, 'latest', or a run folder
                  port:int|None=8866, # the port (None: a free one)
@@ -251,7 +254,7 @@ class PanelApp(_Served):
     def _cwd(self): return self.run_dir.path
     def __repr__(self): return f"PanelApp(run {self.run} at {self.url}{'' if self.running else ', stopped'})"
 
-# %% ../nbs/ops/56_tracking_server.ipynb #5723f8a3
+# %% ../nbs/ops/56_tracking_server.ipynb #cb09f2ff
 def _start_app(self, timeout:float=START_TIMEOUT) -> PanelApp:
     "Find the run and its reports, write the app notebook, start Voilà and wait until it answers."
     p = Path(self.run)
