@@ -31,6 +31,7 @@ __all__ = ['demo', 'main']
 from .cli_business import add_commands as _business_commands
 from .cli_deploy import add_commands as _deploy_commands
 from .cli_monitor import add_commands as _monitor_commands
+from .cli_ui import add_commands as _ui_commands
 
 # %% ../nbs/cli/90_cli.ipynb #a1c0e004
 def _cmd_init(args) -> int:
@@ -170,7 +171,8 @@ def _demo_message(rd, project) -> str:
         f"  MLflow store    {uri}",
         "open it:",
         f"  jupyter lab {rd.path / 'notebooks'}",
-        f"  mlflow ui --backend-store-uri {uri}    (needs the full 'mlflow' package: pip install mlflow)",
+        f"  {uri}    (the MLflow UI of its tracking server)" if uri.startswith(('http:', 'https:')) else
+        f"  mlops-nb ui -C {project}    (MLflow's UI on this store, at http://127.0.0.1:5000)",
         "next iteration, taking the analyses' recommendations:",
         f"  mlops-nb run -C {project} --from {rd.id} --policy auto"])
 
@@ -206,7 +208,7 @@ def _demo_command(sub, proj, track):
 
 # %% ../nbs/cli/90_cli.ipynb #e5f52b3c
 def _parser() -> argparse.ArgumentParser:
-    "The `mlops-nb` parser: the loop's commands, then deployment's, monitoring's and business analysis'."
+    "The `mlops-nb` parser: the loop's commands, then deployment's, monitoring's, business analysis', the UI's."
     p = argparse.ArgumentParser(prog='mlops-nb', description='Run the ML loop as parameterized notebooks; every '
                                 'finding a decision, every decision the parameters of the next run.')
     p.add_argument('--version', action='version', version=f"mlops-nb {mlops_nb.__version__}")
@@ -216,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     track = argparse.ArgumentParser(add_help=False)
     track.add_argument('--tracking-uri', default=None,
                        help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI or <project>/mlflow.db)')
-    for add in (_loop_commands, _runs_commands, _demo_command, _deploy_commands, _monitor_commands, _business_commands):
+    for add in (_loop_commands, _runs_commands, _demo_command, _deploy_commands, _monitor_commands, _business_commands,
+                _ui_commands):
         add(sub, proj, track)
     return p
 
