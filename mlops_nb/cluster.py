@@ -54,15 +54,17 @@ def dask_client(scheduler:str|None=None, # scheduler address (tcp://host:port); 
         raise ClusterError(f"workers must be a whole number ≥ 1, got {workers!r}")
     n = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host='127.0.0.1',
-                      dashboard_address=None, memory_limit=memory_limit, silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address='127.0.0.1:0', memory_limit=memory_limit, silence_logs=logging.ERROR) as cluster, \
          Client(cluster) as client:
         yield client
 
 # %% ../nbs/core/09_cluster.ipynb #b560c8c1
 def _local_addresses() -> set:
-    "Names and addresses of this machine."
+    "Names and addresses of this machine (every interface's, as psutil lists them)."
+    import psutil  # comes with distributed
     names = {'localhost', socket.gethostname(), socket.getfqdn()}
-    out = set(names)
+    out = names | {a.address.split('%')[0] for nic in psutil.net_if_addrs().values() for a in nic
+                   if a.family in (socket.AF_INET, socket.AF_INET6)}
     for n in names:
         try: out |= {a[4][0] for a in socket.getaddrinfo(n, None)}
         except OSError: pass
