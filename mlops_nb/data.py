@@ -8,6 +8,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/stages/data.html.md"""
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +23,9 @@ _all_ = ['DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validat
 
 # %% auto #0
 __all__ = ['DATASET_MAX_ROWS', 'load_table', 'is_dataset', 'dataset_files', 'open_dataset', 'sample_rates', 'sample_table',
-           'sample_dataset', 'training_params', 'read_id_table', 'apply_label_patch', 'exclude_rows', 'data_version',
-           'time_split', 'Prepared', 'prepare', 'DataError', 'DataWarning', 'mostly_numeric', 'binary_target',
-           'validate_table', 'feature_columns']
+           'sample_dataset', 'calibrate_to_sample', 'read_id_table', 'apply_label_patch', 'exclude_rows',
+           'data_version', 'time_split', 'Prepared', 'prepare', 'DataError', 'DataWarning', 'mostly_numeric',
+           'binary_target', 'validate_table', 'feature_columns']
 
 # %% ../nbs/stages/15_data.ipynb #a891022b
 def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
@@ -195,11 +196,13 @@ def sample_dataset(source, target:str, max_rows:int, seed:int=0, *, columns=None
     return out, dict(facts, seed=seed, rows=len(out), partitions=len(parts))
 
 
-def training_params(params:LoopParams, info:dict) -> LoopParams:
-    "`params` with the data sample's negative rate folded into `imbalance.neg_sample_rate` (calibrated to all data)."
+def calibrate_to_sample(model, # a fitted `LoopClassifier` (mlops_nb.train), trained on the sample's rows
+                        info:dict, # the data stage's facts (`Prepared.info`, the run's data.json)
+                       ):
+    "`model` with the sample's negative rate undone in its scores: probabilities of all the data, not of the sample."
     rate = ((info or {}).get('sample') or {}).get('neg_sample_rate', 1.0)
-    if rate >= 1: return params
-    return params.override([f'imbalance.neg_sample_rate={params.imbalance.neg_sample_rate * rate!r}'])
+    if rate < 1: model.shift_ = getattr(model, 'shift_', 0.0) + math.log(rate)  # = p / (p + (1 - p) / rate)
+    return model
 
 # %% ../nbs/stages/15_data.ipynb #5b58fe5a
 def read_id_table(path, id_col:str, what:str) -> pd.DataFrame:
