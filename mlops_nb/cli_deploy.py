@@ -13,7 +13,8 @@ from pathlib import Path
 from .deploy import promote, register_run, rollback, _as_run
 from .model_registry import list_versions, model_dir, model_name
 from .scoring import InputError, score
-from .score_dataset import is_dataset, score_dataset
+from .datasets import is_dataset
+from .score_dataset import score_dataset
 from .serve import serve
 
 # %% auto #0

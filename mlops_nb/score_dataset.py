@@ -21,44 +21,22 @@ import pandas as pd
 
 from .checks import atomic_write
 from .cluster import dask_client
+from .datasets import DataError, dataset_files, is_dataset, open_dataset
 from .input_checks import InputError
 from .prediction_log import PredictionLog, _iso_texts
 from .profile import Profile
 from .scoring import Deployed, _project_deploy, load_deployed
 
 # %% auto #0
-__all__ = ['is_dataset', 'DatasetScores', 'score_dataset']
-
-# %% ../nbs/ops/55e_score_dataset.ipynb #7b7454e1
-def is_dataset(source) -> bool:
-    "Is `source` a Parquet dataset (a folder, a glob or a URL) rather than one CSV / Parquet file or a DataFrame?"
-    if isinstance(source, pd.DataFrame): return False
-    s = str(source)
-    if '://' in s or any(ch in s for ch in '*?['): return True
-    return Path(s).is_dir()
+__all__ = ['DatasetScores', 'score_dataset']
 
 # %% ../nbs/ops/55e_score_dataset.ipynb #9a619e83
-def _open(source, columns=None):
-    "The dataset as a Dask DataFrame (one partition per file or row group); InputError when it cannot be read."
-    import dask
-    import dask.dataframe as dd
-    try:
-        with dask.config.set({'dataframe.convert-string': False}):  # strings as `score` reads them: object columns
-            return dd.read_parquet(str(source), columns=columns)
-    except Exception as e:
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{source}: cannot read it as a Parquet dataset ({why})") from None
-
-
-def _partition_names(source, n:int) -> list:
-    "A name for each of the `n` partitions: its file when the dataset has one file per partition, else 'partition i'."
-    try:
-        import fsspec
-        fs, _, paths = fsspec.get_fs_token_paths(str(source))
-        files = sorted(f for p in paths for f in (fs.find(p) if fs.isdir(p) else [p])
-                       if f.endswith(('.parquet', '.pq')) and not Path(f).name.startswith(('_', '.')))
-    except Exception: files = []
-    return files if len(files) == n else [f'partition {i}' for i in range(n)]
+def _open(source) -> tuple:
+    "The dataset as a Dask DataFrame and a name for each partition (its file when there is one file per partition)."
+    try: ddf, (_, _, files) = open_dataset(source, what='score'), dataset_files(source, what='score')
+    except DataError as e: raise InputError(str(e)) from None
+    n = ddf.npartitions
+    return ddf, files if len(files) == n else [f'partition {i} of {source}' for i in range(n)]
 
 # %% ../nbs/ops/55e_score_dataset.ipynb #b1476fc9
 def _out_dir(out) -> Path:
@@ -236,8 +214,7 @@ def score_dataset(project, # the loop project folder
     unknown = unknown_categories or _project_deploy(project).unknown_categories
     out = _out_dir(out)
     dep = load_deployed(project, alias, tracking_uri=tracking_uri)
-    ddf = _open(source)
-    names = _partition_names(source, ddf.npartitions)
+    ddf, names = _open(source)
     staging = out.parent / f'.{out.name}.staging-{uuid.uuid4().hex[:8]}'
     staging.mkdir()
     try:

@@ -18,7 +18,8 @@ from mlops_nb.monitor import monitor, reference_profile
 from mlops_nb.params import LoopParams
 from mlops_nb.prediction_log import MonitorError, PredictionLog
 from mlops_nb.runner import RunDir, init_project, log_to_mlflow, new_run_id
-from mlops_nb.score_dataset import is_dataset, score_dataset
+from mlops_nb.datasets import is_dataset
+from mlops_nb.score_dataset import score_dataset
 from mlops_nb.scoring import InputError, score
 from mlops_nb.train import LoopClassifier, save_model
 
