@@ -21,7 +21,7 @@ from .reports import Report, register_report
 from .drift import STAT_TESTS, DriftReport
 from .estimate import _per_row_scores, calibrate, estimate_performance, fit_calibration
 from .prediction_log import MonitorError
-from .profile import Profile, _compare_summaries, profile_drift
+from .profile import Profile, _atoms, _compare_summaries, profile_drift
 from .scoping import METRICS, evaluate
 
 # %% auto #0
@@ -44,14 +44,11 @@ SKETCH_POINTS = 20_000  # scores rebuilt from a batch's score sketch for the pre
 
 
 def _sketch_scores(sc:dict, m:int=SKETCH_POINTS) -> np.ndarray:
-    "min(m, n) scores spread as the summary's distribution: its quantiles at (i + 0.5) / m (exact from value counts)."
-    n = int(sc.get('n') or 0); m = min(m, n)
-    u = (np.arange(m) + 0.5) / max(m, 1)
-    if sc.get('values'):
-        v = np.array([a for a, _ in sc['values']], float); c = np.cumsum([b for _, b in sc['values']]) / n
-        return v[np.minimum(np.searchsorted(c, u, side='right'), len(v) - 1)]
-    q = np.asarray(sc['quantiles'], float); uq = (np.arange(len(q)) + 0.5) / len(q)
-    return np.interp(u, np.concatenate([[0.0], uq, [1.0]]), np.concatenate([[sc['min']], q, [sc['max']]]))
+    "min(m, n) scores spread as the summary's distribution: its quantiles at (i + 0.5) / m (KLL items, or exact counts)."
+    m = min(m, int(sc.get('n') or 0))
+    x, w = _atoms(sc)  # sorted values and their weights: exact counts, the KLL sketch's items, or v1 quantiles
+    c = np.cumsum(w) / w.sum()
+    return x[np.minimum(np.searchsorted(c, (np.arange(m) + 0.5) / max(m, 1)), len(x) - 1)]
 
 # %% ../nbs/ops/63_monitor_batch.ipynb #60b88774
 def _labels(labels, where:str) -> np.ndarray:

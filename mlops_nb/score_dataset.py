@@ -33,7 +33,7 @@ __all__ = ['DatasetScores', 'score_dataset']
 # %% ../nbs/ops/55e_score_dataset.ipynb #9a619e83
 def _open(source) -> tuple:
     "The dataset as a Dask DataFrame and a name for each partition (its file when there is one file per partition)."
-    try: ddf, (_, _, files) = open_dataset(source, what='score'), dataset_files(source, what='score')
+    try: ddf, (_, _, files) = open_dataset(source, what='dataset'), dataset_files(source, what='dataset')
     except DataError as e: raise InputError(str(e)) from None
     n = ddf.npartitions
     return ddf, files if len(files) == n else [f'partition {i} of {source}' for i in range(n)]

@@ -123,19 +123,26 @@ def test_dataset_scores_like_memory_and_monitors_alike(project, client, tmp_path
 def test_a_bad_partition_is_one_line_and_nothing_looks_complete(project, client, tmp_path, capsys):
     rows = _rows(7)
     src = _dataset(tmp_path / 'in', rows)
-    bad = pd.read_parquet(src / 'part-05.parquet').assign(hour='noon')
-    bad.to_parquet(src / 'part-05.parquet', index=False)
+    bad = pd.read_parquet(src / 'part-05.parquet')
+    bad.assign(device=np.where(np.arange(len(bad)) == 3, 'toaster', bad.device)).to_parquet(src / 'part-05.parquet',
+                                                                                            index=False)
     log = PredictionLog(project)
     n0 = len(log.batches())
-    with pytest.raises(InputError, match=r"part-05\.parquet: .*hour: expected numbers, got 'noon'"):
+    # the file fits the dataset's schema; its rows do not fit the model: found by the worker that scores it
+    with pytest.raises(InputError, match=r"part-05\.parquet: .*device: new value\(s\) 'toaster' never seen in training"):
         score_dataset(project, src, tmp_path / 'out', client=client)
     assert not (tmp_path / 'out').exists() and not list(tmp_path.glob('.out.staging-*'))
     assert len(log.batches()) == n0
     # through the command line: one line, exit status 2, nothing written
     assert main(['score', str(src), '-C', str(project), '--out', str(tmp_path / 'out2'), '--workers', '1']) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and 'part-05.parquet' in err[0] and 'Traceback' not in err[0], err
+    assert len(err) == 1 and 'part-05.parquet' in err[0] and 'toaster' in err[0], err
     assert not (tmp_path / 'out2').exists() and len(log.batches()) == n0
+    # a file whose column type differs from the others': refused before anything is scored, naming both files
+    bad.assign(hour='noon').to_parquet(src / 'part-05.parquet', index=False)
+    with pytest.raises(InputError, match=r"'hour' holds text values in \S*part-05\.parquet but number in"):
+        score_dataset(project, src, tmp_path / 'out', client=client)
+    assert not (tmp_path / 'out').exists() and len(log.batches()) == n0
 
 
 def test_score_command_on_a_dataset(project, tmp_path, capsys):
@@ -154,3 +161,13 @@ def test_score_command_on_a_dataset(project, tmp_path, capsys):
         PredictionLog(project).add_labels(['nope'], [1])
     assert main(['monitor', str(bid), '-C', str(project)]) in (0, 1)
     assert f'batch {bid} ' in capsys.readouterr().out
+
+
+def test_file_mistakes_are_one_line(project, tmp_path, capsys):
+    src = _dataset(tmp_path / 'in', _rows(3), parts=2)
+    assert main(['score', str(src / 'part-00.parquet'), '-C', str(project), '--workers', '2']) == 2
+    assert 'one file' in capsys.readouterr().err
+    assert main(['score', str(tmp_path / 'nothing' / '*.parquet'), '-C', str(project), '--out', str(tmp_path / 'o')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'dataset: no data files at' in err[0], err
+    assert not (tmp_path / 'o').exists() and not list(tmp_path.glob('.o.staging-*'))
