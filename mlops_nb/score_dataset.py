@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -191,7 +192,6 @@ def _finish(project, dep:Deployed, res:dict, out:Path, staging:Path, n_parts:int
             r.summary(), model_name=dep.name, model_version=dep.version, run_id=dep.run_id, profile=r.profile,
             time_min=r.time_min, time_max=r.time_max, unseen=r.unseen, source=str(source))
         r = dataclasses.replace(r, batch_id=bid)
-    import json
     atomic_write(out / '_manifest.json', json.dumps(dict(r.summary(), batch_id=r.batch_id, model_name=dep.name,
                                                          run_id=dep.run_id, source=str(source), files=res['files'],
                                                          time_min=r.time_min, time_max=r.time_max), indent=1))
