@@ -87,7 +87,7 @@ def generate(root: Path, rows: int, seed: int) -> float:
             pq.write_table(columns_of(i, FILE_ROWS if rows >= 2 * FILE_ROWS else rows // 2, half == 'cur', seed),
                            d / f'part-{i:04d}.parquet', compression='snappy')
     seconds = time.perf_counter() - t0
-    (tmp / 'meta.json').write_text(json.dumps(dict(rows=rows, seed=seed, generate_seconds=round(seconds, 1))))
+    (tmp / '_meta.json').write_text(json.dumps(dict(rows=rows, seed=seed, generate_seconds=round(seconds, 1))))
     tmp.rename(root)
     return seconds
 
@@ -244,7 +244,7 @@ def main():
         args.data.parent.mkdir(parents=True, exist_ok=True)
         gen = generate(args.data, args.rows, args.seed)
         print(f"generated {args.rows:,} rows in {gen:.0f} s at {args.data}", file=sys.stderr)
-    meta = json.loads((args.data / 'meta.json').read_text())
+    meta = json.loads((args.data / '_meta.json').read_text())
     res = {k: [] for k in args.ways.split(',')}
     for i in range(args.repeat):
         for k in res:
