@@ -161,8 +161,8 @@ def _pair(x, what:str):
     return out
 
 # %% ../nbs/analyses/42_drift.ipynb #23fe00e8
-def analyze_drift(reference, # reference sample (e.g. training data): DataFrame, Series or array
-                  current,   # current sample with the same columns
+def analyze_drift(reference, # reference sample (e.g. training data): DataFrame, Series, array or `Profile`
+                  current,   # current sample with the same columns (or a `Profile`)
                   *,
                   columns=None,     # columns to test (default: all of the reference's)
                   prediction=None,  # optional (reference_scores, current_scores): prediction drift
@@ -173,6 +173,10 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
                   alpha:float|None=None, # family-wise level over the features (None: each test's own, 0.05)
                  ) -> DriftReport:
     "Test every column for drift between `reference` and `current`; see which drifted and whether the dataset did."
+    hook = next((type(x)._analyze_drift for x in (reference, current) if hasattr(type(x), '_analyze_drift')), None)
+    if hook is not None:  # a Profile on either side: `profile_drift` (mlops_nb.profile imports this module, not back)
+        return hook(reference, current, columns=columns, prediction=prediction, target=target, stat_tests=stat_tests,
+                    drift_share=drift_share, min_effect=min_effect, alpha=alpha)
     ref = as_frame(reference, 'analyze_drift', 'reference', names=range, empty_ok=True)
     cur = as_frame(current, 'analyze_drift', 'current', like=ref, names=range, empty_ok=True)
     for side, df in (('reference', ref), ('current', cur)):
