@@ -100,10 +100,12 @@ def rss_mb() -> float:
 def way_cluster(root: Path) -> dict:
     from mlops_nb.cluster import dask_client
     from mlops_nb.datasets import dataset_drift
+    import pyarrow.parquet as pq
     t0 = time.perf_counter()
     with dask_client(workers=2) as client:
         t1 = time.perf_counter()
-        r = dataset_drift(root / 'period=ref', root / 'period=cur', client=client)
+        cols = pq.read_schema(next((root / 'period=ref').glob('*.parquet'))).names  # not the hive key `period`
+        r = dataset_drift(root / 'period=ref', root / 'period=cur', columns=cols, client=client)
         t2 = time.perf_counter()
         workers = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return dict(seconds=t2 - t0, start_seconds=t1 - t0, peak_mb=rss_mb() + sum(workers.values()),
