@@ -103,7 +103,7 @@ def _check_files(fs, root:str, files:list, columns:list|None, what:str):
         except Exception as e:
             why = (str(e).splitlines() or [type(e).__name__])[0]
             raise DataError(f"{what}: {name} is not a Parquet file ({why})") from None
-        keys = dict(p.split('=', 1) for p in f[len(root):].strip('/').split('/')[:-1] if '=' in p)
+        keys = dict(p.split('=', 1) for p in f.split('/')[:-1] if '=' in p)  # hive keys, as Dask reads them
         have = {**{k: 'partition' for k in keys}, **{n: _kind(schema.field(n).type) for n in schema.names}}
         want = columns if columns is not None else list(kinds) if kinds else list(have)
         missing = [c for c in want if c not in have]

@@ -12,8 +12,91 @@ from pathlib import Path
 import pandas as pd
 
 from .data import DataError, dataset_files, is_dataset, open_dataset
+from .drift import DriftReport, analyze_drift
+from .profile import Profile, merge_profiles, profile_drift
 
 _all_ = ['open_dataset', 'is_dataset', 'dataset_files']
 
 # %% auto #0
-__all__ = ['open_dataset', 'is_dataset', 'dataset_files']
+__all__ = ['MERGE_FAN_IN', 'profile_dataset', 'dataset_drift', 'open_dataset', 'is_dataset', 'dataset_files']
+
+# %% ../nbs/ops/60a_datasets.ipynb #b10b0008
+MERGE_FAN_IN = 8  # partition profiles merged in one task (a tree of merges: few small profiles per task)
+
+
+def _merge_dicts(*dicts) -> dict:
+    "The merged profile of the profiles in `dicts` (their `to_dict`s), as a dict."
+    return merge_profiles([Profile.from_dict(d) for d in dicts]).to_dict()
+
+
+def _partition_profile(part:pd.DataFrame, columns:list, score:str|None) -> dict:
+    "The profile of one partition's rows, as a dict."
+    return Profile.from_frame(part, columns, score=None if score is None else part[score].to_numpy()).to_dict()
+
+
+def _compute(task, client):
+    "The value of a Dask delayed `task`: on `client` when given, else on Dask's current scheduler."
+    if client is not None: return client.compute(task).result()
+    import dask
+    return dask.compute(task)[0]
+
+
+def _as_ddf(source, columns, what:str):
+    "A dask DataFrame from a dask DataFrame or a dataset's name; a column asked for and missing is a DataError."
+    import dask.dataframe as dd
+    if isinstance(source, dd.DataFrame):
+        gone = [c for c in columns or [] if c not in source.columns]
+        if gone: raise DataError(f"{what}: columns {gone} are not in the dataset (it has {list(source.columns)[:12]})")
+        return source if columns is None else source[columns]
+    if isinstance(source, (str, Path)): return open_dataset(source, columns, what=what)
+    raise TypeError(f"{what}: expected a Parquet dataset (folder, glob, URL) or a dask DataFrame, "
+                    f"got {type(source).__name__}")
+
+
+def profile_dataset(source, # a Parquet dataset (folder, glob, fsspec URL) or a dask DataFrame
+                    columns=None, # the columns to profile (default: all but `score`)
+                    *,
+                    client=None, # a distributed Client to run on (default: Dask's current scheduler)
+                    score:str|None=None, # the column of the model's scores, profiled as the profile's scores
+                    info:dict|None=None, # extra JSON-ready facts kept with the profile
+                   ) -> Profile:
+    "One merged `Profile` of a dataset, profiled partition-wise: memory bounded by the partition size."
+    import dask
+    cols = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
+    read = None if cols is None else cols + ([score] if score and score not in cols else [])
+    ddf = _as_ddf(source, read, 'profile_dataset')
+    if score is not None and score not in ddf.columns:
+        raise DataError(f"profile_dataset: score column {score!r} is not in the dataset")
+    cols = [c for c in ddf.columns if c != score] if cols is None else cols
+    level = [dask.delayed(_partition_profile)(p, cols, score) for p in ddf.to_delayed()]
+    while len(level) > 1:
+        level = [dask.delayed(_merge_dicts)(*level[i:i + MERGE_FAN_IN]) for i in range(0, len(level), MERGE_FAN_IN)]
+    p = Profile.from_dict(_compute(level[0], client))
+    if info: p.info.update(info)
+    return p
+
+# %% ../nbs/ops/60a_datasets.ipynb #b10b000c
+def _as_profile(x, side:str, columns, client) -> Profile:
+    "`x` as a Profile: as it is, profiled in this process (a DataFrame) or partition-wise (a dataset)."
+    if isinstance(x, Profile): return x
+    if isinstance(x, pd.DataFrame): return Profile.from_frame(x, columns)
+    try: return profile_dataset(x, columns, client=client)
+    except TypeError:
+        raise TypeError(f"dataset_drift: {side} must be a DataFrame, a dask DataFrame, a Parquet dataset or a "
+                        f"Profile, got {type(x).__name__}") from None
+
+
+def dataset_drift(reference, # DataFrame, dask DataFrame, Parquet dataset (folder, glob, URL) or Profile
+                  current,   # the same kinds (need not be the reference's kind)
+                  *,
+                  columns=None, # columns to test (default: the reference's)
+                  client=None,  # a distributed Client to profile datasets on
+                  **kw,         # min_effect, alpha, drift_share … of `profile_drift` / `analyze_drift`
+                 ) -> DriftReport:
+    "Drift between two datasets, frames or profiles: partition-wise profiles where there are no rows in memory."
+    cols = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
+    if isinstance(reference, pd.DataFrame) and isinstance(current, pd.DataFrame):
+        return analyze_drift(reference, current, columns=cols, **kw)
+    ref = _as_profile(reference, 'reference', cols, client)
+    cols = cols if cols is not None else ref.columns
+    return profile_drift(ref, _as_profile(current, 'current', cols, client), columns=cols, **kw)

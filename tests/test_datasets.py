@@ -74,3 +74,50 @@ def test_bad_datasets_are_one_line(tmp_path, ads):
         prepare(LoopParams().override([f'data.source={bad}']))
     with pytest.raises(DataError, match="has no column no_target"):
         prepare(LoopParams().override([f'data.source={root}', 'data.target=no_target']))
+
+
+def mixed(n: int, seed: int, drift: bool) -> pd.DataFrame:
+    "Columns of every kind; with `drift`, some move clearly (beyond the floors) and the rest stay or move below them."
+    r = np.random.default_rng(seed)
+    k = 1.0 if drift else 0.0
+    return pd.DataFrame({
+        'steady': r.normal(0, 1, n), 'shifted': r.normal(0.5 * k, 1, n), 'tiny_shift': r.normal(0.03 * k, 1, n),
+        'skewed': r.lognormal(1 + 0.3 * k, 1, n), 'count': r.poisson(3 + k, n), 'same_count': r.poisson(3, n),
+        'segment': r.choice(['a', 'b', 'c', 'd'], n, p=[.1, .2, .3, .4] if drift else [.4, .3, .2, .1]),
+        'same_segment': r.choice(['x', 'y', 'z'], n), 'flag': r.random(n) < 0.3,
+        'when': pd.Timestamp('2026-01-01') + pd.to_timedelta(r.integers(0, 30 * 86400, n), unit='s')})
+
+
+def test_a_dataset_in_8_partitions_profiled_through_a_cluster_decides_as_in_memory(tmp_path):
+    from mlops_nb.cluster import dask_client
+    from mlops_nb.datasets import dataset_drift, profile_dataset
+    from mlops_nb.drift import analyze_drift
+    ref, cur = mixed(40_000, 1, False), mixed(40_000, 2, True)
+    root = tmp_path / 'ds'
+    write_dataset(ref, root / 'period=ref', 8); write_dataset(cur, root / 'period=cur', 8)
+    exact = analyze_drift(ref, cur)
+    with dask_client(workers=2) as client:
+        assert len(client.scheduler_info()['workers']) == 2
+        # Dask reads the hive key of the folders named (period) as a column: test the data's own columns
+        merged = dataset_drift(root / 'period=ref', root / 'period=cur', columns=list(ref.columns), client=client)
+        whole = profile_dataset(root, client=client)  # both hive partitions: the key is a column too
+    got, want = merged.columns['drifted'].to_dict(), exact.columns['drifted'].to_dict()
+    assert got == want, {c: (got[c], want[c]) for c in want if got.get(c) != want[c]}
+    assert {'shifted', 'skewed', 'count', 'segment'} <= {c for c, d in got.items() if d}
+    assert not any(got[c] for c in ('steady', 'tiny_shift', 'same_count', 'same_segment', 'flag', 'when'))
+    assert (merged.n_reference, merged.n_current) == (len(ref), len(cur))
+    assert whole.n_rows == 2 * len(ref) and whole.summaries['period']['n'] == 2 * len(ref)
+
+
+def test_a_memory_url_dataset_profiles_in_process():
+    import fsspec
+    from mlops_nb.datasets import open_dataset, profile_dataset
+    fs = fsspec.filesystem('memory')
+    df = mixed(2000, 3, False)
+    for i in range(3):
+        with fs.open(f'/bench-b/ds/part-{i}.parquet', 'wb') as f: df.iloc[i::3].to_parquet(f)
+    try:
+        assert open_dataset('memory://bench-b/ds').npartitions == 3
+        p = profile_dataset('memory://bench-b/ds', ['steady', 'segment'])
+        assert p.n_rows == len(df) and p.summaries['segment']['n'] == len(df)
+    finally: fs.rm('/bench-b', recursive=True)
