@@ -21,7 +21,7 @@ from .reports import Report, register_report
 from .drift import STAT_TESTS, DriftReport
 from .estimate import _per_row_scores, calibrate, estimate_performance, fit_calibration
 from .prediction_log import MonitorError
-from .profile import Profile, _atoms, _compare_summaries, profile_drift
+from .profile import Profile, _compare_summaries, profile_drift
 from .scoping import METRICS, evaluate
 
 # %% auto #0
@@ -43,10 +43,10 @@ def _score_summary(scores) -> dict:
 SKETCH_POINTS = 20_000  # scores rebuilt from a batch's score sketch for the pre-label estimate (see `analyze_batch`)
 
 
-def _sketch_scores(sc:dict, m:int=SKETCH_POINTS) -> np.ndarray:
-    "min(m, n) scores spread as the summary's distribution: its quantiles at (i + 0.5) / m (KLL items, or exact counts)."
-    m = min(m, int(sc.get('n') or 0))
-    x, w = _atoms(sc)  # sorted values and their weights: exact counts, the KLL sketch's items, or v1 quantiles
+def _sketch_scores(p:Profile, m:int=SKETCH_POINTS) -> np.ndarray:
+    "min(m, n) scores spread as the profile's score summary: its quantiles at (i + 0.5) / m (KLL items or exact counts)."
+    m = min(m, int(p.score.get('n') or 0))
+    x, w = p.weighted()  # sorted values and their weights: exact counts, the KLL sketch's items, or v1 quantiles
     c = np.cumsum(w) / w.sum()
     return x[np.minimum(np.searchsorted(c, (np.arange(m) + 0.5) / max(m, 1)), len(x) - 1)]
 
@@ -318,7 +318,7 @@ def _batch_scores(current:Profile|None, s, score_sketch:bool) -> tuple:
     if s is not None: raise MonitorError("analyze_batch: give scores or score_sketch=True, not both")
     if current is None or not current.score:
         raise MonitorError("analyze_batch: score_sketch=True needs the batch's Profile with its scores' summary")
-    return current.score, _sketch_scores(current.score)
+    return current.score, _sketch_scores(current)
 
 def analyze_batch(reference:Profile, # the model's reference (`reference_profile`); a plain `Profile`: drift alerts only
                   current=None,      # the batch's input Profile or its feature rows (DataFrame); None = no input drift
