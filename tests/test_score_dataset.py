@@ -171,3 +171,25 @@ def test_file_mistakes_are_one_line(project, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'dataset: no data files at' in err[0], err
     assert not (tmp_path / 'o').exists() and not list(tmp_path.glob('.o.staging-*'))
+
+
+def test_a_worker_loads_the_model_through_the_trust_checks(project, client, tmp_path):
+    "What travels to the workers is the skops file; a tampered one is refused there and its payload never runs."
+    import builtins
+    import copy
+    import functools
+    from sklearn.preprocessing import FunctionTransformer
+    from mlops_nb.score_dataset import _model_spec, _worker_deployed
+    from mlops_nb.scoring import load_deployed
+    from mlops_nb.train import UntrustedModelError
+    key, blob, shell = _model_spec(load_deployed(project))
+    marker = tmp_path / 'pwned'
+    evil = copy.deepcopy(shell.model if shell.model is not None else load_deployed(project).model)
+    evil.pipeline_.steps.insert(0, ('evil', FunctionTransformer(functools.partial(
+        builtins.eval, f"open({str(marker)!r}, 'w').write('x') and None"))))
+    bad = save_model(evil, tmp_path / 'evil.skops').read_bytes()
+    with pytest.raises(UntrustedModelError, match=r'builtins\.eval'):
+        client.submit(_worker_deployed, ('tampered', bad, shell), pure=False).result()
+    assert not marker.exists()
+    dep, _ = client.submit(_worker_deployed, (key, blob, shell), pure=False).result()  # the real one loads
+    assert dep.version == shell.version and dep.model is not None
