@@ -1,7 +1,6 @@
 """Mergeable profiles: merging partition profiles in any order and grouping gives the same exact parts and the same
 drift decisions; the decisions agree with `analyze_drift` on the rows; version 1 profiles (quantile lists, saved by
 deployed models before the sketches) still load, test and monitor, and refuse to merge with one clear line."""
-import itertools
 import json
 import random
 from pathlib import Path
@@ -43,7 +42,7 @@ EXACT_KEYS = ('family', 'n', 'missing', 'min', 'max', 'tz', 'other')
 def exact_parts(p: Profile) -> dict:
     "What must not depend on the order or grouping of a merge: counts, extremes, exact value counts."
     out = {'n_rows': p.n_rows}
-    for c, s in [*p.summaries.items(), ('__score__', p.score)]:
+    for c, s in [*p.summaries.items(), *([("__score__", p.score)] if p.score else [])]:
         out[c] = {k: s[k] for k in EXACT_KEYS if k in s}
         if 'values' in s and 'freq' not in s: out[c]['values'] = {json.dumps(v): n for v, n in s['values']}
     return out
@@ -152,3 +151,14 @@ def test_bad_merges_are_one_clear_line(bad, match):
     with pytest.raises((ValueError, TypeError, KeyError)) as e:
         bad(p)
     assert match in str(e.value) and '\n' not in str(e.value)
+
+
+def test_parquet_partitions_merge_into_the_profile_of_the_table(tmp_path):
+    "Partitions read back from Parquet (string, category and datetime64[us] dtypes) merge into the whole's exact parts."
+    d = table(12_000, 3).assign(cat=lambda x: pd.Categorical(x['color']), when_us=lambda x: x['when'].astype('datetime64[us]'))
+    for i in range(6): d.iloc[i::6].to_parquet(tmp_path / f'p{i}.parquet')
+    parts = [Profile.from_frame(pd.read_parquet(p)) for p in sorted(tmp_path.glob('*.parquet'))]
+    m, whole = merge_profiles(parts), Profile.from_frame(d)
+    assert exact_parts(m) == exact_parts(whole)
+    assert m.kind('cat') == 'categorical' and m.kind('when_us') == 'datetime'
+    assert profile_drift(whole, m).drifted_columns == []
