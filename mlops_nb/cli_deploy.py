@@ -13,6 +13,8 @@ from pathlib import Path
 from .deploy import promote, register_run, rollback, _as_run
 from .model_registry import list_versions, model_dir, model_name
 from .scoring import InputError, score
+from .datasets import is_dataset
+from .score_dataset import score_dataset
 from .serve import serve
 
 # %% auto #0
@@ -72,7 +74,22 @@ def _add_deploy(sub, proj, track):
     s.set_defaults(func=_cmd_models)
 
 # %% ../nbs/cli/91_cli_deploy.ipynb #316b2284
+def _cmd_score_dataset(a):
+    if not a.out: raise InputError(f"{a.data} is a Parquet dataset: name a new folder for its predictions with --out DIR")
+    r = score_dataset(a.project, a.data, a.out, alias=a.alias, scheduler=a.scheduler, workers=a.workers,
+                      log=not a.no_log, tracking_uri=a.tracking_uri)
+    print(f"scored {r.n_rows:,} rows in {r.n_partitions:,} partitions with {r.model_name} v{r.model_version}; "
+          f"mean score {r.mean_score:.4f}, {r.n_positive:,} predicted positive"
+          + (f"; prediction log batch {r.batch_id}" if r.batch_id else '; not logged') + f"; written to {r.out}"
+          + (f"; never seen in training, scored as missing: {', '.join(f'{c} {n:,}' for c, n in r.unseen.items())}"
+             if r.unseen else ''))
+
+
 def _cmd_score(a):
+    if is_dataset(a.data): return _cmd_score_dataset(a)
+    if a.scheduler or a.workers:
+        raise InputError(f"--scheduler / --workers score a Parquet dataset (a folder, glob or URL); {a.data} is one "
+                         "file, scored in this process")
     dest = Path(a.out) if a.out else None
     if dest is not None:  # checked before scoring: a batch whose scores cannot be written is not logged either
         if dest.suffix not in ('.csv', '.parquet', '.pq'):
@@ -105,11 +122,18 @@ def _add_serve(sub, proj, track):
                        description='Score a CSV / Parquet file with the champion (checked against its features, types'
                                    ' and categories; columns the training table did not have are rejected) and write '
                                    'it as one batch to the prediction log. Exit status 2 when the file does not fit '
-                                   'the model (nothing is scored).')
+                                   'the model (nothing is scored). A Parquet dataset is scored partition-wise on '
+                                   'a Dask cluster into --out DIR and logged as one batch (summary and profile).')
     s.add_argument('data', help='CSV or Parquet file of rows to score: the features, plus any column of the training '
-                                'table (id, time, label, ...); an unknown extra column is rejected, nothing is scored')
-    s.add_argument('--out', default=None, metavar='FILE', help='write the scores to FILE (.csv or .parquet) instead '
-                                                               'of printing them')
+                                'table (id, time, label, ...); an unknown extra column is rejected, nothing is scored.'
+                                ' A Parquet dataset (a folder, a glob, a URL) is scored partition-wise on Dask')
+    s.add_argument('--out', default=None, metavar='FILE|DIR', help='write the scores to FILE (.csv or .parquet) '
+                   'instead of printing them; for a dataset a new folder DIR: one Parquet file per partition, '
+                   '_SUCCESS when all are written')
+    s.add_argument('--scheduler', default=None, metavar='ADDRESS', help='Dask scheduler for a dataset (default: '
+                   '$DASK_SCHEDULER_ADDRESS, else a local cluster)')
+    s.add_argument('--workers', type=int, default=None, metavar='N', help='worker processes of the local cluster '
+                   '(default: one per core)')
     s.add_argument('--alias', default='champion', help="registry alias that answers (default: champion)")
     s.add_argument('--no-log', action='store_true', help='do not write the batch to the prediction log')
     s.set_defaults(func=_cmd_score)

@@ -8,9 +8,11 @@ Docs: https://mlops-nb.github.io/mlops_nb/stages/data.html.md"""
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .checks import listing
@@ -20,9 +22,10 @@ from .validate import DataError, DataWarning, binary_target, feature_columns, mo
 _all_ = ['DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validate_table', 'feature_columns']
 
 # %% auto #0
-__all__ = ['load_table', 'read_id_table', 'apply_label_patch', 'exclude_rows', 'data_version', 'time_split', 'Prepared',
-           'prepare', 'DataError', 'DataWarning', 'mostly_numeric', 'binary_target', 'validate_table',
-           'feature_columns']
+__all__ = ['DATASET_MAX_ROWS', 'load_table', 'is_dataset', 'dataset_files', 'open_dataset', 'sample_rates', 'sample_table',
+           'sample_dataset', 'calibrate_to_sample', 'read_id_table', 'apply_label_patch', 'exclude_rows',
+           'data_version', 'time_split', 'Prepared', 'prepare', 'DataError', 'DataWarning', 'mostly_numeric',
+           'binary_target', 'validate_table', 'feature_columns']
 
 # %% ../nbs/stages/15_data.ipynb #a891022b
 def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
@@ -44,6 +47,162 @@ def load_table(source, # 'scenario', a .csv / .parquet path, or a DataFrame
         if suffix in ('.parquet', '.pq'): return pd.read_parquet(path)
     except Exception as e: raise DataError(f"{what}: cannot read {path}: {e}") from None
     raise DataError(f"{what}: {path} is neither .csv nor .parquet")
+
+# %% ../nbs/stages/15_data.ipynb #b10a0002
+def is_dataset(source, base_dir=None) -> bool:
+    "Whether `source` names a Parquet dataset (a folder, a glob or an fsspec URL), not one file or 'scenario'."
+    if not isinstance(source, (str, Path)) or str(source) == 'scenario': return False
+    s = str(source)
+    if '://' in s or any(ch in s for ch in '*?['): return True
+    return (Path(s) if base_dir is None else Path(base_dir) / s).is_dir()
+
+
+def _hidden(rel:str) -> bool:
+    "Is a path below the dataset's root hidden from readers (a part starting with '_' or '.', like `_SUCCESS`)?"
+    return any(p[:1] in ('_', '.') for p in rel.strip('/').split('/') if p)
+
+
+def dataset_files(source, base_dir=None, what:str='data.source') -> tuple:
+    "The fsspec filesystem, root folder and sorted data files of a Parquet dataset; nothing there is a DataError."
+    import fsspec
+    s = str(source) if '://' in str(source) or base_dir is None else str(Path(base_dir) / str(source))
+    try: fs, path = fsspec.core.url_to_fs(s)
+    except (ImportError, ValueError, OSError) as e: raise DataError(f"{what}: cannot open {source} ({e})") from None
+    at = [path.find(ch) for ch in '*?[' if ch in path]
+    if at:
+        root = path[:min(at)].rsplit('/', 1)[0]
+        found = [f for f, info in fs.glob(path, detail=True).items()
+                 for f in (fs.find(f) if info.get('type') == 'directory' else [f])]
+    elif fs.isdir(path): root, found = path.rstrip('/'), fs.find(path)
+    elif fs.isfile(path): root, found = path.rsplit('/', 1)[0], [path]
+    else: raise DataError(f"{what}: nothing at {source}")
+    files = sorted(f for f in found if not _hidden(f[len(root):]))
+    if not files: raise DataError(f"{what}: no data files at {source}")
+    return fs, root, files
+
+# %% ../nbs/stages/15_data.ipynb #b10a0003
+def _kind(t) -> str:
+    "The family of a Parquet (Arrow) column type: number, text, time, bool, else the type's name."
+    import pyarrow as pa
+    if pa.types.is_dictionary(t): t = t.value_type
+    if pa.types.is_boolean(t): return 'bool'
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t): return 'number'
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t): return 'text'
+    if pa.types.is_timestamp(t) or pa.types.is_date(t): return 'time'
+    return str(t)
+
+
+def _check_files(fs, root:str, files:list, columns:list|None, what:str):
+    "Every file is Parquet and has the columns asked for (default: the first file's), each of the first file's kind."
+    import pyarrow.parquet as pq
+    kinds, first = {}, None
+    for f in files:
+        name = fs.unstrip_protocol(f)
+        try:
+            with fs.open(f, 'rb') as fh: schema = pq.ParquetFile(fh).schema_arrow
+        except Exception as e:
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            raise DataError(f"{what}: {name} is not a Parquet file ({why})") from None
+        keys = dict(p.split('=', 1) for p in f.split('/')[:-1] if '=' in p)  # hive keys, as Dask reads them
+        have = {**{k: 'partition' for k in keys}, **{n: _kind(schema.field(n).type) for n in schema.names}}
+        want = columns if columns is not None else list(kinds) if kinds else list(have)
+        missing = [c for c in want if c not in have]
+        if missing:
+            raise DataError(f"{what}: {name} has no column {listing(missing, show=str)} (it has "
+                            f"{listing(list(have), 8, show=str)})")
+        for c in want:
+            if c in kinds and kinds[c] != have[c] and 'partition' not in (kinds[c], have[c]):
+                raise DataError(f"{what}: column {c!r} holds {have[c]} values in {name} but {kinds[c]} in {first}")
+            kinds.setdefault(c, have[c])
+        first = first or name
+
+# %% ../nbs/stages/15_data.ipynb #b10a0004
+def open_dataset(source, # a folder, glob or fsspec URL of Parquet files (hive partitions `key=value/` too)
+                 columns=None, # the columns to read (default: all)
+                 *,
+                 base_dir=None, # a relative path is relative to this folder (the loop project)
+                 what:str='data.source', # how errors name the source
+                ):
+    "A lazy `dask.dataframe` over a Parquet dataset; a bad file, partition or column is one DataError naming it."
+    import dask.dataframe as dd
+    cols = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
+    fs, root, files = dataset_files(source, base_dir, what)
+    _check_files(fs, root, files, cols, what)
+    s = str(source) if '://' in str(source) or base_dir is None else str(Path(base_dir) / str(source))
+    try: return dd.read_parquet(s, columns=cols)
+    except Exception as e:
+        raise DataError(f"{what}: cannot read {source} ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
+
+# %% ../nbs/stages/15_data.ipynb #b10a0008
+DATASET_MAX_ROWS = 1_000_000  # rows the loop reads from a Parquet dataset when data.max_rows is null
+
+
+def sample_rates(n_pos:int, # positives in the data
+                 n_neg:int, # the other rows
+                 max_rows:int, # rows wanted at most
+                ) -> tuple[float, float]:
+    "The shares of positives and of negatives kept: every positive up to half of `max_rows`, negatives the rest."
+    n = n_pos + n_neg
+    if n <= max_rows: return 1.0, 1.0
+    keep_pos = min(1.0, (max_rows // 2) / n_pos) if n_pos else 1.0
+    keep_neg = (max_rows - keep_pos * n_pos) / n_neg if n_neg else 1.0
+    if keep_neg >= keep_pos: return max_rows / n, max_rows / n  # positives are not rare: a uniform sample
+    return keep_pos, keep_neg
+
+
+def _positive(counts:pd.Series):
+    "The label `binary_target` reads as 1, from the target's value counts (1 / True, else the rarer value)."
+    vals = set(counts.index)
+    return 1 if vals <= {0, 1} or vals <= {True, False} else counts.idxmin()
+
+
+def _kept(part:pd.DataFrame, target:str, pos, rates:tuple, seed:int, i:int) -> pd.DataFrame:
+    "The rows of partition `i` kept by a generator seeded with (`seed`, `i`): each with its class's share."
+    u = np.random.default_rng([seed, i]).random(len(part))
+    is_pos = (part[target] == pos).to_numpy(dtype=bool, na_value=False)
+    return part[u < np.where(is_pos, rates[0], rates[1])]
+
+
+def _sample_facts(counts:pd.Series, max_rows:int) -> tuple:
+    "The positive label, the rates, and the facts that `sample_table` / `sample_dataset` record."
+    counts = counts.dropna() if counts.index.hasnans else counts
+    pos = _positive(counts) if len(counts) else 1
+    n_pos, n = int(counts.get(pos, 0)), int(counts.sum())
+    rates = sample_rates(n_pos, n - n_pos, max_rows)
+    return pos, rates, dict(max_rows=max_rows, source_rows=n, source_positives=n_pos, keep_positives=rates[0],
+                            keep_negatives=rates[1], neg_sample_rate=rates[1] / rates[0])
+
+# %% ../nbs/stages/15_data.ipynb #b10a0009
+def sample_table(df:pd.DataFrame, target:str, max_rows:int, seed:int=0) -> tuple[pd.DataFrame, dict]:
+    "A stratified sample of at most about `max_rows` rows of `df` (see `sample_rates`) and how it was drawn."
+    if target not in df.columns: raise DataError(f"data.target: column {target!r} is not in the table")
+    pos, rates, facts = _sample_facts(df[target].value_counts(dropna=False), max_rows)
+    out = df if rates == (1.0, 1.0) else _kept(df, target, pos, rates, seed, 0).reset_index(drop=True)
+    return out, dict(facts, seed=seed, rows=len(out), partitions=1)
+
+
+def sample_dataset(source, target:str, max_rows:int, seed:int=0, *, columns=None, base_dir=None,
+                   what:str='data.source') -> tuple[pd.DataFrame, dict]:
+    "A reproducible stratified sample of a Parquet dataset (partition by partition, in memory only the sample)."
+    import dask
+    counts = open_dataset(source, [target], base_dir=base_dir, what=what)[target].value_counts(dropna=False)
+    pos, rates, facts = _sample_facts(counts.compute(), max_rows)
+    ddf = open_dataset(source, columns, base_dir=base_dir, what=what)
+    parts = ddf.to_delayed()
+    frames = dask.compute(*[dask.delayed(_kept)(p, target, pos, rates, seed, i) for i, p in enumerate(parts)])
+    out = pd.concat(frames, ignore_index=True) if frames else ddf._meta
+    for c in out.columns:  # hive partition keys come as categories of what the folders say: plain values
+        if isinstance(out[c].dtype, pd.CategoricalDtype): out[c] = out[c].astype(out[c].cat.categories.dtype)
+    return out, dict(facts, seed=seed, rows=len(out), partitions=len(parts))
+
+
+def calibrate_to_sample(model, # a fitted `LoopClassifier` (mlops_nb.train), trained on the sample's rows
+                        info:dict, # the data stage's facts (`Prepared.info`, the run's data.json)
+                       ):
+    "`model` with the sample's negative rate undone in its scores: probabilities of all the data, not of the sample."
+    rate = ((info or {}).get('sample') or {}).get('neg_sample_rate', 1.0)
+    if rate < 1: model.shift_ = getattr(model, 'shift_', 0.0) + math.log(rate)  # = p / (p + (1 - p) / rate)
+    return model
 
 # %% ../nbs/stages/15_data.ipynb #5b58fe5a
 def read_id_table(path, id_col:str, what:str) -> pd.DataFrame:
@@ -156,7 +315,11 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
     "Load, validate, patch, exclude, version and split the data that `params` describe."
     d = params.data
     sc = {k: v for k, v in vars(params.scenario).items()}
-    raw = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir)
+    if is_dataset(d.source, base_dir):  # larger than memory: a stratified sample of at most data.max_rows rows
+        raw, sample = sample_dataset(d.source, d.target, d.max_rows or DATASET_MAX_ROWS, params.seed, base_dir=base_dir)
+    else:
+        raw, sample = load_table(d.source, scenario=sc, seed=params.seed, base_dir=base_dir), None
+        if d.max_rows is not None: raw, sample = sample_table(raw, d.target, d.max_rows, params.seed)
     df = validate_table(raw, d)
     notes = list(df.attrs.get('notes', []))  # things the user should know that are not errors (validation's first)
     if d.as_of is not None: df = _known_as_of(df, d, raw, notes)  # only what was known when the run starts
@@ -170,5 +333,5 @@ def prepare(params:LoopParams, base_dir='.') -> Prepared:
     info = dict(rows=len(df), positives=int(df[d.target].sum()), prevalence=float(df[d.target].mean()),
                 start=str(df[d.time_col].min()), end=str(df[d.time_col].max()), n_excluded=n_excluded,
                 n_patched=0 if patch is None else len(patch), positive_label=df.attrs.get('positive_label'),
-                notes=notes, **{f'{k}_rows': len(v) for k, v in sp.items()})
+                notes=notes, sample=sample, **{f'{k}_rows': len(v) for k, v in sp.items()})
     return Prepared(sp['train'], sp['valid'], sp['test'], sp['refit'], df, feats, version, info)

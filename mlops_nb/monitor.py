@@ -95,8 +95,12 @@ def monitor(project,            # the loop project folder
     try: ref = load_reference(project, info['run_id'])
     except MonitorError as e: raise MonitorError(f"batch {bid}: {e}") from None
     rd = reference_run(project, info['run_id'])
-    preds = log.predictions(bid)
-    r = analyze_batch(ref, log.profile(bid), scores=preds['score'], labels=preds['label'], times=preds['time'],
+    if info.get('predictions_at'):  # scored from a Parquet dataset: no rows in the log, its profile's score sketch
+        rows = dict(scores=None, score_sketch=True)
+    else:
+        preds = log.predictions(bid)
+        rows = dict(scores=preds['score'], labels=preds['label'], times=preds['time'])
+    r = analyze_batch(ref, log.profile(bid), **rows,
                       params=params if params is not None else _project_params(project, rd),
                       batch=dict(batch_id=bid, model_version=info['model_version'], run_id=rd.id,
                                  time_min=info['time_min'], time_max=info['time_max']), n_draws=n_draws)

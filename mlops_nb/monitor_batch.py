@@ -25,7 +25,7 @@ from .profile import Profile, _compare_summaries, profile_drift
 from .scoping import METRICS, evaluate
 
 # %% auto #0
-__all__ = ['USUAL_METRICS', 'reference_profile', 'MonitorReport', 'analyze_batch']
+__all__ = ['USUAL_METRICS', 'SKETCH_POINTS', 'reference_profile', 'MonitorReport', 'analyze_batch']
 
 # %% ../nbs/ops/63_monitor_batch.ipynb #48ba93f0
 USUAL_METRICS = ('roc_auc', 'pr_auc', 'precision', 'recall', 'f1', 'log_loss', 'brier', 'impressions')
@@ -38,6 +38,17 @@ def _metric_names(metric:str) -> list:
 
 def _score_summary(scores) -> dict:
     return Profile.from_frame(pd.DataFrame(index=range(len(scores))), [], score=scores).score
+
+
+SKETCH_POINTS = 20_000  # scores rebuilt from a batch's score sketch for the pre-label estimate (see `analyze_batch`)
+
+
+def _sketch_scores(p:Profile, m:int=SKETCH_POINTS) -> np.ndarray:
+    "min(m, n) scores spread as the profile's score summary: its quantiles at (i + 0.5) / m (KLL items or exact counts)."
+    m = min(m, int(p.score.get('n') or 0))
+    x, w = p.weighted()  # sorted values and their weights: exact counts, the KLL sketch's items, or v1 quantiles
+    c = np.cumsum(w) / w.sum()
+    return x[np.minimum(np.searchsorted(c, (np.arange(m) + 0.5) / max(m, 1)), len(x) - 1)]
 
 # %% ../nbs/ops/63_monitor_batch.ipynb #60b88774
 def _labels(labels, where:str) -> np.ndarray:
@@ -237,17 +248,18 @@ def _stat_label(row:dict) -> str:
     return f"{t.name} {what} = {row['score']:.3g} (drift {t.drift_if} {row['threshold']:g})"
 
 
-def _prediction_drift(reference:Profile, s, mp:MonitorParams, alert:_Alerts) -> dict|None:
-    "The drift test of the batch's scores against the reference's (None without scores); alerts `prediction_drift`."
-    if s is None or not reference.score: return None
-    row = _compare_summaries(reference.score, _score_summary(s), '__prediction__', 'prediction')
+def _prediction_drift(reference:Profile, sc:dict|None, mp:MonitorParams, alert:_Alerts) -> dict|None:
+    "The drift test of the batch's score summary against the reference's (None without scores); alerts it."
+    if sc is None or not reference.score: return None
+    row = _compare_summaries(reference.score, sc, '__prediction__', 'prediction')
     ref_mean = reference.info.get('prediction_mean', reference.score.get('mean', np.nan))
     alert('prediction_drift', row['score'], row['threshold'], mp.prediction_drift and row['drifted'],
-          f"scores: {_stat_label(row)}; mean {s.mean():.4g} vs {ref_mean:.4g} on the reference")
+          f"scores: {_stat_label(row)}; mean {sc['mean']:.4g} vs {ref_mean:.4g} on the reference")
     return row
 
 # %% ../nbs/ops/63_monitor_batch.ipynb #ccf924ad
-def _performance(info:dict, s, y, threshold:float, mp:MonitorParams, alert:_Alerts, n_draws:int) -> tuple:
+def _performance(info:dict, s, y, threshold:float, mp:MonitorParams, alert:_Alerts, n_draws:int,
+                 n_rows:int|None=None) -> tuple:
     "The metrics table and (estimate, its sd, realized, its sd, labelled rows) of the scoped metric; the drop alerts."
     metric = info.get('metric', 'roc_auc'); names = _metric_names(metric); greater = METRICS[metric].greater_is_better
     perf = pd.DataFrame(index=names, columns=['reference', 'estimated', 'estimated_sd', 'realized'], dtype=float)
@@ -257,6 +269,7 @@ def _performance(info:dict, s, y, threshold:float, mp:MonitorParams, alert:_Aler
     if s is None: return perf, (est_m, est_sd, real_m, real_sd, n_lab)
     probs = calibrate(info.get('calibration'), s)
     est = estimate_performance(s, threshold, names, probs=probs, n_draws=n_draws)
+    est['sd'] *= np.sqrt(len(s) / (n_rows or len(s)))  # scores rebuilt from a sketch: the spread of the batch's n rows
     perf['estimated'], perf['estimated_sd'] = est['estimate'], est['sd']
     est_m, est_sd = float(est.loc[metric, 'estimate']), float(est.loc[metric, 'sd'])
     ref_est = float(info.get('metric_estimated', info.get('metric_value', np.nan)))
@@ -299,6 +312,14 @@ def _retrain(r:MonitorReport, stale:list, y, t) -> Decision:
                     source='monitor')
 
 # %% ../nbs/ops/63_monitor_batch.ipynb #602f7070
+def _batch_scores(current:Profile|None, s, score_sketch:bool) -> tuple:
+    "(score summary, scores to estimate from): the rows' scores, or the batch profile's score sketch and scores rebuilt."
+    if not score_sketch: return (None if s is None else _score_summary(s)), s
+    if s is not None: raise MonitorError("analyze_batch: give scores or score_sketch=True, not both")
+    if current is None or not current.score:
+        raise MonitorError("analyze_batch: score_sketch=True needs the batch's Profile with its scores' summary")
+    return current.score, _sketch_scores(current)
+
 def analyze_batch(reference:Profile, # the model's reference (`reference_profile`); a plain `Profile`: drift alerts only
                   current=None,      # the batch's input Profile or its feature rows (DataFrame); None = no input drift
                   *,
@@ -308,6 +329,7 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
                   params=None,       # LoopParams / MonitorParams / dict: alert thresholds (default: MonitorParams())
                   batch:dict|None=None, # facts of the batch to record (batch_id, model_version, run_id, time_min/max)
                   n_draws:int=50,    # label draws, only for a metric without a closed form (see `estimate`)
+                  score_sketch:bool=False, # no per-row scores: use the score sketch of `current` (a dataset batch)
                  ) -> MonitorReport:
     "Check one scored batch against the model's reference: input and prediction drift, performance, alerts."
     if not isinstance(reference, Profile):
@@ -318,10 +340,11 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
         raise MonitorError(f"analyze_batch: the reference's metric {metric!r} is not a registered metric")
     s = _per_row_scores(scores, 'analyze_batch')  # here: its warning names the caller of analyze_batch
     current, y, t, n_rows = _batch_inputs(reference, current, s, labels, times)
+    sc, pts = _batch_scores(current, s, score_sketch)
     alert = _Alerts(n_rows < mp.min_rows)
     drift, share = _input_drift(reference, current, s, mp, alert)
-    pred = _prediction_drift(reference, s, mp, alert)
-    perf, (est_m, est_sd, real_m, real_sd, n_lab) = _performance(info, s, y, threshold, mp, alert, n_draws)
+    pred = _prediction_drift(reference, sc, mp, alert)
+    perf, (est_m, est_sd, real_m, real_sd, n_lab) = _performance(info, pts, y, threshold, mp, alert, n_draws, n_rows)
     table, no_t = alert.table(), t is None or t.isna().all()
     r = MonitorReport(batch.get('batch_id'), str(batch.get('model_version', '')),
                       str(batch.get('run_id', info.get('run_id', ''))),
@@ -329,7 +352,7 @@ def analyze_batch(reference:Profile, # the model's reference (`reference_profile
                       batch.get('time_max', None if no_t else str(t.max())),
                       int(n_rows), n_lab, metric, threshold, float(info.get('metric_value', np.nan)), est_m, est_sd,
                       real_m, real_sd, share, bool(pred is not None and pred['drifted']),
-                      float(s.mean()) if s is not None else float('nan'),
+                      float(sc['mean']) if sc is not None else float('nan'),
                       float(info.get('prediction_mean', (reference.score or {}).get('mean', np.nan))),
                       int(table['fired'].sum()), table, perf, drift,
                       reference_estimated=float(info.get('metric_estimated', info.get('metric_value', np.nan))),

@@ -71,8 +71,8 @@ SCENARIO_BATCHES = 8  # labeling batches of the built-in scenario: contiguous ti
 @dataclass
 class DataParams:
     "Where the data comes from and what its columns mean."
-    source: str = knob('scenario', "'scenario' (the built-in ads simulation, see `scenario`) or a path to a .csv / "
-                                   ".parquet file")
+    source: str = knob('scenario', "'scenario' (the built-in ads simulation, see `scenario`), a path to a .csv / "
+                                   ".parquet file, or a Parquet dataset: a folder, a glob or a URL (file://, s3://)")
     time_col: str = knob('timestamp', "timestamp column; splits and windows are time-ordered")
     target: str = knob('clicked', "binary label column")
     id_col: Optional[str] = knob('impression_id', "unique row id; label patches refer to it")
@@ -86,6 +86,9 @@ class DataParams:
                                              "starts); null = all rows")
     calendar_features: bool = knob(False, "add the hour, weekday and day of month of `time_col` as features (for "
                                           "data whose outcome repeats with the calendar)")
+    max_rows: Optional[int] = knob(None, "rows the loop reads at most: a reproducible sample stratified by the target "
+                                         "(every positive up to half of it); null = every row of a file, 1,000,000 of "
+                                         "a Parquet dataset", ge=100)
 
 # %% ../nbs/core/03_params.ipynb #ab5c5769
 @dataclass
@@ -180,7 +183,8 @@ class AnalysisParams:
     "Error analyses run after training."
     enabled: list[str] = knob(default_analyses, "analyses to run (names registered in `mlops_nb.registry.ANALYSES`)")
     cv: int = knob(5, "folds for out-of-fold probabilities (label noise)", ge=2)
-    max_rows: int = knob(50_000, "rows sampled for the slower analyses", ge=100)
+    max_rows: int = knob(50_000, "rows sampled for the slower (row-level) analyses, from the rows the data stage "
+                                 "read (see data.max_rows)", ge=100)
     freq: Frequency = knob('W', "window length for staleness and prevalence over time (pandas offset alias)")
     drift_min_effect: float = knob(0.1, "smallest drift that counts, however sure the test is, in standard "
                                         "deviations: Wasserstein distance / reference sd for numbers, Cohen's h "

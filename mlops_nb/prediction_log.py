@@ -25,7 +25,7 @@ from .reports import Report
 from .profile import Profile
 
 # %% auto #0
-__all__ = ['MonitorError', 'PredictionLog', 'ScoredRows', 'QueueThread', 'LogWriter']
+__all__ = ['MonitorError', 'PredictionLog', 'log_dataset_batch', 'ScoredRows', 'QueueThread', 'LogWriter']
 
 # %% ../nbs/ops/61_prediction_log.ipynb #1c824d9a
 class MonitorError(ValueError):
@@ -44,7 +44,8 @@ CREATE INDEX IF NOT EXISTS predictions_batch ON predictions(batch_id);
 CREATE INDEX IF NOT EXISTS predictions_row ON predictions(row_id);
 """
 # columns of `batches` newer than the first logs: added when an older log is opened, with the value old batches get
-_ADDED = {'unseen': ('TEXT', None), 'closed_at': ('TEXT', 'logged_at')}
+_ADDED = {'unseen': ('TEXT', None), 'closed_at': ('TEXT', 'logged_at'), 'predictions_at': ('TEXT', None),
+          'summary': ('TEXT', None)}  # predictions_at, summary: a batch scored from a Parquet dataset (its files)
 
 
 def _prepare(con:sqlite3.Connection):
@@ -186,10 +187,11 @@ def _span(ids) -> str:
 class _LogReads(_LogFile):
     "What a prediction log holds: batches, predictions, profiles, monitoring results."
     def batches(self) -> pd.DataFrame:
-        "One row per logged batch (newest last): ids, model, run, rows, times, labelled rows, monitored, unseen, closed"
+        "Per logged batch (newest last): ids, model, run, rows, times, labelled, monitored, unseen, closed, files"
         b = self._read('SELECT b.batch_id, b.logged_at, b.model_name, b.model_version, b.run_id, b.n_rows, b.time_min, '
                        'b.time_max, (SELECT COUNT(label) FROM predictions p WHERE p.batch_id = b.batch_id) '
-                       'AS n_labelled, b.monitored_at, b.unseen, b.closed_at FROM batches b ORDER BY b.batch_id')
+                       'AS n_labelled, b.monitored_at, b.unseen, b.closed_at, b.predictions_at FROM batches b '
+                       'ORDER BY b.batch_id')
         b['unseen'] = [json.loads(u) if isinstance(u, str) else {} for u in b['unseen']]
         return b
 
@@ -218,9 +220,10 @@ class _LogReads(_LogFile):
         return Profile.from_dict(json.loads(p)) if isinstance(p, str) else None
 
     def batch_info(self, batch_id:int) -> dict:
-        "The batch's row of `batches` (without the profile and monitoring JSON; `unseen` as a dict)."
+        "The batch's row of `batches` (without the profile and monitoring JSON; `unseen` and `summary` as dicts)."
         info = {k: v for k, v in self._batch_row(batch_id).items() if k not in ('profile', 'monitoring')}
-        return {**info, 'unseen': json.loads(info['unseen']) if isinstance(info.get('unseen'), str) else {}}
+        js = lambda k: json.loads(info[k]) if isinstance(info.get(k), str) else {}
+        return {**info, 'unseen': js('unseen'), 'summary': js('summary')}
 
     def result(self, batch_id:int) -> Report|None:
         "The stored monitoring result of a batch, or None."
@@ -251,7 +254,10 @@ def _insert_labels(con:sqlite3.Connection, ids:list, labels:list, overwrite:bool
     unknown = [r[0] for r in con.execute(f'SELECT row_id {unknown_sql} LIMIT 6')]
     if unknown:
         n = con.execute(f'SELECT COUNT(*) {unknown_sql}').fetchone()[0]
-        raise MonitorError(f"add_labels: {n} ids were never predicted, e.g. {unknown[:5]}; no labels written")
+        ds = [r[0] for r in con.execute('SELECT batch_id FROM batches WHERE predictions_at IS NOT NULL')]
+        hint = (f" (labels for a batch scored from a Parquet dataset — batch {_span(ds)} — cannot be attached yet: "
+                "its predictions are Parquet files, not rows of the log)" if ds else '')
+        raise MonitorError(f"add_labels: {n} ids were never predicted, e.g. {unknown[:5]}; no labels written{hint}")
     if not overwrite:
         done = [r[0] for r in con.execute('SELECT DISTINCT p.row_id FROM predictions p JOIN new_labels n '
                                           'USING (row_id) WHERE p.label IS NOT NULL LIMIT 5')]
@@ -324,6 +330,39 @@ class PredictionLog(_LogReads):
             raise MonitorError(f"the prediction log {self.path} could not be written ({e}); "
                                "the result was not stored") from None
         finally: con.close()
+
+# %% ../nbs/ops/61_prediction_log.ipynb #e10d5a02
+def log_dataset_batch(self,
+                      summary:dict, # the batch summary: n_rows, mean_score, n_positive, predictions_at, ...
+                      *,
+                      model_name:str, # registered model name
+                      model_version,  # its version
+                      run_id:str,     # the run the model came from
+                      profile:Profile|None, # the merged profile of the batch's inputs and scores
+                      time_min:str|None=None, time_max:str|None=None, # ISO times of the first and last row
+                      unseen:dict|None=None, # per column, values never seen in training (scored as missing)
+                      source:str|None=None,  # the dataset that was scored
+                     ) -> int:
+    "Log a batch scored from a Parquet dataset as one row: summary, profile, where its predictions are; its batch id."
+    if profile is not None and not isinstance(profile, Profile):
+        raise MonitorError(f"log_dataset_batch: profile must be a Profile, got {type(profile).__name__}")
+    n, where = int(summary.get('n_rows', 0)), summary.get('predictions_at')
+    if n <= 0 or not where: raise MonitorError("log_dataset_batch: the summary needs n_rows > 0 and predictions_at")
+    now = utc_now()
+    con = self._connect(write=True)
+    try:
+        with con:
+            cur = con.execute('INSERT INTO batches (logged_at, model_name, model_version, run_id, n_rows, time_min, '
+                              'time_max, profile, unseen, closed_at, predictions_at, summary) '
+                              'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                              (now, str(model_name), str(model_version), str(run_id), n, time_min, time_max,
+                               profile.to_json() if profile is not None else None, _unseen_json(unseen), now,
+                               str(where), json.dumps(dict(summary, source=source), default=str)))
+    except sqlite3.OperationalError as e: raise _write_failed(self.path, e) from None
+    finally: con.close()
+    return int(cur.lastrowid)
+
+PredictionLog.log_dataset_batch = log_dataset_batch
 
 # %% ../nbs/ops/61_prediction_log.ipynb #182174c3
 @dataclass
