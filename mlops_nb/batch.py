@@ -173,7 +173,7 @@ def run_batch(project, # the loop project folder
     if not all_sets: return pd.DataFrame(columns=cols)
     uri = tracking_uri_for(project, tracking_uri)  # decided here, so that every worker logs to the same store
     rows = [None] * len(all_sets)
-    with dask_client(addr, None if addr else min(workers or 2, len(all_sets))) as client:
+    with dask_client(addr, None if addr else min(2 if workers is None else workers, len(all_sets))) as client:
         _check_cluster(client, project, uri)
         futs = {client.submit(_batch_one, str(project), s, uri, pure=False, retries=KERNEL_START_RETRIES): i
                 for i, s in enumerate(all_sets)}

@@ -161,8 +161,10 @@ def test_a_local_store_is_refused_for_remote_workers(project, uri, refused):
     assert store_refusal(tracking_uri_for(project, uri), []) is None
 
 
-def test_workers_and_scheduler_together_is_one_clear_error(project):
+def test_bad_worker_options_are_one_clear_error(project):
     n = len(list_runs(project))
     with pytest.raises(ClusterError, match='is for a local cluster'):
         run_batch(project, project / 'batch.yaml', workers=2, scheduler='tcp://127.0.0.1:1', progress=False)
+    with pytest.raises(ClusterError, match='workers must be a whole number'):
+        run_batch(project, project / 'batch.yaml', workers=0, progress=False)
     assert len(list_runs(project)) == n
