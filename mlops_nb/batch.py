@@ -1,4 +1,4 @@
-"""`run_batch` runs many parameter sets of the loop in parallel processes; `batch_sets` expands a batch file into them.
+"""`run_batch` runs many parameter sets of the loop as Dask tasks, on a local cluster or a team's; `batch_sets` expands a batch file into them.
 
 Docs: https://mlops-nb.github.io/mlops_nb/runner/batch.html.md"""
 
@@ -8,17 +8,23 @@ Docs: https://mlops-nb.github.io/mlops_nb/runner/batch.html.md"""
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
+import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import yaml
 
+from .cluster import ClusterError, dask_client, remote_workers, scheduler_address
 from .params import ParamError
 from .rundir import RunDir, RunError, _project
 from .runner import new_run_id, resolve_params, run_loop
+from .tracking import tracking_uri_for
 
 # %% auto #0
-__all__ = ['batch_sets', 'run_batch']
+__all__ = ['KERNEL_START_RETRIES', 'batch_sets', 'KernelStartFailed', 'store_refusal', 'run_batch']
 
 # %% ../nbs/runner/86_batch.ipynb #5dfe3680
 def _override(k:str, v) -> str:
@@ -59,36 +65,125 @@ def _read_batch_file(p:Path) -> dict:
         raise RunError(f"batch file {p} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
 
 # %% ../nbs/runner/86_batch.ipynb #3f6e23af
-def _batch_one(args):
-    "Run one set in a worker process: its row of the summary (a failure is a row too)."
-    project, sets, tracking_uri = args
-    run_id = new_run_id()
+KERNEL_START_RETRIES = 2  # Dask retries of a run whose kernel did not start (after the kernel's own attempts)
+
+
+class KernelStartFailed(RunError):
+    "A run's Jupyter kernel did not start: the Dask task raises it so that the scheduler tries it again."
+
+
+def _kernel_did_not_start(info:dict) -> bool:
+    "Did the run of `info` (its run.json) fail before any stage, because its Jupyter kernel did not start?"
+    return not info.get('stage_seconds') and 'a Jupyter kernel did not start' in (info.get('error') or '')
+
+
+def _one_line(e:BaseException) -> str:
+    return (f"{type(e).__name__}: {e}".splitlines() or [''])[0][:300]
+
+
+def _batch_one(project:str, sets:list, tracking_uri:str) -> dict:
+    "Run one set (a Dask task, in a worker process): its row of the summary; a failed run is a row too."
+    run_id, t0 = new_run_id(), time.perf_counter()
+    try: from distributed import get_worker; where = get_worker().address
+    except (ImportError, ValueError): where = None
+    info = dict(worker=where, pid=os.getpid())
     try:
         rd = run_loop(project, sets=sets, tracking_uri=tracking_uri, progress=False, run_id=run_id)
         m = rd.read_json('metrics.json') or {}
-        return dict(run=rd.id, status=rd.status, value=m.get('scoped', {}).get('test'), error=None)
+        return dict(run=rd.id, status=rd.status, value=m.get('scoped', {}).get('test'), error=None,
+                    seconds=round(time.perf_counter() - t0, 1), **info)
     except Exception as e:
         rd = RunDir(Path(project) / 'runs' / run_id)
-        return dict(run=run_id if rd.path.exists() else None, status=rd.status if rd.path.exists() else 'failed',
-                    value=None, error=f"{type(e).__name__}: {e}".splitlines()[0][:300])
+        there = rd.path.exists()
+        if there and _kernel_did_not_start(rd.info):  # not the user's failure: let Dask try it again
+            raise KernelStartFailed(f"run {run_id}: {rd.info.get('error')}") from None
+        return dict(run=run_id if there else None, status=rd.status if there else 'failed', value=None,
+                    error=_one_line(e), seconds=round(time.perf_counter() - t0, 1), **info)
+
+# %% ../nbs/runner/86_batch.ipynb #e1f4a6b3
+def store_refusal(tracking_uri:str, # the MLflow URI the runs will log to
+                  remote:list[str], # addresses of the workers that are not on this machine
+                 ) -> str|None:
+    "Why runs on workers `remote` must not log to `tracking_uri` (a store local to this machine); None when they may."
+    if not remote: return None
+    u = urlparse(tracking_uri)
+    scheme, host = u.scheme.lower(), (u.hostname or '').lower()
+    more = f' and {len(remote) - 3} more' if len(remote) > 3 else ''
+    who = f"worker(s) {', '.join(remote[:3])}{more}"
+    if tracking_uri.strip().lower() == 'databricks': return None
+    if scheme in ('', 'file', 'sqlite') or len(scheme) == 1:  # a path, a file store, SQLite (a drive letter: a path)
+        return (f"the MLflow store {tracking_uri} is a file on this machine, but {who} are not: start a tracking "
+                "server (`mlops-nb ui`, or `mlflow server`) and pass --tracking-uri http://HOST:PORT")
+    if host in ('localhost', '') or host.startswith('127.') or host == '::1':
+        return (f"the MLflow server {tracking_uri} is on this machine's loopback address, which {who} cannot "
+                "reach: pass --tracking-uri with the server's network address (serve it on one)")
+    return None
+
+# %% ../nbs/runner/86_batch.ipynb #b4c7d9e6
+def _worker_view(project:str, probe:str) -> dict:
+    "What a worker sees of `project`: the probe file written by the client (the same folder), a writable runs/."
+    p = Path(project)
+    runs = p / 'runs' if (p / 'runs').is_dir() else p
+    return dict(same=(p / probe).is_file(), writable=os.access(runs, os.W_OK))
+
+
+def _check_cluster(client, project:Path, tracking_uri:str, timeout:float=30):
+    "ClusterError unless the cluster has workers, each sees this project folder, and may log to `tracking_uri`."
+    try: client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise ClusterError(f"the Dask cluster {client.scheduler.address} has no workers (waited {timeout:g} s); "
+                           "start some with `dask worker ADDRESS`") from None
+    probe = f'.mlops-nb-probe-{secrets.token_hex(6)}'
+    (project / probe).write_text('written by mlops-nb batch to see that the workers share this folder\n')
+    try: seen = client.run(_worker_view, str(project), probe)
+    except Exception as e:
+        raise ClusterError(f"the Dask workers cannot run mlops_nb's check ({_one_line(e)}); install mlops_nb "
+                           "where the workers run") from None
+    finally: (project / probe).unlink(missing_ok=True)
+    blind = sorted(a for a, v in seen.items() if not v['same'])
+    if blind:
+        raise ClusterError(f"the project folder {project} is not visible to worker(s) {', '.join(blind[:3])}: put "
+                           "the project on a path every worker sees (a shared file system, mounted at the same path)")
+    ro = sorted(a for a, v in seen.items() if not v['writable'])
+    if ro: raise ClusterError(f"worker(s) {', '.join(ro[:3])} cannot write the runs of {project}")
+    why = store_refusal(tracking_uri, remote_workers(client))
+    if why: raise ClusterError(why)
 
 # %% ../nbs/runner/86_batch.ipynb #ad8d41e4
 def run_batch(project, # the loop project folder
               batch_file, # YAML with `runs:` or `grid:` (and `set:`)
-              workers:int=2, # processes running at once
+              workers:int|None=None, # worker processes of the local cluster (default: 2, at most one per set)
               tracking_uri=None, # MLflow URI (default: $MLFLOW_TRACKING_URI or the project's SQLite file)
               progress:bool=True, # show a progress bar over the runs
+              *,
+              scheduler:str|None=None, # a Dask scheduler (tcp://host:port); default $DASK_SCHEDULER_ADDRESS
+              on_run=None, # called with (row, runs done, runs in all) as each run finishes
              ) -> pd.DataFrame:
-    "Run every parameter set of `batch_file` in `workers` processes; a summary table, one row per set."
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    "Run every parameter set of `batch_file` as a Dask task; a summary table, one row per set."
+    from distributed import as_completed
     from tqdm.auto import tqdm
-    import multiprocessing as mp
     project = _project(project)
     all_sets = batch_sets(_read_batch_file(Path(batch_file)))
     for s in all_sets: resolve_params(project, sets=s)  # every set validated before any run starts
+    addr = scheduler_address(scheduler)
+    if addr and workers is not None:
+        raise ClusterError(f"workers={workers} is for a local cluster, but the scheduler {addr} is named (by "
+                           f"{'--scheduler' if scheduler else '$DASK_SCHEDULER_ADDRESS'}); leave out one of them")
+    cols = ['set', 'run', 'status', 'value', 'error']
+    if not all_sets: return pd.DataFrame(columns=cols)
+    uri = tracking_uri_for(project, tracking_uri)  # decided here, so that every worker logs to the same store
     rows = [None] * len(all_sets)
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context('spawn')) as ex:
-        futs = {ex.submit(_batch_one, (str(project), s, tracking_uri)): i for i, s in enumerate(all_sets)}
-        for f in tqdm(as_completed(futs), total=len(futs), desc='batch', unit='run', disable=not progress):
-            i = futs[f]; rows[i] = dict(set=' '.join(all_sets[i]), **f.result())
-    return pd.DataFrame(rows)
+    with dask_client(addr, None if addr else min(2 if workers is None else workers, len(all_sets))) as client:
+        _check_cluster(client, project, uri)
+        futs = {client.submit(_batch_one, str(project), s, uri, pure=False, retries=KERNEL_START_RETRIES): i
+                for i, s in enumerate(all_sets)}
+        with tqdm(total=len(futs), desc='batch', unit='run', disable=not progress) as bar:
+            for done, f in enumerate(as_completed(futs), 1):
+                i = futs[f]
+                try: r = f.result()
+                except Exception as e:  # its kernel never started, or the worker running it died
+                    r = dict(run=None, status='failed', value=None, error=_one_line(e))
+                rows[i] = dict(set=' '.join(all_sets[i]), **r)
+                bar.update()
+                if on_run: on_run(rows[i], done, len(futs))
+    return pd.DataFrame(rows)[cols]

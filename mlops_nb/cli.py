@@ -115,7 +115,12 @@ def _cmd_compare(args) -> int:
 
 # %% ../nbs/cli/90_cli.ipynb #a1c0e013
 def _cmd_batch(args) -> int:
-    df = run_batch(args.project, args.file, args.workers, args.tracking_uri)
+    from tqdm.auto import tqdm
+    def line(row, done, total):
+        what = f"{row['status']} in {row['seconds']:g} s" if row.get('seconds') is not None else row['status']
+        tqdm.write(f"[{done}/{total}] {row['run'] or '-'} {what}: {row['set'] or '(defaults)'}"
+                   + (f" — {row['error']}" if row['error'] else ''), file=sys.stderr)
+    df = run_batch(args.project, args.file, args.workers, args.tracking_uri, scheduler=args.scheduler, on_run=line)
     print(df.to_string(index=False))
     return 1 if (df.status != 'complete').any() else 0
 
@@ -133,11 +138,15 @@ def _runs_commands(sub, proj, track):
                                    "or its process was killed before it finished) becomes complete. A run already "
                                    "logged is not logged twice.")
     s.add_argument('run', help='run id or a unique prefix'); s.set_defaults(func=_cmd_log)
-    s = sub.add_parser('batch', parents=[proj, track], help='run many parameter sets',
-                       description="Run every parameter set of a batch file ('runs:' list or 'grid:' mapping) in "
-                                   "parallel processes.")
+    s = sub.add_parser('batch', parents=[proj, track], help='run many parameter sets on a Dask cluster',
+                       description="Run every parameter set of a batch file ('runs:' list or 'grid:' mapping) as a "
+                                   "Dask task: on a local cluster of N worker processes, or on the cluster of "
+                                   "--scheduler. The project folder must be at the same path on every worker; "
+                                   "with workers on other machines, log to a tracking server (--tracking-uri http://…).")
     s.add_argument('file', help='batch YAML file')
-    s.add_argument('--workers', '-j', type=int, default=2, help='parallel runs (default 2)')
+    s.add_argument('--workers', '-j', type=int, default=None, help='worker processes of the local cluster (default 2)')
+    s.add_argument('--scheduler', default=None, metavar='ADDRESS',
+                   help='a Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS; none: a local cluster)')
     s.set_defaults(func=_cmd_batch)
     s = sub.add_parser('compare', parents=[proj], help='compare two runs',
                        description='What changed between two runs: params, data version, metrics, findings.')
