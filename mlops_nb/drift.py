@@ -19,7 +19,7 @@ from .core import Decision, Report, register_report
 from .stat_tests import (DEFAULT_TESTS, MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, StatTest,
                                  _category_counts, _family, _few_unique, _numbers, _same_zone, choose_stat_test,
                                  stat_test)
-from .registry import LoopInputs, analysis
+from .registry import DRIFT_INPUTS, LoopInputs, analysis
 
 _all_ = ['STAT_TESTS', 'SMALL_SAMPLE', 'MAX_UNIQUE_CATEGORICAL', 'DEFAULT_TESTS', 'StatTest', 'stat_test',
          'choose_stat_test']
@@ -173,10 +173,17 @@ def analyze_drift(reference, # reference sample (e.g. training data): DataFrame,
                   alpha:float|None=None, # family-wise level over the features (None: each test's own, 0.05)
                  ) -> DriftReport:
     "Test every column for drift between `reference` and `current`; see which drifted and whether the dataset did."
-    hook = next((type(x)._analyze_drift for x in (reference, current) if hasattr(type(x), '_analyze_drift')), None)
-    if hook is not None:  # a Profile on either side: `profile_drift` (mlops_nb.profile imports this module, not back)
-        return hook(reference, current, columns=columns, prediction=prediction, target=target, stat_tests=stat_tests,
-                    drift_share=drift_share, min_effect=min_effect, alpha=alpha)
+    rows = (pd.DataFrame, pd.Series, np.ndarray, list, tuple, dict)
+    if not (isinstance(reference, rows) and isinstance(current, rows)):  # a Profile, a Dask DataFrame: its plug-in
+        for name in DRIFT_INPUTS:  # (mlops_nb.profile, mlops_nb.datasets; they import this module, not back)
+            r = DRIFT_INPUTS[name](reference, current, columns=columns, prediction=prediction, target=target,
+                                   stat_tests=stat_tests, drift_share=drift_share, min_effect=min_effect, alpha=alpha)
+            if r is not NotImplemented: return r
+        odd = [type(x).__name__ for x in (reference, current)
+               if not isinstance(x, (*rows, str, bytes, int, float)) and not hasattr(x, '__array__')]
+        if odd: raise TypeError(f"analyze_drift: cannot compare a {type(reference).__name__} with a "
+                                f"{type(current).__name__}: give rows (DataFrames, Series, arrays) on both sides, or a "
+                                "Profile or a Dask DataFrame against rows or another")
     ref = as_frame(reference, 'analyze_drift', 'reference', names=range, empty_ok=True)
     cur = as_frame(current, 'analyze_drift', 'current', like=ref, names=range, empty_ok=True)
     for side, df in (('reference', ref), ('current', cur)):

@@ -17,6 +17,7 @@ import pandas as pd
 from datasketches import frequent_items_error_type, frequent_strings_sketch, kll_doubles_sketch
 
 from .checks import atomic_write
+from .registry import DRIFT_INPUTS
 from .drift import (DEFAULT_TESTS, MAX_UNIQUE_CATEGORICAL, SMALL_SAMPLE, STAT_TESTS, DriftReport,
                             MissingColumnError, _decide, _family, _few_unique, _numbers)
 
@@ -517,19 +518,18 @@ def profile_drift(reference:Profile, # reference profile (e.g. of the training r
 # %% ../nbs/analyses/42b_profile.ipynb #537c925a
 def _analyze_drift(reference, current, *, columns=None, prediction=None, target=None, stat_tests=None,
                    **kw) -> DriftReport:
-    "`analyze_drift` with a Profile on either side: rows on the other side are profiled, then `profile_drift`."
+    "`analyze_drift` with a Profile on one side and rows or a Profile on the other (else NotImplemented)."
+    if not any(isinstance(x, Profile) for x in (reference, current)) or \
+       not all(isinstance(x, (Profile, pd.DataFrame)) for x in (reference, current)): return NotImplemented
     for what, v in (('prediction', prediction), ('target', target), ('stat_tests', stat_tests)):
         if v is not None:
             raise ValueError(f"analyze_drift: {what}= needs rows on both sides; with a Profile the tests are the "
                              "defaults and the scores' drift comes from the profiles' score summaries")
     cols = None if columns is None else [columns] if isinstance(columns, str) else list(columns)
     if not isinstance(reference, Profile):
-        if not isinstance(reference, pd.DataFrame):
-            raise TypeError(f"analyze_drift: against a Profile, reference must be a DataFrame or a Profile, "
-                            f"got {type(reference).__name__}")
         want = cols if cols is not None else current.columns
         reference = Profile.from_frame(reference, [c for c in want if c in reference.columns])
     return profile_drift(reference, current, columns=cols, **kw)
 
 
-Profile._analyze_drift = staticmethod(_analyze_drift)  # the hook `analyze_drift` looks for (no import cycle)
+DRIFT_INPUTS.register('profile', _analyze_drift)  # analyze_drift asks its plug-ins (this module imports drift, not back)

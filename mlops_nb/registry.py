@@ -16,8 +16,8 @@ from importlib.metadata import entry_points
 from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['INPUTS', 'ANALYSES', 'METRICS', 'MODELS', 'RegistryError', 'Registry', 'load_ref', 'LoopInputs', 'Analysis',
-           'analysis', 'default_analyses', 'analysis_for']
+__all__ = ['INPUTS', 'ANALYSES', 'METRICS', 'MODELS', 'DRIFT_INPUTS', 'RegistryError', 'Registry', 'load_ref', 'LoopInputs',
+           'Analysis', 'analysis', 'default_analyses', 'analysis_for']
 
 # %% ../nbs/core/02_registry.ipynb #153cfd4f
 class RegistryError(ValueError):
@@ -136,6 +136,9 @@ class Analysis:
 ANALYSES = Registry('analysis', 'mlops_nb.analyses', key=lambda kv: (kv[1].order, kv[0]))
 METRICS = Registry('metric', 'mlops_nb.metrics')
 MODELS = Registry('model kind', 'mlops_nb.models')
+# name → fn(reference, current, **analyze_drift's keywords): the DriftReport of inputs that are not rows in memory
+# (a Profile, a Dask DataFrame, …), or NotImplemented when it does not know either side's kind
+DRIFT_INPUTS = Registry('drift input', 'mlops_nb.drift_inputs')
 
 # %% ../nbs/core/02_registry.ipynb #cabac1a7
 def analysis(name:str, # the analysis's name in `analysis.enabled`
