@@ -79,24 +79,29 @@ def _zone(s:pd.Series) -> str|None:
     return None
 
 
-def _factorized(vals:np.ndarray):
-    "(codes, uniques) of a column's values; unhashable values (dicts, lists) by their text."
-    try: return pd.factorize(vals, use_na_sentinel=True)
+def _value_counts(s:pd.Series) -> tuple:
+    "(values, counts) of the values present in `s`; a category's codes are counted, unhashable values by their text."
+    if isinstance(s.dtype, pd.CategoricalDtype):  # counting the codes: no pass over the values themselves
+        codes = s.cat.codes.to_numpy(); cats = s.cat.categories
+        cnt = np.bincount(codes[codes >= 0], minlength=len(cats)); keep = cnt > 0
+        return np.asarray(cats, dtype=object)[keep], cnt[keep]
+    try: codes, uniques = pd.factorize(s, use_na_sentinel=True)  # the Series: Arrow strings are hashed by Arrow
     except TypeError:
-        t = pd.Series(vals, dtype=object)
-        return pd.factorize(t.where(t.isna(), t.astype(str)), use_na_sentinel=True)
+        t = pd.Series(s.to_numpy(), dtype=object)
+        codes, uniques = pd.factorize(t.where(t.isna(), t.astype(str)), use_na_sentinel=True)
+    return uniques, np.bincount(codes[codes >= 0], minlength=len(uniques))
 
 
 def _numeric_summary(a:np.ndarray, out:dict) -> dict:
-    "`out` with the moments, KLL sketch and (few values) exact counts of the finite values `a`."
+    "`out` with the moments and either the exact counts (few values) or a KLL sketch of the finite values `a`."
     if not len(a): return out
-    sk = kll_doubles_sketch(KLL_K); sk.update(np.require(a, np.float64, ['C', 'W']))  # it refuses read-only arrays
-    out.update(mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()),
-               kll=_b64(sk.serialize()))
-    if _few_unique(a, MAX_CATEGORIES):
+    out.update(mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()))
+    if _few_unique(a, MAX_CATEGORIES):  # every value counted: a sketch is built only if a merge outgrows the counts
         codes, uniques = pd.factorize(a); cnt = np.bincount(codes, minlength=len(uniques)); o = np.argsort(uniques)
         out['values'] = [[float(v), int(n)] for v, n in zip(uniques[o], cnt[o])]
-    return out
+        return out
+    sk = kll_doubles_sketch(KLL_K); sk.update(np.require(a, np.float64, ['C', 'W']))  # it refuses read-only arrays
+    return dict(out, kll=_b64(sk.serialize()))
 
 
 def _summarize(s:pd.Series) -> dict:
@@ -109,8 +114,7 @@ def _summarize(s:pd.Series) -> dict:
         if fam == 'datetime': out['tz'] = _zone(s)
         return _numeric_summary(a, out)
     if fam == 'empty': return dict(family='empty', n=0, missing=n_missing)
-    codes, uniques = _factorized(s.to_numpy())
-    cnt = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    uniques, cnt = _value_counts(s)
     out = dict(family=fam, n=int(len(s) - n_missing), missing=n_missing, n_distinct=int(len(uniques)))
     if len(uniques) <= MAX_CATEGORIES:
         return dict(out, values=_sorted_counts((_jsonable(u), int(n)) for u, n in zip(uniques, cnt)), other=0)
@@ -199,15 +203,24 @@ def _merge_numeric(parts:list, out:dict, name) -> dict:
         out['tz'] = zones.pop() if len(zones) == 1 else 'UTC'  # aware times are instants (UTC seconds)
     full = [p for p in parts if p['n']]
     if not full: return out
-    sk = kll_doubles_sketch(KLL_K)
-    for p in full: sk.merge(_kll(p))
-    out.update(_moments(full), kll=_b64(sk.serialize()))
+    out.update(_moments(full))
     if all('values' in p for p in full):
         counts = {}
         for p in full:
             for v, c in p['values']: counts[v] = counts.get(v, 0) + c
-        if len(counts) <= MAX_CATEGORIES: out['values'] = [[v, counts[v]] for v in sorted(counts)]
-    return out
+        if len(counts) <= MAX_CATEGORIES: return dict(out, values=[[v, counts[v]] for v in sorted(counts)])
+    sk = kll_doubles_sketch(KLL_K)
+    for p in full: sk.merge(_kll_of(p))
+    return dict(out, kll=_b64(sk.serialize()))
+
+
+def _kll_of(s:dict):
+    "The KLL sketch of a numeric summary: its own, or one fed its exact counts (in blocks: memory stays small)."
+    if 'kll' in s: return _kll(s)
+    sk = kll_doubles_sketch(KLL_K)
+    for v, n in s['values']:
+        for k in range(0, n, 1 << 20): sk.update(np.full(min(n - k, 1 << 20), float(v)))
+    return sk
 
 
 def _merge_categorical(parts:list, out:dict) -> dict:
