@@ -33,6 +33,9 @@ _LAZY = {
     'Profile': 'profile', 'profile_drift': 'profile', 'PredictionLog': 'prediction_log', 'MonitorError': 'prediction_log',
     'estimate_performance': 'estimate', 'reference_profile': 'monitor_batch', 'analyze_batch': 'monitor_batch',
     'MonitorReport': 'monitor_batch', 'monitoring_history': 'monitor_history', 'MonitoringHistory': 'monitor_history',
+    # past one machine: profiles that merge, Parquet datasets, the Dask cluster
+    'merge_profiles': 'profile', 'open_dataset': 'data', 'profile_dataset': 'datasets', 'dataset_drift': 'datasets',
+    'score_dataset': 'score_dataset', 'dask_client': 'cluster', 'run_batch': 'batch', 'DRIFT_INPUTS': 'registry',
     # business and the whole story
     'analyze_business': 'business', 'BusinessReport': 'business', 'run_despair': 'despair',
 }

@@ -532,8 +532,12 @@ def profile_drift(reference:Profile, # reference profile (e.g. of the training r
 def _analyze_drift(reference, current, *, columns=None, prediction=None, target=None, stat_tests=None,
                    **kw) -> DriftReport:
     "`analyze_drift` with a Profile on one side and rows or a Profile on the other (else NotImplemented)."
-    if not any(isinstance(x, Profile) for x in (reference, current)) or \
-       not all(isinstance(x, (Profile, pd.DataFrame)) for x in (reference, current)): return NotImplemented
+    # a Profile of another copy of this module (a notebook run in the same process) is taken as ours
+    same = lambda x: type(x).__name__ == 'Profile' and hasattr(x, 'to_dict') and hasattr(x, 'summaries')
+    if not any(same(x) for x in (reference, current)) or \
+       not all(same(x) or isinstance(x, pd.DataFrame) for x in (reference, current)): return NotImplemented
+    reference, current = (Profile.from_dict(x.to_dict()) if same(x) and not isinstance(x, Profile) else x
+                          for x in (reference, current))
     for what, v in (('prediction', prediction), ('target', target), ('stat_tests', stat_tests)):
         if v is not None:
             raise ValueError(f"analyze_drift: {what}= needs rows on both sides; with a Profile the tests are the "

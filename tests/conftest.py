@@ -25,3 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def small_sets():
     "Overrides that keep an end-to-end run small and fast."
     return ['scenario.rows=6000', 'scenario.days=35', 'analysis.max_rows=3000', 'analysis.cv=3']
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_leak():
+    "A test that points `mlflow` at a store (mlflow.set_tracking_uri exports it) leaves the next test's default alone."
+    yield
+    os.environ.pop('MLFLOW_TRACKING_URI', None)

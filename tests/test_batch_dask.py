@@ -79,10 +79,11 @@ def cluster(tmp_path_factory):
 
 
 def _in_mlflow(project, run_ids) -> set:
-    import mlflow
-    mlflow.set_tracking_uri(tracking_uri_for(project))
-    runs = mlflow.search_runs(experiment_names=[project.name])
-    return set(runs['tags.mlops_nb.run_id']) & set(run_ids)
+    from mlflow.tracking import MlflowClient  # a client of its own: mlflow.set_tracking_uri would export the URI
+    c = MlflowClient(tracking_uri_for(project))
+    exp = c.get_experiment_by_name(project.name)
+    runs = c.search_runs([exp.experiment_id]) if exp else []
+    return {r.data.tags.get('mlops_nb.run_id') for r in runs} & set(run_ids)
 
 
 def _check_batch(project, df):
