@@ -228,10 +228,9 @@ def report(args, gen_seconds, res: dict, meta: dict) -> str:
                   f"- Time at most 1.5x the bare scan: {'met' if t_ok else 'NOT met'} "
                   f"({cl['seconds'] / sc['seconds']:.2f}x).",
                   '', 'Where the time goes: the scan touches each value once with a fixed-range `np.histogram` (about '
-                  '10-50 ns a value); a partition profile feeds every numeric value to a KLL sketch '
-                  '(`kll_doubles_sketch.update`, about 45-90 ns a value), factorizes numeric columns to find the '
-                  'few-valued ones (exact counts) and converts Arrow-backed strings to numpy for the categorical '
-                  'counts: several times the scan\'s work per value, which two workers do not make up. The plumbing '
+                  '10-50 ns a value); a partition profile feeds every value of a column with many values to a KLL '
+                  'sketch (`kll_doubles_sketch.update`, about 45-90 ns a value) and counts the values of the others '
+                  'exactly (a hash of each value; categories by their codes): several times the scan\'s work per value, which two workers do not make up. The plumbing '
                   '(reading partitions, the tree of merges, `profile_drift`) is a small part. A load average far above '
                   'the 2 cores stretches every way, the cluster most (two worker processes compete with everything '
                   'else).']
