@@ -87,6 +87,8 @@ def _cmd_score_dataset(a):
 
 def _cmd_score(a):
     if is_dataset(a.data): return _cmd_score_dataset(a)
+    if '://' not in a.data and not any(Path(d, a.data).exists() for d in ('.', a.project or '.')):
+        raise InputError(f"{a.data}: no such file or folder (a .csv / .parquet file, or a Parquet dataset to score)")
     if a.scheduler or a.workers:
         raise InputError(f"--scheduler / --workers score a Parquet dataset (a folder, glob or URL); {a.data} is one "
                          "file, scored in this process")
